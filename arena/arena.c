@@ -1,0 +1,102 @@
+/* Arena lifecycle: create, release (the end of a phase), destroy, stats. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena/internal.h"
+
+static _Atomic uint64_t next_arena_id = 1;
+
+void arena_config_init(arena_config_t *config) {
+    memset(config, 0, sizeof *config);
+    config->chunk_size = ARENA_DEFAULT_CHUNK_SIZE;
+}
+
+static bool valid_chunk_size(size_t size) {
+    return size >= ARENA_MIN_CHUNK_SIZE && size <= ARENA_MAX_CHUNK_SIZE && (size & (size - 1)) == 0;
+}
+
+arena_error_t arena_create(const arena_config_t *config, arena_t **out) {
+    *out = NULL;
+    arena_config_t defaults;
+    if (!config) {
+        arena_config_init(&defaults);
+        config = &defaults;
+    }
+    size_t chunk_size = config->chunk_size ? config->chunk_size : ARENA_DEFAULT_CHUNK_SIZE;
+    if (!valid_chunk_size(chunk_size))
+        return ARENA_EINVAL;
+    arena_error_t err = region_ensure();
+    if (err != ARENA_OK)
+        return err;
+    arena_t *a = calloc(1, sizeof *a);
+    if (!a)
+        return ARENA_ENOMEM;
+    a->chunk_size = chunk_size;
+    /* Above a quarter chunk a dedicated mapping wastes less than the chunk
+     * tail a block would strand. */
+    a->small_max = chunk_size / 4;
+    a->byte_limit = config->byte_limit;
+    a->poison = config->poison_on_release;
+    a->id = atomic_fetch_add(&next_arena_id, 1);
+    pthread_mutex_lock(&arena_region.lock);
+    arena_region.stats.arenas_live++;
+    arena_region.stats.arenas_created++;
+    pthread_mutex_unlock(&arena_region.lock);
+    *out = a;
+    return ARENA_OK;
+}
+
+void arena_release(arena_t *a) {
+    if (a->closed)
+        return;
+    a->closed = true;
+    if (a->current)
+        a->current->used_end = a->bump;
+    a->current = NULL;
+    a->bump = a->end = a->last_block = NULL;
+
+    arena_stats_t *r = &a->at_release;
+    chunk_t *c = a->chunks;
+    while (c) {
+        chunk_t *next = c->next;
+        if (c->live_blocks == 0) {
+            r->chunks_released++;
+            r->bytes_released += c->size;
+            chunk_unmap(c);
+        } else {
+            r->chunks_retained++;
+            r->bytes_retained += c->size;
+            r->live_blocks_at_release += c->live_blocks;
+            a->bytes_mapped -= c->size;
+            chunk_retain(c);
+        }
+        c = next;
+    }
+    a->chunks = NULL;
+    r->released = true;
+}
+
+void arena_destroy(arena_t *a) {
+    if (!a)
+        return;
+    arena_release(a);
+    pthread_mutex_lock(&arena_region.lock);
+    arena_region.stats.arenas_live--;
+    pthread_mutex_unlock(&arena_region.lock);
+    free(a);
+}
+
+void arena_get_stats(const arena_t *a, arena_stats_t *out) {
+    *out = a->at_release;
+    out->bytes_requested = a->bytes_requested;
+    out->blocks_allocated = a->blocks_allocated;
+    out->blocks_freed = a->blocks_freed;
+    out->bytes_mapped = a->bytes_mapped;
+    out->peak_mapped = a->peak_mapped;
+    out->chunks_mapped = a->chunks_mapped;
+    out->large_mappings = a->large_mappings;
+}
+
+uint64_t arena_id(const arena_t *a) { return a->id; }
+
+arena_error_t arena_last_error(const arena_t *a) { return a->last_error; }

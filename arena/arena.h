@@ -1,0 +1,195 @@
+/* objarena: a bump-pointer arena allocator with exact, deferred release.
+ *
+ * Contract (what a caller may rely on)
+ * ------------------------------------
+ * - An arena hands out blocks from chunks: power-of-two sized, chunk-aligned
+ *   ranges carved from one process-wide reservation of address space (the
+ *   "region"). Requests larger than chunk_size/4 get a dedicated mapping (a
+ *   "large chunk" holding exactly one block), carved from the same region.
+ * - Every block is 16-byte aligned (CPython's ALIGNMENT on 64-bit). A request
+ *   of 0 bytes gets a unique non-NULL block of 16 bytes.
+ * - arena_free() never makes memory reusable inside the arena in this mode
+ *   ("frees are no-ops"); it decrements the live-block count of the block's
+ *   chunk. A large chunk is returned to the OS by the free of its block.
+ * - arena_release() ends the arena's allocating life. Every chunk with no live
+ *   block is returned to the OS at once; every chunk that still holds a live
+ *   block is RETAINED: it stays mapped, readable and writable, and is returned
+ *   to the OS by the arena_free() of its last live block, whenever that
+ *   happens. Nothing reachable is ever unmapped: a chunk is unmapped only when
+ *   its live count is zero. (The count is only as exact as the caller's
+ *   frees: a block never freed pins its chunk forever; that is a leak, never
+ *   a crash.)
+ * - Ownership: the arena library owns all chunk memory and chunk metadata.
+ *   The caller owns the arena_t handle until arena_destroy(). Blocks belong to
+ *   the caller until freed; a block may be freed or reallocated after its
+ *   arena was released or destroyed.
+ * - Failure: functions return NULL or an arena_error_t; nothing aborts.
+ *   A failed alloc/realloc leaves the arena, and the block passed to realloc,
+ *   exactly as they were.
+ *
+ * Thread safety
+ * -------------
+ * - arena_owns(), arena_block_arena_id(), arena_global_stats() and
+ *   arena_region_contains() are safe from any thread at any time, including
+ *   while other threads create or unmap chunks. arena_owns() is a range
+ *   compare and one table load.
+ * - Every other call must be serialized by the caller with ONE lock shared by
+ *   all arenas (the CPython hook uses the GIL of the main interpreter): frees
+ *   of blocks of one arena touch chunk counters that allocation in any arena
+ *   may be touching, and retained chunks belong to no arena.
+ *   Internally chunk mapping/unmapping takes a mutex, so two callers that are
+ *   serialized by different locks never corrupt the region itself; the
+ *   counters are what need the one lock.
+ */
+#ifndef OBJARENA_ARENA_H
+#define OBJARENA_ARENA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ARENA_ALIGNMENT 16u
+#define ARENA_DEFAULT_CHUNK_SIZE ((size_t)1 << 20)  /* 1 MiB */
+#define ARENA_MIN_CHUNK_SIZE ((size_t)1 << 16)      /* 64 KiB: one region slot */
+#define ARENA_MAX_CHUNK_SIZE ((size_t)1 << 30)      /* 1 GiB */
+#define ARENA_DEFAULT_RESERVE ((size_t)64 << 30)    /* 64 GiB of address space */
+
+typedef enum arena_error {
+    ARENA_OK = 0,
+    ARENA_EINVAL = 1,   /* bad config (chunk size not a power of two in range...) */
+    ARENA_ENOMEM = 2,   /* the OS refused memory (or the region is exhausted) */
+    ARENA_ELIMIT = 3,   /* the arena's byte limit would be exceeded */
+    ARENA_ECLOSED = 4,  /* the arena was released: it allocates no more */
+} arena_error_t;
+
+/* Returns a static, human-readable name for an error code. */
+const char *arena_error_name(arena_error_t err);
+
+typedef struct arena_config {
+    /* Power of two in [ARENA_MIN_CHUNK_SIZE, ARENA_MAX_CHUNK_SIZE];
+     * 0 means ARENA_DEFAULT_CHUNK_SIZE. */
+    size_t chunk_size;
+    /* Upper bound on the bytes this arena may have mapped at once (small and
+     * large chunks); 0 means unlimited. Checked when a chunk is mapped, so the
+     * fast path pays nothing. An allocation that would pass it returns NULL and
+     * sets the arena's last error to ARENA_ELIMIT; the arena stays usable. */
+    size_t byte_limit;
+    /* Debug: memory returned to the OS is instead made PROT_NONE and its
+     * address range quarantined (never reused), so any access to released
+     * memory faults deterministically. Costs address space, never RSS. */
+    bool poison_on_release;
+} arena_config_t;
+
+typedef struct arena arena_t;
+
+/* Fills *config with the defaults. */
+void arena_config_init(arena_config_t *config);
+
+/* Creates an arena. config may be NULL for defaults. On success stores the
+ * handle in *out and returns ARENA_OK; on failure *out is NULL. Maps no chunk
+ * until the first allocation. Reserves the process-wide region on first use
+ * (size: arena_region_configure(), else env OBJARENA_RESERVE_BYTES, else
+ * ARENA_DEFAULT_RESERVE, halved until the OS accepts, down to 1 GiB). */
+arena_error_t arena_create(const arena_config_t *config, arena_t **out);
+
+/* Allocates size bytes, 16-byte aligned. NULL on failure (see
+ * arena_last_error). The fast path is a bump of a pointer. */
+void *arena_alloc(arena_t *arena, size_t size);
+
+/* count*size zeroed bytes; NULL on overflow (ARENA_EINVAL) or failure. */
+void *arena_calloc(arena_t *arena, size_t count, size_t size);
+
+/* Resizes block ptr (which must be owned by some arena, live, or NULL).
+ * - ptr == NULL: arena_alloc(arena, size).
+ * - ptr is the most recent block of `arena` and the new size fits its chunk,
+ *   or ptr is a large block whose mapping fits the new size: resized in place.
+ * - otherwise a new block is allocated from `arena`, the old contents are
+ *   copied up to min(size, arena_block_readable_size(ptr)) and ptr is freed.
+ *   ptr may belong to any arena, including a released one.
+ * On failure returns NULL and ptr is untouched and still live. */
+void *arena_realloc(arena_t *arena, void *ptr, size_t size);
+
+/* Frees a live block of any arena (open, released or destroyed). O(1).
+ * ptr must be owned (arena_owns) and live; NULL is ignored. A foreign pointer
+ * is ignored (and asserted on in debug builds). */
+void arena_free(void *ptr);
+
+/* Is ptr inside a mapped chunk (open or retained) of any arena? Safe for any
+ * pointer value and from any thread. Interior pointers count. */
+bool arena_owns(const void *ptr);
+
+/* The number of bytes that may be read from ptr (an owned, live block)
+ * without leaving memory the chunk has handed out: the block's size for a
+ * large block, the distance to the chunk's bump pointer otherwise (which may
+ * include following blocks: this is the bound realloc copies up to). */
+size_t arena_block_readable_size(const void *ptr);
+
+/* The id (arena_id()) of the arena that allocated the chunk holding ptr, or 0
+ * if ptr is not owned. Thread-safe; answers for released arenas too. */
+uint64_t arena_block_arena_id(const void *ptr);
+
+/* A process-unique id of this arena, never 0, never reused. */
+uint64_t arena_id(const arena_t *arena);
+
+/* The error of the last failed call on this arena (ARENA_OK if none). */
+arena_error_t arena_last_error(const arena_t *arena);
+
+/* Ends the arena's phase: unmaps every chunk with no live block at once and
+ * retains the rest (see the contract above). Afterwards alloc returns NULL
+ * with ARENA_ECLOSED; stats stay readable. Idempotent. */
+void arena_release(arena_t *arena);
+
+/* Releases (if not yet) and frees the handle. NULL is ignored. */
+void arena_destroy(arena_t *arena);
+
+typedef struct arena_stats {
+    uint64_t bytes_requested;   /* sum of sizes asked for (alloc + realloc growth) */
+    uint64_t blocks_allocated;  /* blocks handed out */
+    uint64_t blocks_freed;      /* frees of this arena's blocks while it was open */
+    uint64_t bytes_mapped;      /* bytes currently mapped for this arena (0 after release) */
+    uint64_t peak_mapped;       /* highest bytes_mapped */
+    uint64_t chunks_mapped;     /* small chunks mapped over the arena's life */
+    uint64_t large_mappings;    /* dedicated mappings over the arena's life */
+    /* Filled by arena_release(): */
+    uint64_t chunks_released;   /* chunks (small+large) unmapped at release */
+    uint64_t bytes_released;    /* their bytes */
+    uint64_t chunks_retained;   /* chunks kept because they hold live blocks */
+    uint64_t bytes_retained;    /* their bytes */
+    uint64_t live_blocks_at_release;
+    bool released;
+} arena_stats_t;
+
+void arena_get_stats(const arena_t *arena, arena_stats_t *out);
+
+typedef struct arena_global_stats {
+    uint64_t reserve_bytes;        /* size of the region (0 before first use) */
+    uint64_t bytes_mapped;         /* all chunks of all arenas, incl. retained */
+    uint64_t peak_mapped;
+    uint64_t chunks_live;          /* mapped small chunks, open or retained */
+    uint64_t large_live;           /* mapped large chunks, open or retained */
+    uint64_t chunks_retained;      /* small+large chunks retained past release */
+    uint64_t bytes_retained;
+    uint64_t blocks_retained;      /* live blocks in retained chunks */
+    uint64_t chunks_mapped_total;  /* ever mapped (small+large) */
+    uint64_t chunks_unmapped_total;
+    uint64_t retained_unmapped_total; /* retained chunks later freed by their last block */
+    uint64_t quarantined_bytes;    /* poisoned ranges (debug) */
+    uint64_t arenas_live;          /* created, not destroyed */
+    uint64_t arenas_created;
+} arena_global_stats_t;
+
+/* Process-wide totals. Safe from any thread (takes the region mutex). */
+void arena_global_stats(arena_global_stats_t *out);
+
+/* Sets the size of the region reservation. Only before the first arena is
+ * created; returns ARENA_EINVAL afterwards or for sizes < 1 GiB. */
+arena_error_t arena_region_configure(size_t reserve_bytes);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* OBJARENA_ARENA_H */

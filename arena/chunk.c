@@ -1,0 +1,214 @@
+/* Mapping, unmapping and retaining chunks: the slow paths that talk to the
+ * region's bitmap and the OS. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena/internal.h"
+#include "arena/os_mem.h"
+#include "arena/track.h"
+
+/* --- slot bitmap (region lock held) --- */
+
+static bool slot_is_used(size_t i) {
+    return (arena_region.slot_used[i / 64] >> (i % 64)) & 1;
+}
+
+static void slots_mark(size_t first, size_t count, bool used) {
+    for (size_t i = first; i < first + count; i++) {
+        uint64_t bit = (uint64_t)1 << (i % 64);
+        if (used)
+            arena_region.slot_used[i / 64] |= bit;
+        else
+            arena_region.slot_used[i / 64] &= ~bit;
+    }
+}
+
+/* First-fit search for `count` free slots starting at a multiple of
+ * `align_slots`. Returns the first slot index or SIZE_MAX. */
+static size_t slots_find(size_t count, size_t align_slots) {
+    size_t total = arena_region.slot_count;
+    size_t i = (arena_region.first_free_hint + align_slots - 1) / align_slots * align_slots;
+    while (i + count <= total) {
+        size_t j = i;
+        while (j < i + count && !slot_is_used(j))
+            j++;
+        if (j == i + count)
+            return i;
+        i = (j + 1 + align_slots - 1) / align_slots * align_slots;
+    }
+    return SIZE_MAX;
+}
+
+/* --- metadata pool (region lock held) --- */
+
+static chunk_t *metadata_get(void) {
+    chunk_t *c = arena_region.free_metadata;
+    if (c) {
+        arena_region.free_metadata = c->next;
+        return c;
+    }
+    return malloc(sizeof(chunk_t));
+}
+
+static void metadata_put(chunk_t *c) {
+    c->next = arena_region.free_metadata;
+    arena_region.free_metadata = c;
+}
+
+static void publish(chunk_t *c, chunk_t *owner) {
+    size_t first = (size_t)((uintptr_t)c->base - atomic_load(&arena_region.base)) >> REGION_SLOT_SHIFT;
+    size_t count = c->size >> REGION_SLOT_SHIFT;
+    for (size_t i = 0; i < count; i++)
+        atomic_store_explicit(&arena_region.slot_owner[first + i], owner, memory_order_release);
+}
+
+chunk_t *chunk_map(struct arena *a, size_t size, size_t align, chunk_kind_t kind) {
+    if (region_ensure() != ARENA_OK)
+        return NULL;
+    size_t count = size >> REGION_SLOT_SHIFT;
+    pthread_mutex_lock(&arena_region.lock);
+    size_t first = slots_find(count, align >> REGION_SLOT_SHIFT);
+    chunk_t *c = first == SIZE_MAX ? NULL : metadata_get();
+    if (c) {
+        slots_mark(first, count, true);
+        if (first == arena_region.first_free_hint)
+            arena_region.first_free_hint = first + count;
+    }
+    pthread_mutex_unlock(&arena_region.lock);
+    if (!c)
+        return NULL;
+
+    char *base = (char *)atomic_load(&arena_region.base) + (first << REGION_SLOT_SHIFT);
+    if (!os_commit(base, size)) {
+        pthread_mutex_lock(&arena_region.lock);
+        slots_mark(first, count, false);
+        if (first < arena_region.first_free_hint)
+            arena_region.first_free_hint = first;
+        metadata_put(c);
+        pthread_mutex_unlock(&arena_region.lock);
+        return NULL;
+    }
+    track_mem_noaccess(base, size);
+
+    memset(c, 0, sizeof *c);
+    c->base = base;
+    c->size = size;
+    c->used_end = base;
+    c->kind = (uint8_t)kind;
+    c->slow_free = kind == CHUNK_LARGE;
+    c->arena = a;
+    c->arena_id = a->id;
+    c->poison = a->poison;
+    c->next = a->chunks;
+    if (a->chunks)
+        a->chunks->prev = c;
+    a->chunks = c;
+    publish(c, c);
+
+    a->bytes_mapped += size;
+    if (a->bytes_mapped > a->peak_mapped)
+        a->peak_mapped = a->bytes_mapped;
+    pthread_mutex_lock(&arena_region.lock);
+    arena_global_stats_t *g = &arena_region.stats;
+    g->bytes_mapped += size;
+    if (g->bytes_mapped > g->peak_mapped)
+        g->peak_mapped = g->bytes_mapped;
+    if (kind == CHUNK_LARGE)
+        g->large_live++;
+    else
+        g->chunks_live++;
+    g->chunks_mapped_total++;
+    pthread_mutex_unlock(&arena_region.lock);
+    return c;
+}
+
+void chunk_unmap(chunk_t *c) {
+    arena_assert_internal(c->live_blocks == 0);
+    publish(c, NULL);
+    track_mem_undefined(c->base, c->size);
+    os_decommit(c->base, c->size);
+
+    struct arena *a = c->arena;
+    if (a) {
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            a->chunks = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+        a->bytes_mapped -= c->size;
+    }
+
+    pthread_mutex_lock(&arena_region.lock);
+    if (!a) { /* retained: unlink from the global list */
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            arena_region.retained = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+    }
+    size_t first = (size_t)((uintptr_t)c->base - atomic_load(&arena_region.base)) >> REGION_SLOT_SHIFT;
+    arena_global_stats_t *g = &arena_region.stats;
+    if (c->poison) {
+        g->quarantined_bytes += c->size; /* slots stay marked: never reused */
+    } else {
+        slots_mark(first, c->size >> REGION_SLOT_SHIFT, false);
+        if (first < arena_region.first_free_hint)
+            arena_region.first_free_hint = first;
+    }
+    g->bytes_mapped -= c->size;
+    if (c->kind == CHUNK_LARGE)
+        g->large_live--;
+    else
+        g->chunks_live--;
+    g->chunks_unmapped_total++;
+    if (c->retained) {
+        g->chunks_retained--;
+        g->bytes_retained -= c->size;
+        g->retained_unmapped_total++;
+    }
+    metadata_put(c);
+    pthread_mutex_unlock(&arena_region.lock);
+}
+
+void chunk_retain(chunk_t *c) {
+    c->arena = NULL;
+    c->retained = true;
+    c->slow_free = true;
+    pthread_mutex_lock(&arena_region.lock);
+    c->prev = NULL;
+    c->next = arena_region.retained;
+    if (c->next)
+        c->next->prev = c;
+    arena_region.retained = c;
+    arena_region.stats.chunks_retained++;
+    arena_region.stats.bytes_retained += c->size;
+    arena_region.stats.blocks_retained += c->live_blocks;
+    pthread_mutex_unlock(&arena_region.lock);
+}
+
+void chunk_free_slow(chunk_t *c) {
+    if (c->live_blocks == 0) {
+        arena_assert_internal(!"double free of an arena block");
+        return; /* a double free: never let the count wrap */
+    }
+    c->live_blocks--;
+    if (c->retained) {
+        pthread_mutex_lock(&arena_region.lock);
+        arena_region.stats.blocks_retained--;
+        pthread_mutex_unlock(&arena_region.lock);
+    } else {
+        c->arena->blocks_freed++;
+    }
+    if (c->live_blocks == 0)
+        chunk_unmap(c);
+}
+
+size_t chunk_readable_size(const chunk_t *c, const char *p) {
+    if (c->kind == CHUNK_LARGE)
+        return c->block_size;
+    const struct arena *a = c->arena;
+    const char *end = (a && a->current == c) ? a->bump : c->used_end;
+    return p < end ? (size_t)(end - p) : 0;
+}

@@ -1,0 +1,130 @@
+/* Internal structures of the arena library. Not part of the public API. */
+#ifndef OBJARENA_ARENA_INTERNAL_H
+#define OBJARENA_ARENA_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "arena/arena.h"
+#include "arena/assert.h"
+
+#define ARENA_LIKELY(x) __builtin_expect(!!(x), 1)
+#define ARENA_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* The region is cut into slots of 64 KiB; every chunk covers whole slots and
+ * every slot of a mapped chunk points at the chunk's metadata. */
+#define REGION_SLOT_SHIFT 16
+#define REGION_SLOT_SIZE ((size_t)1 << REGION_SLOT_SHIFT)
+#define REGION_MIN_RESERVE ((size_t)1 << 30)
+
+typedef enum chunk_kind { CHUNK_SMALL = 0, CHUNK_LARGE = 1 } chunk_kind_t;
+
+/* Metadata of one chunk. Lives outside the chunk (so poisoning or
+ * page-granular release never touches it) in a pool that is never returned
+ * to libc, so a racing arena_owns() never reads freed memory.
+ *
+ * Room to grow: per-page live counts and size classes (in-scope reuse,
+ * page-granular release) hang off this struct; the bump discipline means at
+ * most one block crosses each page boundary, so per-page counts need no
+ * per-block header. */
+typedef struct chunk {
+    char *base;              /* first byte, chunk-aligned */
+    size_t size;             /* mapped bytes (slot multiple) */
+    char *used_end;          /* bump position when the chunk stopped being current */
+    size_t block_size;       /* CHUNK_LARGE: requested size of its one block */
+    uint64_t live_blocks;    /* allocated minus freed */
+    struct arena *arena;     /* owning arena while it is open; NULL once retained */
+    uint64_t arena_id;       /* id of the arena that mapped it (kept after release) */
+    struct chunk *prev, *next; /* arena's chunk list, or the global retained list */
+    uint8_t kind;            /* chunk_kind_t */
+    bool retained;           /* released arena's chunk: unmapped by the free of its last block */
+    bool slow_free;          /* retained || large: free takes the slow path */
+    bool poison;             /* quarantine instead of unmapping */
+} chunk_t;
+
+struct arena {
+    /* Fast-path fields first: one cache line. */
+    char *bump;              /* next free byte of the current chunk */
+    char *end;               /* end of the current chunk (bump == end == NULL when none) */
+    chunk_t *current;
+    char *last_block;        /* most recent block, for in-place realloc */
+    size_t small_max;        /* requests above this get a large chunk */
+    uint64_t blocks_allocated;
+    uint64_t bytes_requested;
+    uint64_t blocks_freed;
+    /* Slow-path state. */
+    chunk_t *chunks;         /* every mapped chunk of this arena (small and large) */
+    size_t chunk_size;
+    size_t byte_limit;
+    uint64_t bytes_mapped;
+    uint64_t peak_mapped;
+    uint64_t chunks_mapped;
+    uint64_t large_mappings;
+    uint64_t id;
+    arena_error_t last_error;
+    bool poison;
+    bool closed;
+    arena_stats_t at_release;
+};
+
+/* --- region.c: the reservation, slot table and process-wide counters --- */
+
+typedef struct region {
+    _Atomic(uintptr_t) base;
+    _Atomic(size_t) size;    /* 0 until reserved: arena_owns() then says no */
+    _Atomic(chunk_t *) *slot_owner;
+    uint64_t *slot_used;     /* bitmap: slot mapped or quarantined */
+    size_t slot_count;
+    size_t first_free_hint;  /* no free slot below this index */
+    pthread_mutex_t lock;    /* guards slot_used, stats, the retained list, the metadata pool */
+    chunk_t *retained;       /* chunks of released arenas that still hold blocks */
+    chunk_t *free_metadata;  /* recycled chunk_t structs */
+    arena_global_stats_t stats;
+    size_t configured_reserve;
+} region_t;
+
+extern region_t arena_region;
+
+/* Reserves the region once (thread-safe). ARENA_OK or ARENA_ENOMEM. */
+arena_error_t region_ensure(void);
+
+/* The chunk holding p, or NULL. Any pointer, any thread. */
+static inline chunk_t *chunk_map_lookup(const void *p) {
+    uintptr_t offset = (uintptr_t)p - atomic_load_explicit(&arena_region.base, memory_order_relaxed);
+    if (offset >= atomic_load_explicit(&arena_region.size, memory_order_acquire))
+        return NULL;
+    return atomic_load_explicit(&arena_region.slot_owner[offset >> REGION_SLOT_SHIFT],
+                                memory_order_acquire);
+}
+
+/* --- chunk.c: mapping and unmapping chunks --- */
+
+/* Maps a chunk of `size` bytes aligned to `align` (both slot multiples) for
+ * arena `a`, links it into the arena's list and publishes it in the slot
+ * table. NULL when the region is exhausted or the OS refuses. */
+chunk_t *chunk_map(struct arena *a, size_t size, size_t align, chunk_kind_t kind);
+
+/* Unpublishes and returns the chunk's memory to the OS (or quarantines it
+ * when poisoned), unlinks it from its arena or the retained list, and
+ * recycles its metadata. */
+void chunk_unmap(chunk_t *c);
+
+/* Detaches a chunk that still holds live blocks from its arena and moves it
+ * to the global retained list. */
+void chunk_retain(chunk_t *c);
+
+/* Bytes readable from p inside chunk c (see arena_block_readable_size). */
+size_t chunk_readable_size(const chunk_t *c, const char *p);
+
+/* free of a block in a large or retained chunk. */
+void chunk_free_slow(chunk_t *c);
+
+/* --- alloc.c --- */
+void *arena_alloc_slow(struct arena *a, size_t size);
+
+static inline size_t arena_round_size(size_t size) {
+    /* 0 -> 16; otherwise up to a multiple of 16. Callers ensure no overflow. */
+    return ((size | (size == 0)) + (ARENA_ALIGNMENT - 1)) & ~(size_t)(ARENA_ALIGNMENT - 1);
+}
+
+#endif

@@ -1,0 +1,109 @@
+/* The process-wide region: one reservation of address space from which every
+ * chunk is carved, a slot table mapping each 64 KiB slot to its chunk's
+ * metadata (so ownership is a range compare and one load), and a bitmap of
+ * used slots for placing chunks. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena/internal.h"
+#include "arena/os_mem.h"
+
+region_t arena_region = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static pthread_once_t region_once = PTHREAD_ONCE_INIT;
+static arena_error_t region_init_result = ARENA_ENOMEM;
+
+static size_t requested_reserve(void) {
+    if (arena_region.configured_reserve)
+        return arena_region.configured_reserve;
+    const char *env = getenv("OBJARENA_RESERVE_BYTES");
+    if (env && *env) {
+        char *end = NULL;
+        unsigned long long v = strtoull(env, &end, 0);
+        if (end && *end == '\0' && v >= REGION_MIN_RESERVE)
+            return (size_t)v;
+    }
+    return ARENA_DEFAULT_RESERVE;
+}
+
+static void region_init(void) {
+    for (size_t reserve = requested_reserve(); reserve >= REGION_MIN_RESERVE; reserve /= 2) {
+        reserve &= ~(REGION_MIN_RESERVE - 1); /* whole GiBs */
+        size_t slots = reserve >> REGION_SLOT_SHIFT;
+        /* Reserve one max chunk more so the base can be aligned to 1 GiB:
+         * then every power-of-two chunk is aligned to its own size. */
+        char *raw = os_reserve(reserve + ARENA_MAX_CHUNK_SIZE);
+        if (!raw)
+            continue;
+        size_t table_bytes = slots * sizeof(chunk_t *);
+        size_t bitmap_bytes = (slots + 63) / 64 * sizeof(uint64_t);
+        char *tables = os_reserve(table_bytes + bitmap_bytes);
+        if (!tables || !os_commit(tables, table_bytes + bitmap_bytes)) {
+            /* The tables are touched lazily, so committing them costs only
+             * the pages that chunks actually use. */
+            if (tables)
+                os_decommit(tables, table_bytes + bitmap_bytes);
+            os_decommit(raw, reserve + ARENA_MAX_CHUNK_SIZE);
+            continue;
+        }
+        uintptr_t aligned = ((uintptr_t)raw + ARENA_MAX_CHUNK_SIZE - 1) & ~(uintptr_t)(ARENA_MAX_CHUNK_SIZE - 1);
+        arena_region.slot_owner = (_Atomic(chunk_t *) *)tables;
+        arena_region.slot_used = (uint64_t *)(tables + table_bytes);
+        arena_region.slot_count = slots;
+        arena_region.stats.reserve_bytes = reserve;
+        atomic_store_explicit(&arena_region.base, aligned, memory_order_relaxed);
+        atomic_store_explicit(&arena_region.size, reserve, memory_order_release);
+        region_init_result = ARENA_OK;
+        return;
+    }
+}
+
+arena_error_t region_ensure(void) {
+    pthread_once(&region_once, region_init);
+    return region_init_result;
+}
+
+arena_error_t arena_region_configure(size_t reserve_bytes) {
+    if (reserve_bytes < REGION_MIN_RESERVE)
+        return ARENA_EINVAL;
+    pthread_mutex_lock(&arena_region.lock);
+    arena_error_t err = ARENA_EINVAL;
+    if (atomic_load(&arena_region.size) == 0 && arena_region.stats.arenas_created == 0) {
+        arena_region.configured_reserve = reserve_bytes;
+        err = ARENA_OK;
+    }
+    pthread_mutex_unlock(&arena_region.lock);
+    return err;
+}
+
+bool arena_owns(const void *ptr) {
+    return chunk_map_lookup(ptr) != NULL;
+}
+
+uint64_t arena_block_arena_id(const void *ptr) {
+    chunk_t *c = chunk_map_lookup(ptr);
+    return c ? c->arena_id : 0;
+}
+
+void arena_global_stats(arena_global_stats_t *out) {
+    pthread_mutex_lock(&arena_region.lock);
+    *out = arena_region.stats;
+    pthread_mutex_unlock(&arena_region.lock);
+}
+
+void arena_assert_fail(const char *expr, const char *file, int line, const char *func) {
+    fprintf(stderr, "objarena: assertion failed: %s (%s:%d %s)\n", expr, file, line, func);
+    abort();
+}
+
+const char *arena_error_name(arena_error_t err) {
+    switch (err) {
+    case ARENA_OK: return "ok";
+    case ARENA_EINVAL: return "invalid argument";
+    case ARENA_ENOMEM: return "out of memory";
+    case ARENA_ELIMIT: return "arena byte limit reached";
+    case ARENA_ECLOSED: return "arena released";
+    }
+    return "unknown error";
+}

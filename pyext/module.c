@@ -1,0 +1,537 @@
+/* The `_objarena` extension module: Scope and Paused context managers,
+ * EscapeError, info(), and the tracemalloc.stop() guard. The public Python
+ * API is the `objarena` package, which re-exports these. Everything that
+ * runs between a scope's enter and exit is C, so no Python frame or code
+ * object of objarena's own is ever allocated inside a user's arena. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "pyext/scope.h"
+
+static PyObject *EscapeError;        /* objarena.EscapeError(RuntimeError) */
+static PyObject *tracemalloc_stop;   /* the original _tracemalloc.stop */
+
+/* ---------------------------------------------------------------- Scope */
+
+typedef struct {
+    PyObject_HEAD
+    objarena_scope_t *scope;
+    bool strict;
+} ScopeObject;
+
+static int parse_size(PyObject *value, const char *name, size_t *out) {
+    if (value == NULL || value == Py_None) {
+        *out = 0;
+        return 0;
+    }
+    if (!PyLong_Check(value) || PyBool_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "%s must be an int (bytes) or None, not %.100s", name,
+                     Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow > 0 || (overflow == 0 && (unsigned long long)v > SIZE_MAX)) {
+        PyErr_Format(PyExc_ValueError, "%s is too large: %R", name, value);
+        return -1;
+    }
+    if (overflow < 0 || v <= 0) {
+        PyErr_Format(PyExc_ValueError, "%s must be a positive number of bytes, got %R", name, value);
+        return -1;
+    }
+    *out = (size_t)v;
+    return 0;
+}
+
+static int parse_flag(PyObject *value, const char *name, bool *out) {
+    if (value == NULL)
+        return 0; /* keep default */
+    if (!PyBool_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "%s must be True or False, not %.100s", name, Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    *out = value == Py_True;
+    return 0;
+}
+
+static PyObject *Scope_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"limit", "chunk_size", "strict", "collect", "poison", NULL};
+    PyObject *limit = NULL, *chunk_size = NULL, *strict = NULL, *collect = NULL, *poison = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOOOO:scope", kwlist, &limit, &chunk_size, &strict,
+                                     &collect, &poison))
+        return NULL;
+    objarena_scope_options_t options;
+    objarena_scope_options_init(&options);
+    bool strict_flag = false;
+    if (parse_size(limit, "limit", &options.limit) < 0 ||
+        parse_size(chunk_size, "chunk_size", &options.chunk_size) < 0 ||
+        parse_flag(strict, "strict", &strict_flag) < 0 || parse_flag(collect, "collect", &options.collect) < 0 ||
+        parse_flag(poison, "poison", &options.poison) < 0)
+        return NULL;
+    objarena_scope_t *scope = objarena_scope_new(&options);
+    if (!scope)
+        return NULL;
+    ScopeObject *self = (ScopeObject *)type->tp_alloc(type, 0);
+    if (!self) {
+        objarena_scope_free(scope);
+        return NULL;
+    }
+    self->scope = scope;
+    self->strict = strict_flag;
+    return (PyObject *)self;
+}
+
+static void Scope_dealloc(ScopeObject *self) {
+    objarena_scope_free(self->scope);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Scope_enter(ScopeObject *self, PyObject *Py_UNUSED(ignored)) {
+    /* The thread's stack holds a reference while the scope is active, so an
+     * active scope is never deallocated under the hook. */
+    Py_INCREF(self);
+    if (objarena_scope_enter(self->scope) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    Py_INCREF(self);
+    return (PyObject *)self;
+}
+
+static PyObject *stats_dict(const objarena_scope_t *scope);
+
+/* {type: [objects]} of gc-tracked objects inside chunks of this scope's arena. */
+static PyObject *escaped_objects(uint64_t id) {
+    PyObject *gc = PyImport_ImportModule("gc");
+    if (!gc)
+        return NULL;
+    PyObject *objects = PyObject_CallMethod(gc, "get_objects", NULL);
+    Py_DECREF(gc);
+    if (!objects)
+        return NULL;
+    PyObject *result = PyDict_New();
+    for (Py_ssize_t i = 0; result && i < PyList_GET_SIZE(objects); i++) {
+        PyObject *obj = PyList_GET_ITEM(objects, i);
+        if (arena_block_arena_id(obj) != id)
+            continue;
+        PyObject *type = (PyObject *)Py_TYPE(obj);
+        PyObject *bucket = PyDict_GetItemWithError(result, type);
+        if (!bucket) {
+            if (PyErr_Occurred() || !(bucket = PyList_New(0)) || PyDict_SetItem(result, type, bucket) < 0) {
+                Py_XDECREF(bucket);
+                Py_CLEAR(result);
+                break;
+            }
+            Py_DECREF(bucket); /* the dict holds it */
+        }
+        if (PyList_Append(bucket, obj) < 0)
+            Py_CLEAR(result);
+    }
+    Py_DECREF(objects);
+    return result;
+}
+
+static PyObject *Scope_escaped(ScopeObject *self, PyObject *Py_UNUSED(ignored)) {
+    if (self->scope->frame.state == FRAME_NEW)
+        return PyDict_New();
+    return escaped_objects(self->scope->arena_id);
+}
+
+static PyObject *raise_escape_error(ScopeObject *self) {
+    const arena_stats_t *st = &self->scope->exit_stats;
+    PyObject *escaped = escaped_objects(self->scope->arena_id);
+    if (!escaped)
+        return NULL;
+    PyObject *parts = PyList_New(0);
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (parts && PyDict_Next(escaped, &pos, &key, &value)) {
+        PyObject *part = PyUnicode_FromFormat("%s: %zd", ((PyTypeObject *)key)->tp_name, PyList_GET_SIZE(value));
+        if (!part || PyList_Append(parts, part) < 0)
+            Py_CLEAR(parts);
+        Py_XDECREF(part);
+    }
+    PyObject *sep = parts ? PyUnicode_FromString(", ") : NULL;
+    PyObject *types = sep ? PyUnicode_Join(sep, parts) : NULL;
+    Py_XDECREF(sep);
+    Py_XDECREF(parts);
+    if (types) {
+        PyObject *exc = PyObject_CallFunction(
+            EscapeError, "N",
+            PyUnicode_FromFormat("%llu block(s) escaped the scope, retaining %llu chunk(s) (%llu bytes); "
+                                 "gc-tracked survivors by type: {%U}",
+                                 (unsigned long long)st->live_blocks_at_release,
+                                 (unsigned long long)st->chunks_retained, (unsigned long long)st->bytes_retained,
+                                 types));
+        if (exc) {
+            PyObject *counts = PyDict_New();
+            pos = 0;
+            while (counts && PyDict_Next(escaped, &pos, &key, &value)) {
+                PyObject *n = PyLong_FromSsize_t(PyList_GET_SIZE(value));
+                if (!n || PyDict_SetItem(counts, key, n) < 0)
+                    Py_CLEAR(counts);
+                Py_XDECREF(n);
+            }
+            PyObject *blocks = PyLong_FromUnsignedLongLong(st->live_blocks_at_release);
+            PyObject *bytes = PyLong_FromUnsignedLongLong(st->bytes_retained);
+            if (counts && blocks && bytes && PyObject_SetAttrString(exc, "blocks", blocks) == 0 &&
+                PyObject_SetAttrString(exc, "bytes_retained", bytes) == 0 &&
+                PyObject_SetAttrString(exc, "types", counts) == 0)
+                PyErr_SetObject(EscapeError, exc);
+            Py_XDECREF(counts);
+            Py_XDECREF(blocks);
+            Py_XDECREF(bytes);
+            Py_DECREF(exc);
+        }
+        Py_DECREF(types);
+    }
+    Py_DECREF(escaped);
+    return NULL;
+}
+
+static PyObject *Scope_exit(ScopeObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    bool exception_pending = nargs > 0 && args[0] != Py_None;
+    bool was_active = self->scope->frame.state == FRAME_ACTIVE;
+    bool same_thread = self->scope->frame.thread_id == PyThread_get_thread_ident();
+    int rc = objarena_scope_exit(self->scope);
+    /* Drop the stack's reference once the scope left the stack. */
+    if (was_active && same_thread)
+        Py_DECREF(self);
+    if (rc < 0)
+        return NULL;
+    if (self->strict && !exception_pending && self->scope->exit_stats.live_blocks_at_release > 0)
+        return raise_escape_error(self);
+    Py_RETURN_FALSE;
+}
+
+static PyObject *Scope_get_stats(ScopeObject *self, void *Py_UNUSED(closure)) {
+    PyObject *d = stats_dict(self->scope);
+    if (!d)
+        return NULL;
+    PyObject *proxy = PyDictProxy_New(d);
+    Py_DECREF(d);
+    return proxy;
+}
+
+static PyObject *Scope_get_state(ScopeObject *self, void *Py_UNUSED(closure)) {
+    static const char *names[] = {"new", "active", "exited"};
+    return PyUnicode_FromString(names[self->scope->frame.state]);
+}
+
+static PyObject *Scope_get_arena_id(ScopeObject *self, void *Py_UNUSED(closure)) {
+    return PyLong_FromUnsignedLongLong(self->scope->arena_id);
+}
+
+static PyObject *Scope_repr(ScopeObject *self) {
+    static const char *names[] = {"new", "active", "exited"};
+    arena_stats_t st;
+    objarena_scope_stats(self->scope, &st);
+    const objarena_scope_options_t *o = &self->scope->options;
+    return PyUnicode_FromFormat("<objarena.scope %s limit=%zu chunk_size=%zu strict=%s collect=%s "
+                                "blocks=%llu mapped=%llu retained=%llu>",
+                                names[self->scope->frame.state], o->limit,
+                                o->chunk_size ? o->chunk_size : (size_t)ARENA_DEFAULT_CHUNK_SIZE,
+                                self->strict ? "True" : "False", o->collect ? "True" : "False",
+                                (unsigned long long)st.blocks_allocated,
+                                (unsigned long long)(st.released ? st.peak_mapped : st.bytes_mapped),
+                                (unsigned long long)st.bytes_retained);
+}
+
+static PyMethodDef Scope_methods[] = {
+    {"__enter__", (PyCFunction)Scope_enter, METH_NOARGS,
+     "Start capturing this thread's object allocations into a fresh arena."},
+    {"__exit__", (PyCFunction)(void (*)(void))Scope_exit, METH_FASTCALL,
+     "Stop capturing, clean CPython's caches, release the arena (survivors are retained)."},
+    {"escaped", (PyCFunction)Scope_escaped, METH_NOARGS,
+     "escaped() -> dict[type, list]\n\nGC-tracked objects that live in this scope's arena now, grouped "
+     "by type (empty when nothing escaped)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Scope_getset[] = {
+    {"stats", (getter)Scope_get_stats, NULL,
+     "Read-only mapping: live counters while active, the exit snapshot afterwards.", NULL},
+    {"state", (getter)Scope_get_state, NULL, "'new', 'active' or 'exited'.", NULL},
+    {"arena_id", (getter)Scope_get_arena_id, NULL, "Process-unique id of the scope's arena (0 before entry).",
+     NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyDoc_STRVAR(Scope_doc,
+"scope(*, limit=None, chunk_size=None, strict=False, collect=True, poison=False)\n\n"
+"A phase whose object allocations (PYMEM_DOMAIN_OBJ) on this thread come from\n"
+"a fresh arena, given back to the OS when the phase ends.\n\n"
+"limit: bytes the arena may map; past it allocations fail (MemoryError inside\n"
+"  the phase) and the scope still exits cleanly.\n"
+"chunk_size: power of two, 64 KiB to 1 GiB (default 1 MiB).\n"
+"strict: after exit raise EscapeError if any block is still alive.\n"
+"collect: at exit run a full gc and clear CPython's caches (default True).\n"
+"poison: make released memory inaccessible (debug; also OBJARENA_POISON=1).\n\n"
+"Nothing reachable is ever freed: chunks holding survivors are retained until\n"
+"their last block is freed, and reported in .stats.");
+
+static PyTypeObject ScopeType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "objarena.scope",
+    .tp_basicsize = sizeof(ScopeObject),
+    .tp_dealloc = (destructor)Scope_dealloc,
+    .tp_repr = (reprfunc)Scope_repr,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = Scope_doc,
+    .tp_methods = Scope_methods,
+    .tp_getset = Scope_getset,
+    .tp_new = Scope_new,
+};
+
+static int set_u64(PyObject *d, const char *key, uint64_t value) {
+    PyObject *v = PyLong_FromUnsignedLongLong(value);
+    int rc = v ? PyDict_SetItemString(d, key, v) : -1;
+    Py_XDECREF(v);
+    return rc;
+}
+
+static PyObject *stats_dict(const objarena_scope_t *scope) {
+    arena_stats_t st;
+    objarena_scope_stats(scope, &st);
+    PyObject *d = PyDict_New();
+    if (!d)
+        return NULL;
+    if (set_u64(d, "bytes_requested", st.bytes_requested) < 0 ||
+        set_u64(d, "bytes_mapped", st.bytes_mapped) < 0 || set_u64(d, "peak_mapped", st.peak_mapped) < 0 ||
+        set_u64(d, "blocks_allocated", st.blocks_allocated) < 0 ||
+        set_u64(d, "frees_absorbed", st.blocks_freed) < 0 ||
+        set_u64(d, "frees_forwarded", scope->frame.frees_forwarded) < 0 ||
+        set_u64(d, "alloc_failures", scope->frame.alloc_failures) < 0 ||
+        set_u64(d, "chunks_mapped", st.chunks_mapped) < 0 ||
+        set_u64(d, "large_mappings", st.large_mappings) < 0 ||
+        set_u64(d, "chunks_released", st.chunks_released) < 0 ||
+        set_u64(d, "bytes_released", st.bytes_released) < 0 ||
+        set_u64(d, "chunks_retained", st.chunks_retained) < 0 ||
+        set_u64(d, "bytes_retained", st.bytes_retained) < 0 ||
+        set_u64(d, "live_blocks_at_exit", st.live_blocks_at_release) < 0 ||
+        PyDict_SetItemString(d, "exited", st.released ? Py_True : Py_False) < 0) {
+        Py_DECREF(d);
+        return NULL;
+    }
+    return d;
+}
+
+/* --------------------------------------------------------------- Paused */
+
+typedef struct {
+    PyObject_HEAD
+    objarena_frame_t frame;
+} PausedObject;
+
+static PyObject *Paused_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    if (PyTuple_GET_SIZE(args) != 0 || (kwds && PyDict_GET_SIZE(kwds) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "paused() takes no arguments");
+        return NULL;
+    }
+    return type->tp_alloc(type, 0);
+}
+
+static void Paused_dealloc(PausedObject *self) {
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Paused_enter(PausedObject *self, PyObject *Py_UNUSED(ignored)) {
+    Py_INCREF(self); /* held by the thread's stack while active */
+    if (objarena_pause_enter(&self->frame) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    Py_INCREF(self);
+    return (PyObject *)self;
+}
+
+static PyObject *Paused_exit(PausedObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)args;
+    (void)nargs;
+    bool was_active = self->frame.state == FRAME_ACTIVE;
+    bool same_thread = self->frame.thread_id == PyThread_get_thread_ident();
+    int rc = objarena_pause_exit(&self->frame);
+    if (was_active && same_thread)
+        Py_DECREF(self);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_FALSE;
+}
+
+static PyObject *Paused_repr(PausedObject *self) {
+    static const char *names[] = {"new", "active", "exited"};
+    return PyUnicode_FromFormat("<objarena.paused %s>", names[self->frame.state]);
+}
+
+static PyMethodDef Paused_methods[] = {
+    {"__enter__", (PyCFunction)Paused_enter, METH_NOARGS, "Allocate from the saved allocator again."},
+    {"__exit__", (PyCFunction)(void (*)(void))Paused_exit, METH_FASTCALL, "Resume the enclosing scope."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject PausedType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "objarena.paused",
+    .tp_basicsize = sizeof(PausedObject),
+    .tp_dealloc = (destructor)Paused_dealloc,
+    .tp_repr = (reprfunc)Paused_repr,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "paused()\n\nInside a scope: allocate from the saved (normal) allocator until the block\n"
+              "ends, for objects that must outlive the phase (caches, results). Outside any\n"
+              "scope it changes nothing.",
+    .tp_methods = Paused_methods,
+    .tp_new = Paused_new,
+};
+
+/* ------------------------------------------------------------ functions */
+
+static PyObject *objarena_info(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored)) {
+    objarena_hook_stats_t hs;
+    objarena_hook_get_stats(&hs);
+    arena_global_stats_t g;
+    arena_global_stats(&g);
+    int depth = 0, capturing = objarena_thread_capture() != NULL;
+    for (objarena_frame_t *f = objarena_thread_top(); f; f = f->parent)
+        depth += f->arena != NULL;
+    PyObject *d = PyDict_New();
+    if (!d)
+        return NULL;
+    if (PyDict_SetItemString(d, "hook_installed", hs.installed ? Py_True : Py_False) < 0 ||
+        PyDict_SetItemString(d, "hook_on_top", hs.hook_on_top ? Py_True : Py_False) < 0 ||
+        PyDict_SetItemString(d, "installed_over_tracemalloc", hs.installed_over_tracemalloc ? Py_True : Py_False) < 0 ||
+        PyDict_SetItemString(d, "capturing", capturing ? Py_True : Py_False) < 0 ||
+        set_u64(d, "scope_depth", (uint64_t)depth) < 0 || set_u64(d, "chain_repairs", hs.chain_repairs) < 0 ||
+        set_u64(d, "blocks_moved_out", hs.moved_out) < 0 || set_u64(d, "arenas_live", g.arenas_live) < 0 ||
+        set_u64(d, "arenas_created", g.arenas_created) < 0 || set_u64(d, "bytes_mapped", g.bytes_mapped) < 0 ||
+        set_u64(d, "peak_mapped", g.peak_mapped) < 0 || set_u64(d, "chunks_live", g.chunks_live) < 0 ||
+        set_u64(d, "large_live", g.large_live) < 0 || set_u64(d, "retained_chunks", g.chunks_retained) < 0 ||
+        set_u64(d, "retained_bytes", g.bytes_retained) < 0 ||
+        set_u64(d, "retained_blocks", g.blocks_retained) < 0 ||
+        set_u64(d, "retained_unmapped_total", g.retained_unmapped_total) < 0 ||
+        set_u64(d, "quarantined_bytes", g.quarantined_bytes) < 0 ||
+        set_u64(d, "reserve_bytes", g.reserve_bytes) < 0) {
+        Py_DECREF(d);
+        return NULL;
+    }
+    return d;
+}
+
+static PyObject *objarena_owns(PyObject *Py_UNUSED(module), PyObject *obj) {
+    return PyBool_FromLong(arena_owns(obj));
+}
+
+static PyObject *objarena_arena_id_of(PyObject *Py_UNUSED(module), PyObject *obj) {
+    return PyLong_FromUnsignedLongLong(arena_block_arena_id(obj));
+}
+
+static PyObject *objarena_collect(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored)) {
+    objarena_frame_t *capture = objarena_thread_capture();
+    if (capture) {
+        PyErr_SetString(PyExc_RuntimeError, "collect() inside an active scope would allocate into it");
+        return NULL;
+    }
+    objarena_collect_caches();
+    Py_RETURN_NONE;
+}
+
+static PyObject *objarena_verify_chain(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored)) {
+    return PyBool_FromLong(objarena_hook_verify_chain());
+}
+
+/* Replacement for _tracemalloc.stop: tracemalloc.stop() restores, over
+ * whatever is installed, the allocator it saved at start; when that was
+ * before objarena's hook, the hook is gone and arena blocks would reach
+ * pymalloc's free. Re-establish the chain before anything else runs. */
+static PyObject *objarena_tracemalloc_stop(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored)) {
+    if (!tracemalloc_stop) {
+        PyErr_SetString(PyExc_RuntimeError, "tracemalloc.stop is not available");
+        return NULL;
+    }
+    PyObject *r = PyObject_CallNoArgs(tracemalloc_stop);
+    objarena_hook_verify_chain();
+    return r;
+}
+
+static PyObject *objarena_guard_tracemalloc(PyObject *module, PyObject *original) {
+    if (!PyCallable_Check(original)) {
+        PyErr_SetString(PyExc_TypeError, "expected the original tracemalloc.stop");
+        return NULL;
+    }
+    if (!tracemalloc_stop) {
+        Py_INCREF(original);
+        tracemalloc_stop = original;
+    }
+    return PyObject_GetAttrString(module, "_tracemalloc_stop");
+}
+
+/* atexit: tracemalloc stops itself late in finalization, after which more
+ * objects are freed. If our hook sits on tracemalloc, stop it now, through
+ * the guard, while the chain can still be repaired. */
+static PyObject *objarena_at_exit(PyObject *module, PyObject *Py_UNUSED(ignored)) {
+    objarena_hook_stats_t hs;
+    objarena_hook_get_stats(&hs);
+    if (hs.installed && hs.installed_over_tracemalloc && tracemalloc_stop)
+        return objarena_tracemalloc_stop(module, NULL);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"info", objarena_info, METH_NOARGS,
+     "info() -> dict\n\nProcess-wide state: hook installed and on top, arenas, retained chunks/bytes/blocks."},
+    {"owns", objarena_owns, METH_O, "owns(obj) -> bool\n\nIs obj's memory inside an arena chunk?"},
+    {"arena_id_of", objarena_arena_id_of, METH_O,
+     "arena_id_of(obj) -> int\n\nId of the arena obj lives in (0: not in an arena)."},
+    {"collect", objarena_collect, METH_NOARGS,
+     "collect()\n\nFull gc plus CPython's cache flushes, as at scope exit; outside scopes only."},
+    {"_verify_chain", objarena_verify_chain, METH_NOARGS, "Re-establish the hook if it was removed."},
+    {"_tracemalloc_stop", objarena_tracemalloc_stop, METH_NOARGS,
+     "stop()\n\nStop tracing Python memory allocations (objarena keeps its hook installed)."},
+    {"_guard_tracemalloc", objarena_guard_tracemalloc, METH_O, NULL},
+    {"_at_exit", objarena_at_exit, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef objarena_module = {
+    PyModuleDef_HEAD_INIT, "_objarena",
+    "Low-level objarena: use the `objarena` package.", -1, module_methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__objarena(void) {
+#ifdef Py_GIL_DISABLED
+    PyErr_SetString(PyExc_RuntimeError,
+                    "objarena does not support free-threaded CPython builds (Py_GIL_DISABLED): "
+                    "the free-threaded GC finds objects by walking mimalloc heaps, and arena "
+                    "objects are outside them");
+    return NULL;
+#endif
+    if (PyType_Ready(&ScopeType) < 0 || PyType_Ready(&PausedType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&objarena_module);
+    if (!m)
+        return NULL;
+    if (!EscapeError) {
+        EscapeError = PyErr_NewExceptionWithDoc(
+            "objarena.EscapeError",
+            "Raised by a strict scope whose blocks outlived it. Attributes: blocks (live blocks\n"
+            "at exit), bytes_retained (bytes of the chunks they pin), types ({type: count} of\n"
+            "gc-tracked survivors). The memory is safe either way: survivors stay valid.",
+            PyExc_RuntimeError, NULL);
+        if (!EscapeError)
+            goto fail;
+    }
+    Py_INCREF(&ScopeType);
+    Py_INCREF(&PausedType);
+    Py_INCREF(EscapeError);
+    if (PyModule_AddObject(m, "scope", (PyObject *)&ScopeType) < 0 ||
+        PyModule_AddObject(m, "paused", (PyObject *)&PausedType) < 0 ||
+        PyModule_AddObject(m, "EscapeError", EscapeError) < 0 ||
+        PyModule_AddIntConstant(m, "DEFAULT_CHUNK_SIZE", (long)ARENA_DEFAULT_CHUNK_SIZE) < 0 ||
+        PyModule_AddIntConstant(m, "MIN_CHUNK_SIZE", (long)ARENA_MIN_CHUNK_SIZE) < 0 ||
+        PyModule_AddIntConstant(m, "MAX_CHUNK_SIZE", (long)ARENA_MAX_CHUNK_SIZE) < 0)
+        goto fail;
+    return m;
+fail:
+    Py_DECREF(m);
+    return NULL;
+}

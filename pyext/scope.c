@@ -1,0 +1,189 @@
+/* Scope enter/exit and the exit clean-up. */
+#include "pyext/scope.h"
+
+#include <string.h>
+
+static bool env_poison(void) {
+    const char *v = getenv("OBJARENA_POISON");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+void objarena_scope_options_init(objarena_scope_options_t *options) {
+    memset(options, 0, sizeof *options);
+    options->collect = true;
+}
+
+static int check_main_interpreter(void) {
+#ifdef Py_GIL_DISABLED
+    PyErr_SetString(PyExc_RuntimeError,
+                    "objarena does not support free-threaded CPython builds: the free-threaded "
+                    "GC finds objects by walking mimalloc heaps and cannot see arena objects");
+    return -1;
+#else
+    if (PyInterpreterState_Get() != PyInterpreterState_Main()) {
+        PyErr_SetString(PyExc_RuntimeError, "objarena scopes can only be used in the main interpreter");
+        return -1;
+    }
+    return 0;
+#endif
+}
+
+objarena_scope_t *objarena_scope_new(const objarena_scope_options_t *options) {
+    size_t chunk = options->chunk_size;
+    if (chunk && (chunk < ARENA_MIN_CHUNK_SIZE || chunk > ARENA_MAX_CHUNK_SIZE || (chunk & (chunk - 1)))) {
+        PyErr_Format(PyExc_ValueError,
+                     "chunk_size must be a power of two between %zu and %zu bytes, got %zu",
+                     (size_t)ARENA_MIN_CHUNK_SIZE, (size_t)ARENA_MAX_CHUNK_SIZE, chunk);
+        return NULL;
+    }
+    objarena_scope_t *s = PyMem_RawCalloc(1, sizeof *s);
+    if (!s) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    s->options = *options;
+    if (env_poison())
+        s->options.poison = true;
+    return s;
+}
+
+int objarena_scope_enter(objarena_scope_t *s) {
+    if (s->frame.state != FRAME_NEW) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        s->frame.state == FRAME_ACTIVE ? "scope is already active"
+                                                       : "a scope can be entered only once; make a new one");
+        return -1;
+    }
+    if (check_main_interpreter() < 0 || objarena_hook_install() < 0)
+        return -1;
+    objarena_hook_verify_chain();
+    arena_config_t config;
+    arena_config_init(&config);
+    if (s->options.chunk_size)
+        config.chunk_size = s->options.chunk_size;
+    config.byte_limit = s->options.limit;
+    config.poison_on_release = s->options.poison;
+    arena_t *arena = NULL;
+    arena_error_t err = arena_create(&config, &arena);
+    if (err != ARENA_OK) {
+        if (err == ARENA_ENOMEM)
+            PyErr_SetString(PyExc_MemoryError, "objarena: cannot reserve the arena region");
+        else
+            PyErr_Format(PyExc_ValueError, "objarena: %s", arena_error_name(err));
+        return -1;
+    }
+    s->frame.arena = arena;
+    s->arena_id = arena_id(arena);
+    objarena_thread_push(&s->frame);
+    return 0;
+}
+
+void objarena_collect_caches(void) {
+    /* Freelists are cleared only by a full collection, and PyGC_Collect does
+     * nothing while gc is disabled. */
+    int was_enabled = PyGC_Enable();
+    PyGC_Collect();
+    if (!was_enabled)
+        PyGC_Disable();
+    /* The type attribute cache holds strong references to attribute names. */
+    PyType_ClearCache();
+    /* The one-entry slice cache is never cleared by gc: take the cached slice,
+     * make a fresh one (not from this arena: capture is off), free the fresh
+     * one first so it takes the cache, then the old one for real. */
+    PyObject *cached = PySlice_New(Py_None, Py_None, Py_None);
+    PyObject *fresh = PySlice_New(Py_None, Py_None, Py_None);
+    Py_XDECREF(fresh);
+    Py_XDECREF(cached);
+    if (PyErr_Occurred())
+        PyErr_Clear();
+}
+
+static void finish_exit(objarena_scope_t *s) {
+    if (s->options.collect) {
+        /* Keep a pending exception (the one leaving the with block) out of
+         * the way of the collection's finalizers. */
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        objarena_collect_caches();
+        PyErr_Restore(type, value, tb);
+    }
+    objarena_hook_verify_chain();
+    arena_release(s->frame.arena);
+    objarena_scope_stats(s, &s->exit_stats);
+    arena_destroy(s->frame.arena);
+    s->frame.arena = NULL;
+}
+
+int objarena_scope_exit(objarena_scope_t *s) {
+    if (s->frame.state != FRAME_ACTIVE) {
+        PyErr_SetString(PyExc_RuntimeError, s->frame.state == FRAME_NEW ? "scope was never entered"
+                                                                        : "scope has already exited");
+        return -1;
+    }
+    if (s->frame.thread_id != PyThread_get_thread_ident()) {
+        PyErr_SetString(PyExc_RuntimeError, "a scope must be exited by the thread that entered it");
+        return -1;
+    }
+    bool innermost = objarena_thread_top() == &s->frame;
+    objarena_thread_unlink(&s->frame); /* capture stops here */
+    finish_exit(s);
+    if (!innermost) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "scope exited out of order: an inner scope or pause is still active; "
+                        "the scope was closed and its arena released, the inner one keeps running");
+        return -1;
+    }
+    return 0;
+}
+
+void objarena_scope_free(objarena_scope_t *s) {
+    if (!s)
+        return;
+    if (s->frame.state == FRAME_ACTIVE) {
+        /* Only reachable if the owner dropped an active scope. On its own
+         * thread: close it so nothing captures into freed memory. On another
+         * thread its stack still points here: leak it (safe) instead. */
+        if (s->frame.thread_id != PyThread_get_thread_ident())
+            return;
+        objarena_thread_unlink(&s->frame);
+        finish_exit(s);
+    }
+    if (s->frame.arena)
+        arena_destroy(s->frame.arena);
+    PyMem_RawFree(s);
+}
+
+int objarena_pause_enter(objarena_frame_t *pause) {
+    if (pause->state != FRAME_NEW) {
+        PyErr_SetString(PyExc_RuntimeError, "a pause can be entered only once");
+        return -1;
+    }
+    pause->arena = NULL;
+    objarena_thread_push(pause);
+    return 0;
+}
+
+int objarena_pause_exit(objarena_frame_t *pause) {
+    if (pause->state != FRAME_ACTIVE) {
+        PyErr_SetString(PyExc_RuntimeError, "pause is not active");
+        return -1;
+    }
+    if (pause->thread_id != PyThread_get_thread_ident()) {
+        PyErr_SetString(PyExc_RuntimeError, "a pause must be exited by the thread that entered it");
+        return -1;
+    }
+    bool innermost = objarena_thread_top() == pause;
+    objarena_thread_unlink(pause);
+    if (!innermost) {
+        PyErr_SetString(PyExc_RuntimeError, "pause exited out of order: an inner scope is still active");
+        return -1;
+    }
+    return 0;
+}
+
+void objarena_scope_stats(const objarena_scope_t *s, arena_stats_t *out) {
+    if (s->frame.arena)
+        arena_get_stats(s->frame.arena, out);
+    else
+        *out = s->exit_stats;
+}

@@ -1,0 +1,68 @@
+/* Scopes: the C API under `objarena.scope()` (also used directly by the
+ * embedding GoogleTest harness).
+ *
+ * A scope owns one arena. Entering pushes it on the calling thread's stack:
+ * from then on PYMEM_DOMAIN_OBJ allocations of that thread come from its
+ * arena. Exiting (same thread, innermost first) stops the capture, runs the
+ * clean-up that frees what CPython caches behind the user's back (full gc
+ * even if gc is disabled, the type attribute cache, the slice cache), then
+ * releases the arena: chunks with no live block go back to the OS at once,
+ * chunks with survivors are retained until their last block is freed.
+ *
+ * Errors: every function returning int returns 0 on success and -1 with a
+ * Python exception set (ValueError, RuntimeError, MemoryError). All of them
+ * need the GIL of the main interpreter. Memory is never unsafe after an
+ * error: a failed exit leaves no frame capturing that should not.
+ */
+#ifndef OBJARENA_SCOPE_H
+#define OBJARENA_SCOPE_H
+
+#include "pyext/hook.h"
+
+typedef struct objarena_scope_options {
+    size_t limit;       /* bytes; 0: none */
+    size_t chunk_size;  /* 0: default */
+    bool collect;       /* run the exit clean-up (default true) */
+    bool poison;        /* poison released memory (debug) */
+} objarena_scope_options_t;
+
+typedef struct objarena_scope {
+    objarena_frame_t frame;   /* first: a scope is a frame */
+    objarena_scope_options_t options;
+    arena_stats_t exit_stats; /* snapshot taken at exit */
+    uint64_t arena_id;
+} objarena_scope_t;
+
+void objarena_scope_options_init(objarena_scope_options_t *options);
+
+/* Validates options and makes a scope (not entered). NULL + exception. */
+objarena_scope_t *objarena_scope_new(const objarena_scope_options_t *options);
+
+/* Frees a scope that is not active (new or exited). An active scope is
+ * exited first (errors are reported as unraisable). */
+void objarena_scope_free(objarena_scope_t *scope);
+
+/* Enters: installs the hook on first use, creates the arena, pushes. A
+ * scope is entered once; entering again raises RuntimeError. */
+int objarena_scope_enter(objarena_scope_t *scope);
+
+/* Exits. RuntimeError if the scope is not active, belongs to another
+ * thread, or is not the innermost frame of this thread. In the last case the
+ * scope is still unlinked and its arena released (survivors stay safe), so
+ * nothing keeps capturing into a scope whose `with` block has ended. */
+int objarena_scope_exit(objarena_scope_t *scope);
+
+/* Pause frames: `objarena.paused()`. While a pause is the innermost frame
+ * the thread allocates from the saved allocator. */
+int objarena_pause_enter(objarena_frame_t *pause);
+int objarena_pause_exit(objarena_frame_t *pause);
+
+/* Current stats of a scope: live counters while active, the exit snapshot
+ * afterwards. */
+void objarena_scope_stats(const objarena_scope_t *scope, arena_stats_t *out);
+
+/* Frees CPython's caches that pin phase memory: full gc (even when gc is
+ * disabled), PyType_ClearCache, the slice cache. Runs with capture off. */
+void objarena_collect_caches(void);
+
+#endif

@@ -1,0 +1,527 @@
+// GoogleTest suite for the arena library (arena/arena.h). Every test checks
+// a behaviour of the contract that a naive arena would get wrong.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <random>
+#include <thread>
+#include <atomic>
+#include <vector>
+
+#include "arena/arena.h"
+#include "arena/testing.h"
+
+namespace {
+
+constexpr size_t kChunk = 64 * 1024;  // small chunks keep the tests quick
+
+arena_t *MakeArena(size_t chunk = kChunk, size_t limit = 0, bool poison = false) {
+    arena_config_t config;
+    arena_config_init(&config);
+    config.chunk_size = chunk;
+    config.byte_limit = limit;
+    config.poison_on_release = poison;
+    arena_t *a = nullptr;
+    EXPECT_EQ(arena_create(&config, &a), ARENA_OK);
+    return a;
+}
+
+arena_global_stats_t Global() {
+    arena_global_stats_t g;
+    arena_global_stats(&g);
+    return g;
+}
+
+arena_stats_t Stats(arena_t *a) {
+    arena_stats_t s;
+    arena_get_stats(a, &s);
+    return s;
+}
+
+// Runs fn in a forked child and reports whether it died of SIGSEGV/SIGBUS.
+bool DiesWithFault(void (*fn)(void *), void *arg) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        fn(arg);
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFSIGNALED(status) && (WTERMSIG(status) == SIGSEGV || WTERMSIG(status) == SIGBUS);
+}
+
+TEST(ArenaConfig, RejectsBadChunkSizes) {
+    arena_config_t config;
+    arena_config_init(&config);
+    arena_t *a = reinterpret_cast<arena_t *>(0x1);
+    config.chunk_size = 3 * 65536;
+    EXPECT_EQ(arena_create(&config, &a), ARENA_EINVAL);
+    EXPECT_EQ(a, nullptr);
+    config.chunk_size = 4096;  // below one slot
+    EXPECT_EQ(arena_create(&config, &a), ARENA_EINVAL);
+    config.chunk_size = size_t(1) << 31;  // above the max
+    EXPECT_EQ(arena_create(&config, &a), ARENA_EINVAL);
+    EXPECT_EQ(arena_create(nullptr, &a), ARENA_OK);  // defaults
+    EXPECT_NE(arena_id(a), 0u);
+    arena_destroy(a);
+    EXPECT_STREQ(arena_error_name(ARENA_ELIMIT), "arena byte limit reached");
+}
+
+TEST(ArenaAlloc, AlignmentAndZeroSize) {
+    arena_t *a = MakeArena();
+    std::vector<void *> zero;
+    for (size_t size : {0, 1, 7, 15, 16, 17, 33, 100, 511, 512, 4000}) {
+        void *p = arena_alloc(a, size);
+        ASSERT_NE(p, nullptr);
+        EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 16, 0u) << size;
+        EXPECT_TRUE(arena_owns(p));
+        memset(p, 0xAB, size);
+    }
+    for (int i = 0; i < 100; i++) zero.push_back(arena_alloc(a, 0));
+    for (size_t i = 0; i < zero.size(); i++) {
+        ASSERT_NE(zero[i], nullptr);
+        for (size_t j = 0; j < i; j++) ASSERT_NE(zero[i], zero[j]);
+    }
+    // Distinct small blocks never overlap.
+    char *p = static_cast<char *>(arena_alloc(a, 24));
+    char *q = static_cast<char *>(arena_alloc(a, 24));
+    EXPECT_GE(q - p, 32);
+    arena_destroy(a);
+}
+
+TEST(ArenaAlloc, CallocZeroesAndChecksOverflow) {
+    arena_t *a = MakeArena();
+    unsigned char *p = static_cast<unsigned char *>(arena_alloc(a, 256));
+    memset(p, 0xFF, 256);
+    arena_free(p);
+    unsigned char *z = static_cast<unsigned char *>(arena_calloc(a, 16, 16));
+    ASSERT_NE(z, nullptr);
+    for (int i = 0; i < 256; i++) ASSERT_EQ(z[i], 0);
+    EXPECT_EQ(arena_calloc(a, SIZE_MAX / 2, 3), nullptr);
+    EXPECT_EQ(arena_last_error(a), ARENA_EINVAL);
+    EXPECT_NE(arena_alloc(a, 16), nullptr);  // still usable
+    arena_destroy(a);
+}
+
+TEST(ArenaRealloc, GrowsAndShrinksMostRecentBlockInPlace) {
+    arena_t *a = MakeArena();
+    char *p = static_cast<char *>(arena_alloc(a, 40));
+    memcpy(p, "0123456789012345678901234567890123456789", 40);
+    char *q = static_cast<char *>(arena_realloc(a, p, 400));
+    EXPECT_EQ(q, p);
+    EXPECT_EQ(memcmp(q, "0123456789012345678901234567890123456789", 40), 0);
+    char *r = static_cast<char *>(arena_realloc(a, q, 20));
+    EXPECT_EQ(r, p);
+    // The shrink gave the tail back: the next block starts right after.
+    char *next = static_cast<char *>(arena_alloc(a, 16));
+    EXPECT_EQ(next, p + 32);
+    arena_destroy(a);
+}
+
+TEST(ArenaRealloc, CopiesWhenNotMostRecentAndFreesOld) {
+    arena_t *a = MakeArena();
+    char *p = static_cast<char *>(arena_alloc(a, 100));
+    for (int i = 0; i < 100; i++) p[i] = char(i);
+    char *other = static_cast<char *>(arena_alloc(a, 50));
+    memset(other, 0x5A, 50);
+    char *q = static_cast<char *>(arena_realloc(a, p, 1000));
+    ASSERT_NE(q, nullptr);
+    EXPECT_NE(q, p);
+    for (int i = 0; i < 100; i++) ASSERT_EQ(q[i], char(i));
+    for (int i = 0; i < 50; i++) ASSERT_EQ(other[i], 0x5A);  // neighbour untouched
+    arena_stats_t s = Stats(a);
+    EXPECT_EQ(s.blocks_freed, 1u);  // the old block
+    // Shrinking a non-recent block copies only what fits.
+    char *small = static_cast<char *>(arena_realloc(a, other, 8));
+    ASSERT_NE(small, nullptr);
+    EXPECT_EQ(small[7], 0x5A);
+    arena_destroy(a);
+}
+
+TEST(ArenaRealloc, NeverReadsPastMappedMemory) {
+    // The last block of a chunk grows far beyond the chunk: the copy must stop
+    // at the chunk's bump pointer (ASan config checks the bytes it reads).
+    arena_t *a = MakeArena();
+    char *filler = static_cast<char *>(arena_alloc(a, kChunk / 4 - 64));
+    ASSERT_NE(filler, nullptr);
+    char *p = nullptr;
+    // Fill the chunk up to its end.
+    while (true) {
+        void *n = arena_alloc(a, 1024);
+        if (Stats(a).chunks_mapped > 1) break;
+        p = static_cast<char *>(n);
+    }
+    ASSERT_NE(p, nullptr);
+    memset(p, 0x77, 1024);
+    char *q = static_cast<char *>(arena_realloc(a, p, 3 * kChunk));
+    ASSERT_NE(q, nullptr);
+    for (int i = 0; i < 1024; i++) ASSERT_EQ(q[i], 0x77);
+    EXPECT_EQ(arena_block_readable_size(q), 3 * kChunk);
+    arena_free(q);
+    arena_destroy(a);
+}
+
+TEST(ArenaRealloc, WorksOnBlocksOfReleasedArenas) {
+    arena_t *old_arena = MakeArena();
+    char *p = static_cast<char *>(arena_alloc(old_arena, 64));
+    strcpy(p, "survivor");
+    arena_release(old_arena);
+    EXPECT_TRUE(arena_owns(p));
+    arena_t *fresh = MakeArena();
+    char *q = static_cast<char *>(arena_realloc(fresh, p, 200));
+    ASSERT_NE(q, nullptr);
+    EXPECT_STREQ(q, "survivor");
+    // The old chunk's last block moved: the retained chunk is gone.
+    EXPECT_FALSE(arena_owns(p));
+    // A released arena refuses to allocate, realloc included.
+    EXPECT_EQ(arena_realloc(old_arena, q, 500), nullptr);
+    EXPECT_EQ(arena_last_error(old_arena), ARENA_ECLOSED);
+    EXPECT_STREQ(q, "survivor");
+    arena_destroy(old_arena);
+    arena_destroy(fresh);
+    arena_free(q);
+    EXPECT_FALSE(arena_owns(q));
+}
+
+TEST(ArenaChunks, BlocksAroundAndBeyondChunkSize) {
+    arena_t *a = MakeArena();
+    uint64_t before_large = Global().large_live;
+    std::vector<char *> large_blocks;
+    // Just under the large threshold: from a chunk.
+    char *p = static_cast<char *>(arena_alloc(a, kChunk / 4));
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(Stats(a).large_mappings, 0u);
+    // Above it, at and beyond the chunk size: dedicated mappings.
+    for (size_t size : {kChunk / 4 + 1, kChunk, kChunk + 1, 5 * kChunk + 123}) {
+        char *q = static_cast<char *>(arena_alloc(a, size));
+        ASSERT_NE(q, nullptr) << size;
+        memset(q, 0xCD, size);  // every byte writable
+        EXPECT_EQ(arena_block_readable_size(q), size);
+        large_blocks.push_back(q);
+    }
+    EXPECT_EQ(Stats(a).large_mappings, 4u);
+    EXPECT_EQ(Global().large_live, before_large + 4);
+
+    // Many blocks spanning several chunks.
+    std::vector<char *> blocks;
+    for (int i = 0; i < 1000; i++) {
+        char *b = static_cast<char *>(arena_alloc(a, 500));
+        ASSERT_NE(b, nullptr);
+        memset(b, i & 0xFF, 500);
+        blocks.push_back(b);
+    }
+    for (int i = 0; i < 1000; i++) ASSERT_EQ((unsigned char)blocks[i][499], (unsigned)(i & 0xFF));
+    EXPECT_GE(Stats(a).chunks_mapped, 8u);
+    arena_destroy(a);
+    // Live large blocks outlive their arena (retained), until freed.
+    EXPECT_EQ(Global().large_live, before_large + 4);
+    for (char *q : large_blocks) {
+        EXPECT_EQ((unsigned char)q[0], 0xCD);
+        arena_free(q);
+    }
+    EXPECT_EQ(Global().large_live, before_large);
+    for (char *b : blocks) arena_free(b);
+}
+
+TEST(ArenaChunks, LargeMappingReturnedWhenItsBlockIsFreed) {
+    arena_t *a = MakeArena();
+    uint64_t mapped_before = Global().bytes_mapped;
+    char *big = static_cast<char *>(arena_alloc(a, 10 * kChunk));
+    ASSERT_NE(big, nullptr);
+    EXPECT_GE(Global().bytes_mapped, mapped_before + 10 * kChunk);
+    arena_free(big);
+    EXPECT_FALSE(arena_owns(big));
+    EXPECT_EQ(Global().bytes_mapped, mapped_before);
+    EXPECT_EQ(Stats(a).bytes_mapped, 0u);
+    arena_destroy(a);
+}
+
+TEST(ArenaLimit, ReturnsNullAndStaysUsable) {
+    arena_t *a = MakeArena(kChunk, 3 * kChunk);
+    std::vector<void *> blocks;
+    void *p;
+    while ((p = arena_alloc(a, 1000)) != nullptr) blocks.push_back(p);
+    EXPECT_EQ(arena_last_error(a), ARENA_ELIMIT);
+    EXPECT_LE(Stats(a).bytes_mapped, 3 * kChunk);
+    EXPECT_GT(blocks.size(), 100u);
+    // Large requests past the limit fail too; nothing already allocated is lost.
+    EXPECT_EQ(arena_alloc(a, 10 * kChunk), nullptr);
+    for (void *b : blocks) ASSERT_TRUE(arena_owns(b));
+    arena_free(blocks.back());
+    blocks.pop_back();
+    arena_release(a);
+    EXPECT_EQ(Stats(a).chunks_retained, 3u);
+    for (void *b : blocks) arena_free(b);
+    arena_destroy(a);
+}
+
+TEST(ArenaLimit, LargeBlockWithinLimitThenSmallAfterFree) {
+    arena_t *a = MakeArena(kChunk, 4 * kChunk);
+    void *big = arena_alloc(a, 3 * kChunk);
+    ASSERT_NE(big, nullptr);
+    EXPECT_NE(arena_alloc(a, 100), nullptr);      // one chunk: 4 * kChunk mapped
+    EXPECT_EQ(arena_alloc(a, 2 * kChunk), nullptr);  // would pass the limit
+    EXPECT_EQ(arena_last_error(a), ARENA_ELIMIT);
+    arena_free(big);                                // returned at once
+    EXPECT_NE(arena_alloc(a, 2 * kChunk), nullptr);  // fits again
+    arena_destroy(a);
+}
+
+TEST(ArenaOs, RefusedCommitGivesNullAndArenaStaysUsable) {
+    arena_t *a = MakeArena();
+    void *first = arena_alloc(a, 100);
+    ASSERT_NE(first, nullptr);
+    arena_testing_fail_commit_after(0);
+    EXPECT_EQ(arena_alloc(a, 10 * kChunk), nullptr);
+    EXPECT_EQ(arena_last_error(a), ARENA_ENOMEM);
+    arena_testing_fail_commit_after(-1);
+    EXPECT_NE(arena_alloc(a, 10 * kChunk), nullptr);
+    // A failing chunk refill leaves the current chunk intact.
+    arena_testing_fail_commit_after(0);
+    void *p;
+    int n = 0;
+    while ((p = arena_alloc(a, 1000)) != nullptr) n++;
+    arena_testing_fail_commit_after(-1);
+    EXPECT_EQ(arena_last_error(a), ARENA_ENOMEM);
+    EXPECT_TRUE(arena_owns(first));
+    EXPECT_NE(arena_alloc(a, 1000), nullptr);
+    arena_destroy(a);
+}
+
+TEST(ArenaRelease, WithoutSurvivorsUnmapsEverything) {
+    uint64_t mapped_before = Global().bytes_mapped;
+    arena_t *a = MakeArena();
+    std::vector<void *> blocks;
+    for (int i = 0; i < 2000; i++) blocks.push_back(arena_alloc(a, 100));
+    blocks.push_back(arena_alloc(a, 2 * kChunk));
+    for (void *b : blocks) arena_free(b);
+    uint64_t chunks = Stats(a).chunks_mapped;
+    EXPECT_GE(chunks, 3u);
+    arena_release(a);
+    arena_stats_t s = Stats(a);
+    EXPECT_TRUE(s.released);
+    EXPECT_EQ(s.chunks_released, chunks);  // the large one went at its free
+    EXPECT_EQ(s.chunks_retained, 0u);
+    EXPECT_EQ(s.bytes_mapped, 0u);
+    EXPECT_EQ(s.blocks_freed, 2001u);
+    for (void *b : blocks) EXPECT_FALSE(arena_owns(b));
+    EXPECT_EQ(Global().bytes_mapped, mapped_before);
+    EXPECT_EQ(arena_alloc(a, 16), nullptr);
+    EXPECT_EQ(arena_last_error(a), ARENA_ECLOSED);
+    arena_release(a);  // idempotent
+    arena_destroy(a);
+}
+
+TEST(ArenaRelease, SurvivorsPinOnlyTheirChunksAndLastFreeUnmaps) {
+    arena_global_stats_t g0 = Global();
+    arena_t *a = MakeArena();
+    std::vector<char *> blocks;
+    for (int i = 0; i < 3000; i++) blocks.push_back(static_cast<char *>(arena_alloc(a, 100)));
+    char *survivor_a = blocks[10];    // first chunk
+    char *survivor_b = blocks[2999];  // last chunk
+    strcpy(survivor_a, "alive-a");
+    strcpy(survivor_b, "alive-b");
+    for (char *b : blocks)
+        if (b != survivor_a && b != survivor_b) arena_free(b);
+    uint64_t chunks = Stats(a).chunks_mapped;
+    arena_release(a);
+    arena_stats_t s = Stats(a);
+    EXPECT_EQ(s.chunks_retained, 2u);
+    EXPECT_EQ(s.chunks_released, chunks - 2);
+    EXPECT_EQ(s.live_blocks_at_release, 2u);
+    EXPECT_EQ(s.bytes_retained, 2 * kChunk);
+    arena_global_stats_t g1 = Global();
+    EXPECT_EQ(g1.chunks_retained, g0.chunks_retained + 2);
+    EXPECT_EQ(g1.blocks_retained, g0.blocks_retained + 2);
+    // Survivors are intact and writable; their neighbours' chunk stays mapped.
+    EXPECT_STREQ(survivor_a, "alive-a");
+    EXPECT_STREQ(survivor_b, "alive-b");
+    EXPECT_TRUE(arena_owns(blocks[11]));
+    EXPECT_FALSE(arena_owns(blocks[1500]));
+    EXPECT_EQ(arena_block_arena_id(survivor_a), arena_id(a));
+    arena_destroy(a);  // the handle can go; the survivors cannot
+    EXPECT_STREQ(survivor_a, "alive-a");
+    arena_free(survivor_a);
+    EXPECT_FALSE(arena_owns(survivor_a));
+    EXPECT_TRUE(arena_owns(survivor_b));
+    EXPECT_EQ(Global().chunks_retained, g0.chunks_retained + 1);
+    arena_free(survivor_b);
+    arena_global_stats_t g2 = Global();
+    EXPECT_EQ(g2.chunks_retained, g0.chunks_retained);
+    EXPECT_EQ(g2.bytes_mapped, g0.bytes_mapped);
+    EXPECT_EQ(g2.retained_unmapped_total, g0.retained_unmapped_total + 2);
+}
+
+int stack_probe;
+TEST(ArenaOwns, ForeignPointersAreNotOwned) {
+    arena_t *a = MakeArena();
+    void *mine = arena_alloc(a, 32);
+    EXPECT_TRUE(arena_owns(mine));
+    EXPECT_TRUE(arena_owns(static_cast<char *>(mine) + 17));  // interior
+    void *heap = malloc(32);
+    int local = 0;
+    EXPECT_FALSE(arena_owns(heap));
+    EXPECT_FALSE(arena_owns(&local));
+    EXPECT_FALSE(arena_owns(&stack_probe));
+    EXPECT_FALSE(arena_owns(nullptr));
+    EXPECT_FALSE(arena_owns(reinterpret_cast<void *>(UINTPTR_MAX)));
+    EXPECT_FALSE(arena_owns(reinterpret_cast<void *>(uintptr_t(16))));
+    EXPECT_EQ(arena_block_arena_id(heap), 0u);
+    free(heap);
+    arena_destroy(a);
+}
+
+TEST(ArenaOwns, SafeWhileAnotherThreadCreatesChunks) {
+    std::atomic<bool> stop{false};
+    std::atomic<long> owned_hits{0};
+    std::vector<void *> published(4096, nullptr);
+    std::atomic<size_t> count{0};
+    std::thread reader([&] {
+        std::mt19937_64 rng(7);
+        while (!stop.load()) {
+            size_t n = count.load(std::memory_order_acquire);
+            if (n) {
+                void *p = published[rng() % n];
+                if (arena_owns(p)) owned_hits++;
+            }
+            int local;
+            if (arena_owns(&local)) owned_hits += 1000000;  // never
+        }
+    });
+    arena_t *a = MakeArena();
+    for (size_t i = 0; i < published.size(); i++) {
+        published[i] = arena_alloc(a, 1000);
+        count.store(i + 1, std::memory_order_release);
+    }
+    while (owned_hits.load() == 0) std::this_thread::yield();
+    stop = true;
+    reader.join();
+    EXPECT_LT(owned_hits.load(), 1000000);
+    arena_destroy(a);
+}
+
+void TouchReleased(void *p) { static_cast<volatile char *>(p)[0] = 1; }
+
+TEST(ArenaPoison, TouchingReleasedMemoryFaults) {
+    arena_t *a = MakeArena(kChunk, 0, /*poison=*/true);
+    char *dead = static_cast<char *>(arena_alloc(a, 64));
+    char *survivor = static_cast<char *>(arena_alloc(a, 2 * kChunk));  // large, own mapping
+    arena_free(dead);
+    arena_release(a);
+    EXPECT_TRUE(DiesWithFault(TouchReleased, dead));
+    // Retained until its last free, then poisoned too.
+    survivor[0] = 1;
+    EXPECT_FALSE(DiesWithFault(TouchReleased, survivor));
+    arena_free(survivor);
+    EXPECT_TRUE(DiesWithFault(TouchReleased, survivor));
+    EXPECT_GE(Global().quarantined_bytes, 3 * kChunk);
+    arena_destroy(a);
+}
+
+// Randomized alloc/realloc/free/release against a reference model: every live
+// block keeps its contents, stays owned, never overlaps another, and at the
+// end everything maps back to zero.
+struct ModelBlock {
+    size_t size;
+    unsigned char fill;
+};
+
+void CheckBlock(void *p, const ModelBlock &b) {
+    const unsigned char *c = static_cast<const unsigned char *>(p);
+    ASSERT_TRUE(arena_owns(p));
+    for (size_t i = 0; i < b.size; i += (b.size / 8) + 1) ASSERT_EQ(c[i], b.fill) << i;
+    if (b.size) {
+        ASSERT_EQ(c[b.size - 1], b.fill);
+    }
+}
+
+class ArenaModel : public ::testing::TestWithParam<unsigned> {};
+
+TEST_P(ArenaModel, RandomSequenceMatchesReferenceModel) {
+    std::mt19937 rng(GetParam());
+    arena_global_stats_t g0 = Global();
+    std::map<char *, ModelBlock> live;
+    arena_t *a = MakeArena(kChunk);
+    std::vector<arena_t *> released;
+    auto random_size = [&]() -> size_t {
+        unsigned r = rng() % 100;
+        if (r < 70) return 16 + rng() % 112;
+        if (r < 95) return rng() % 1024;
+        if (r < 99) return rng() % (kChunk / 2);
+        return kChunk + rng() % (2 * kChunk);
+    };
+    auto random_live = [&]() {
+        auto it = live.begin();
+        std::advance(it, rng() % live.size());
+        return it;
+    };
+    unsigned char next_fill = 1;
+    for (int step = 0; step < 20000; step++) {
+        unsigned op = rng() % 100;
+        if (op < 50 || live.empty()) {
+            size_t size = random_size();
+            char *p = static_cast<char *>(arena_alloc(a, size));
+            ASSERT_NE(p, nullptr);
+            ASSERT_EQ(reinterpret_cast<uintptr_t>(p) % 16, 0u);
+            ModelBlock b{size, next_fill++};
+            memset(p, b.fill, size);
+            ASSERT_TRUE(live.emplace(p, b).second) << "address handed out twice";
+        } else if (op < 65) {
+            auto it = random_live();
+            CheckBlock(it->first, it->second);
+            size_t size = random_size();
+            char *q = static_cast<char *>(arena_realloc(a, it->first, size));
+            ASSERT_NE(q, nullptr);
+            ModelBlock b = it->second;
+            size_t kept = std::min(b.size, size);
+            for (size_t i = 0; i < kept; i += kept / 8 + 1) ASSERT_EQ((unsigned char)q[i], b.fill);
+            if (kept) {
+                ASSERT_EQ((unsigned char)q[kept - 1], b.fill);
+            }
+            live.erase(it);
+            b.size = size;
+            b.fill = next_fill++;
+            memset(q, b.fill, size);
+            ASSERT_TRUE(live.emplace(q, b).second);
+        } else if (op < 98) {
+            auto it = random_live();
+            CheckBlock(it->first, it->second);
+            arena_free(it->first);
+            live.erase(it);
+        } else {
+            arena_release(a);
+            arena_stats_t s = Stats(a);
+            ASSERT_EQ(s.bytes_mapped, 0u);
+            released.push_back(a);
+            a = MakeArena(kChunk);
+        }
+        if (step % 1000 == 0) {
+            char *prev_end = nullptr;
+            for (auto &kv : live) {
+                ASSERT_GE(kv.first, prev_end) << "blocks overlap";
+                prev_end = kv.first + kv.second.size;
+                CheckBlock(kv.first, kv.second);
+            }
+        }
+    }
+    for (auto &kv : live) {
+        CheckBlock(kv.first, kv.second);
+        arena_free(kv.first);
+    }
+    arena_destroy(a);
+    for (arena_t *r : released) arena_destroy(r);
+    arena_global_stats_t g1 = Global();
+    EXPECT_EQ(g1.bytes_mapped, g0.bytes_mapped);
+    EXPECT_EQ(g1.chunks_retained, g0.chunks_retained);
+    EXPECT_EQ(g1.blocks_retained, g0.blocks_retained);
+}
+
+INSTANTIATE_TEST_SUITE_P(Seeds, ArenaModel, ::testing::Values(1u, 2u, 3u, 42u, 2026u));
+
+}  // namespace

@@ -1,0 +1,45 @@
+"""Shared helpers: most hazards run in a child interpreter, where a crash
+(SIGSEGV from poisoned memory, glibc's abort on a foreign free) is the failure
+mode and must not take the test runner down with it."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+
+class Child:
+    def __init__(self, proc):
+        self.returncode = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+
+    def check(self):
+        assert self.returncode == 0, (
+            f"child failed with {self.returncode}\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
+        )
+        return self
+
+
+def run_child(code, *, env=None, xopts=(), poison=True, timeout=180):
+    """Runs `code` in a fresh interpreter (this one) with objarena importable.
+
+    poison=True sets OBJARENA_POISON=1: every released chunk becomes
+    PROT_NONE, so any use of memory objarena gave back faults at once."""
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    if poison:
+        full_env["OBJARENA_POISON"] = "1"
+    full_env.update(env or {})
+    args = [sys.executable]
+    for x in xopts:
+        args += ["-X", x]
+    args += ["-c", textwrap.dedent(code)]
+    proc = subprocess.run(args, capture_output=True, text=True, env=full_env, timeout=timeout)
+    return Child(proc)
+
+
+@pytest.fixture
+def child():
+    return run_child

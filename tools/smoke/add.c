@@ -1,0 +1,3 @@
+#include "tools/smoke/add.h"
+
+long smoke_add(long a, long b) { return a + b; }
