@@ -47,7 +47,10 @@ static chunk_t *metadata_get(void) {
         arena_region.free_metadata = c->next;
         return c;
     }
-    return malloc(sizeof(chunk_t));
+    c = malloc(sizeof(chunk_t));
+    if (c)
+        track_immortal(c);
+    return c;
 }
 
 static void metadata_put(chunk_t *c) {

@@ -48,6 +48,10 @@ arena_stats_t Stats(arena_t *a) {
 bool DiesWithFault(void (*fn)(void *), void *arg) {
     pid_t pid = fork();
     if (pid == 0) {
+        // Under ASan its own SEGV handler would turn the fault into a report
+        // and a normal exit: restore the default so the signal is visible.
+        signal(SIGSEGV, SIG_DFL);
+        signal(SIGBUS, SIG_DFL);
         fn(arg);
         _exit(0);
     }
