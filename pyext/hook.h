@@ -22,6 +22,10 @@
 
 #include "arena/arena.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* One frame of a thread's scope stack: a scope (arena != NULL) or a pause
  * (arena == NULL). Owned by the Python object that pushed it. */
 typedef struct objarena_frame {
@@ -66,4 +70,7 @@ typedef struct objarena_hook_stats {
 
 void objarena_hook_get_stats(objarena_hook_stats_t *out);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -19,6 +19,10 @@
 
 #include "pyext/hook.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct objarena_scope_options {
     size_t limit;       /* bytes; 0: none */
     size_t chunk_size;  /* 0: default */
@@ -65,4 +69,7 @@ void objarena_scope_stats(const objarena_scope_t *scope, arena_stats_t *out);
  * disabled), PyType_ClearCache, the slice cache. Runs with capture off. */
 void objarena_collect_caches(void);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

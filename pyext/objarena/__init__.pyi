@@ -1,0 +1,105 @@
+# Type stub for the `objarena` package (pyext/objarena/__init__.py) and the
+# types it re-exports from the `_objarena` extension module.
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Literal, ParamSpec, TypeVar, final, overload
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+__all__ = [
+    "EscapeError",
+    "Scope",
+    "arena_id_of",
+    "collect",
+    "info",
+    "owns",
+    "paused",
+    "run",
+    "scope",
+    "scoped",
+]
+__version__: str
+
+@final
+class scope:
+    """A phase whose object allocations on this thread come from a fresh arena."""
+
+    def __new__(
+        cls,
+        *,
+        limit: int | None = None,
+        chunk_size: int | None = None,
+        strict: bool = False,
+        collect: bool = True,
+        poison: bool = False,
+    ) -> scope: ...
+    def __enter__(self) -> scope: ...
+    # Never swallows the exception; raises EscapeError for a strict scope
+    # whose blocks outlived it (when no exception is pending).
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> Literal[False]: ...
+    @property
+    def stats(self) -> Mapping[str, int | bool]: ...
+    @property
+    def state(self) -> Literal["new", "active", "exited"]: ...
+    @property
+    def arena_id(self) -> int: ...
+    def escaped(self) -> dict[type, list[object]]: ...
+
+@final
+class paused:
+    """Inside a scope: allocate from the normal allocator until the block ends."""
+
+    def __new__(cls) -> paused: ...
+    def __enter__(self) -> paused: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> Literal[False]: ...
+
+Scope = scope
+Paused = paused
+
+class EscapeError(RuntimeError):
+    """Raised by a strict scope whose blocks outlived it."""
+
+    blocks: int
+    bytes_retained: int
+    types: dict[type, int]
+
+def run(fn: Callable[_P, _R], /, *args: _P.args, **kwargs: _P.kwargs) -> _R: ...
+@overload
+def scoped(
+    fn: Callable[_P, _R],
+    /,
+    *,
+    limit: int | None = None,
+    chunk_size: int | None = None,
+    strict: bool = False,
+    collect: bool = True,
+    poison: bool = False,
+) -> Callable[_P, _R]: ...
+@overload
+def scoped(
+    fn: None = None,
+    /,
+    *,
+    limit: int | None = None,
+    chunk_size: int | None = None,
+    strict: bool = False,
+    collect: bool = True,
+    poison: bool = False,
+) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]: ...
+def info() -> dict[str, int | bool]: ...
+def owns(obj: object, /) -> bool: ...
+def arena_id_of(obj: object, /) -> int: ...
+def collect() -> None: ...
