@@ -1,21 +1,50 @@
-/* Allocation: the bump-pointer fast path, then chunk refills, large blocks,
- * calloc and realloc. */
+/* Allocation: the bump-pointer fast path, the size-class fast path of reuse
+ * mode, then chunk refills, class pages, large blocks, calloc and realloc. */
 #include <string.h>
 
 #include "arena/internal.h"
 #include "arena/track.h"
 
-/* Fast path budget: a size compare, a round-up, a bounds compare, four
- * stores (bump, last block, chunk live count, two counters) -- about a dozen
- * instructions and two predictable branches. Everything else is
- * arena_alloc_slow. */
+static inline void page_live_inc(const void *p) {
+    arena_region.page_live[region_page_index(p)]++;
+}
+
+static void *alloc_class_slow(arena_t *a, size_t cls, size_t size);
+
+/* Fast path budget (bump mode): a size compare, a round-up, a bounds
+ * compare, a page-counter increment, a page-crossing test (taken by ~1% of
+ * small blocks) and four stores. Reuse mode: a free-list pop or a bump inside
+ * the class's page, plus the page counter. Everything else is out of line. */
 void *arena_alloc(arena_t *a, size_t size) {
+    if (a->reuse && size <= ARENA_CLASS_MAX) {
+        size_t cls = (size + ARENA_ALIGNMENT - 1) / ARENA_ALIGNMENT;
+        cls += cls == 0;
+        size_t block = cls * ARENA_ALIGNMENT;
+        char *p = a->free_list[cls];
+        if (p) {
+            track_mem_undefined(p, block);
+            a->free_list[cls] = *(void **)p;
+            a->blocks_reused++;
+        } else {
+            p = a->class_bump[cls];
+            if (ARENA_UNLIKELY((size_t)(a->class_end[cls] - p) < block))
+                return alloc_class_slow(a, cls, size);
+            a->class_bump[cls] = p + block;
+            track_mem_undefined(p, block);
+        }
+        page_live_inc(p);
+        a->blocks_allocated++;
+        a->bytes_requested += size;
+        return p;
+    }
     char *p = a->bump;
     size_t rounded = arena_round_size(size);
     if (ARENA_LIKELY(size <= a->small_max && rounded <= (size_t)(a->end - p))) {
         a->bump = p + rounded;
         a->last_block = p;
-        a->current->live_blocks++;
+        page_live_inc(p);
+        if (ARENA_UNLIKELY((((uintptr_t)p ^ ((uintptr_t)p + rounded - 1)) >> ARENA_PAGE_SHIFT) != 0))
+            chunk_mark_crossing(p, rounded);
         a->blocks_allocated++;
         a->bytes_requested += size;
         track_mem_undefined(p, rounded);
@@ -54,6 +83,27 @@ static void *alloc_large(arena_t *a, size_t size) {
     return c->base;
 }
 
+/* Makes a fresh chunk the current one (from the pool when it has one). */
+static bool refill_chunk(arena_t *a) {
+    if (!within_limit(a, a->chunk_size))
+        return false;
+    chunk_t *c = a->pool ? pool_take(a->pool, a) : NULL;
+    if (!c)
+        c = chunk_map(a, a->chunk_size, a->chunk_size, CHUNK_SMALL);
+    if (!c) {
+        a->last_error = ARENA_ENOMEM;
+        return false;
+    }
+    if (a->current)
+        a->current->used_end = a->bump;
+    a->current = c;
+    a->bump = c->base;
+    a->end = c->base + c->size;
+    a->last_block = NULL;
+    a->chunks_mapped++;
+    return true;
+}
+
 void *arena_alloc_slow(arena_t *a, size_t size) {
     if (a->closed) {
         a->last_error = ARENA_ECLOSED;
@@ -61,20 +111,30 @@ void *arena_alloc_slow(arena_t *a, size_t size) {
     }
     if (size > a->small_max)
         return alloc_large(a, size);
-    if (!within_limit(a, a->chunk_size))
+    if (!refill_chunk(a))
         return NULL;
-    chunk_t *c = chunk_map(a, a->chunk_size, a->chunk_size, CHUNK_SMALL);
-    if (!c) {
-        a->last_error = ARENA_ENOMEM;
+    return arena_alloc(a, size); /* fits now: small_max < chunk_size */
+}
+
+/* A new page for size class cls, cut page-aligned from the bump region. */
+static void *alloc_class_slow(arena_t *a, size_t cls, size_t size) {
+    if (a->closed) {
+        a->last_error = ARENA_ECLOSED;
         return NULL;
     }
-    if (a->current)
-        a->current->used_end = a->bump;
-    a->current = c;
-    a->bump = c->base;
-    a->end = c->base + c->size;
-    a->chunks_mapped++;
-    return arena_alloc(a, size); /* fits now: small_max < chunk_size */
+    char *page = (char *)(((uintptr_t)a->bump + ARENA_PAGE_SIZE - 1) & ~(uintptr_t)(ARENA_PAGE_SIZE - 1));
+    if (!a->current || page > a->end || (size_t)(a->end - page) < ARENA_PAGE_SIZE) {
+        if (!refill_chunk(a))
+            return NULL;
+        page = a->bump; /* chunks are page-aligned */
+    }
+    a->bump = page + ARENA_PAGE_SIZE;
+    a->last_block = NULL; /* the bump block before the page must not grow into it */
+    size_t block = cls * ARENA_ALIGNMENT;
+    arena_region.page_class[region_page_index(page)] = (uint8_t)cls;
+    a->class_bump[cls] = page;
+    a->class_end[cls] = page + ARENA_PAGE_SIZE / block * block;
+    return arena_alloc(a, size);
 }
 
 void *arena_calloc(arena_t *a, size_t count, size_t size) {
@@ -98,21 +158,32 @@ void *arena_realloc(arena_t *a, void *ptr, size_t size) {
         return NULL;
     }
     char *p = ptr;
-    if (c->kind == CHUNK_SMALL && c == a->current && p == a->last_block && size <= a->small_max) {
-        char *new_end = p + arena_round_size(size);
-        if (new_end <= a->end) {
-            if (new_end > a->bump) {
-                track_mem_undefined(a->bump, (size_t)(new_end - a->bump));
-                a->bytes_requested += (size_t)(new_end - a->bump);
-            } else {
-                track_mem_noaccess(new_end, (size_t)(a->bump - new_end));
+    if (c->kind == CHUNK_SMALL) {
+        uint8_t cls = arena_region.page_class[region_page_index(p)];
+        if (cls != PAGE_CLASS_BUMP) {
+            /* A size-class block: in place while the new size fits its class
+             * and is not so small that a smaller class would save half. */
+            size_t block = (size_t)cls * ARENA_ALIGNMENT;
+            if (size <= block && size > block / 2)
+                return p;
+        } else if (c == a->current && p == a->last_block && size <= a->small_max) {
+            char *new_end = p + arena_round_size(size);
+            if (new_end <= a->end) {
+                if (new_end > a->bump) {
+                    track_mem_undefined(a->bump, (size_t)(new_end - a->bump));
+                    a->bytes_requested += (size_t)(new_end - a->bump);
+                } else {
+                    track_mem_noaccess(new_end, (size_t)(a->bump - new_end));
+                }
+                a->bump = new_end;
+                if ((((uintptr_t)p ^ ((uintptr_t)new_end - 1)) >> ARENA_PAGE_SHIFT) != 0)
+                    chunk_mark_crossing(p, (size_t)(new_end - p));
+                return p;
             }
-            a->bump = new_end;
-            return p;
         }
-    } else if (c->kind == CHUNK_LARGE && size <= c->size && size > a->small_max / 2) {
-        /* In place inside its own mapping; a large block shrunk far below the
-         * large threshold moves so its mapping can go back to the OS. */
+    } else if (size <= c->size && size > a->small_max / 2) {
+        /* A large block, in place inside its own mapping; one shrunk far
+         * below the large threshold moves so its mapping can go back. */
         if (size > c->block_size) {
             track_mem_undefined(p + c->block_size, size - c->block_size);
             if (c->arena)

@@ -23,6 +23,8 @@ arena_error_t arena_create(const arena_config_t *config, arena_t **out) {
         config = &defaults;
     }
     size_t chunk_size = config->chunk_size ? config->chunk_size : ARENA_DEFAULT_CHUNK_SIZE;
+    if (config->pool)
+        chunk_size = config->pool->chunk_size;
     if (!valid_chunk_size(chunk_size))
         return ARENA_EINVAL;
     arena_error_t err = region_ensure();
@@ -37,6 +39,11 @@ arena_error_t arena_create(const arena_config_t *config, arena_t **out) {
     a->small_max = chunk_size / 4;
     a->byte_limit = config->byte_limit;
     a->poison = config->poison_on_release;
+    a->reuse = config->reuse;
+    a->pool = config->pool;
+    a->huge_pages = config->huge_pages || (config->pool && config->pool->huge_pages);
+    if (a->pool)
+        a->pool->arenas_open++;
     a->id = atomic_fetch_add(&next_arena_id, 1);
     pthread_mutex_lock(&arena_region.lock);
     arena_region.stats.arenas_live++;
@@ -55,24 +62,38 @@ void arena_release(arena_t *a) {
     a->current = NULL;
     a->bump = a->end = a->last_block = NULL;
 
+    memset(a->free_list, 0, sizeof a->free_list);
+    memset(a->class_bump, 0, sizeof a->class_bump);
+    memset(a->class_end, 0, sizeof a->class_end);
+
     arena_stats_t *r = &a->at_release;
     chunk_t *c = a->chunks;
     while (c) {
         chunk_t *next = c->next;
-        if (c->live_blocks == 0) {
+        uint64_t live = c->kind == CHUNK_LARGE ? c->live_blocks : chunk_count_live(c);
+        if (live == 0) {
             r->chunks_released++;
             r->bytes_released += c->size;
-            chunk_unmap(c);
+            if (a->pool && !c->poison && pool_park(a->pool, c))
+                r->chunks_parked++;
+            else
+                chunk_unmap(c);
         } else {
             r->chunks_retained++;
             r->bytes_retained += c->size;
-            r->live_blocks_at_release += c->live_blocks;
+            r->live_blocks_at_release += live;
             a->bytes_mapped -= c->size;
             chunk_retain(c);
+            if (c->kind == CHUNK_SMALL)
+                r->bytes_pages_released += chunk_release_free_pages(c);
         }
         c = next;
     }
     a->chunks = NULL;
+    if (a->pool) {
+        a->pool->arenas_open--;
+        a->pool = NULL;
+    }
     r->released = true;
 }
 
@@ -95,6 +116,7 @@ void arena_get_stats(const arena_t *a, arena_stats_t *out) {
     out->peak_mapped = a->peak_mapped;
     out->chunks_mapped = a->chunks_mapped;
     out->large_mappings = a->large_mappings;
+    out->blocks_reused = a->blocks_reused;
 }
 
 uint64_t arena_id(const arena_t *a) { return a->id; }

@@ -82,9 +82,20 @@ typedef struct arena_config {
      * address range quarantined (never reused), so any access to released
      * memory faults deterministically. Costs address space, never RSS. */
     bool poison_on_release;
+    /* Reuse mode: requests of up to 512 bytes come from per-size-class pages
+     * and a block freed while the arena is open is handed out again by the
+     * next request of its class (LIFO). Off: pure bump ("frees are no-ops"). */
+    bool reuse;
+    /* Ask for transparent huge pages (MADV_HUGEPAGE) on fresh chunks of at
+     * least 2 MiB. */
+    bool huge_pages;
+    /* Optional pool of warm chunks (see arena_pool_create); chunk_size is
+     * then the pool's. The pool must outlive the arena's open phase. */
+    struct arena_pool *pool;
 } arena_config_t;
 
 typedef struct arena arena_t;
+typedef struct arena_pool arena_pool_t;
 
 /* Fills *config with the defaults. */
 void arena_config_init(arena_config_t *config);
@@ -138,9 +149,13 @@ uint64_t arena_id(const arena_t *arena);
 /* The error of the last failed call on this arena (ARENA_OK if none). */
 arena_error_t arena_last_error(const arena_t *arena);
 
-/* Ends the arena's phase: unmaps every chunk with no live block at once and
- * retains the rest (see the contract above). Afterwards alloc returns NULL
- * with ARENA_ECLOSED; stats stay readable. Idempotent. */
+/* Ends the arena's phase: every chunk with no live block is unmapped at once
+ * (or parked warm in the arena's pool, up to the pool's cap); the rest are
+ * retained (see the contract above), and inside each retained chunk every
+ * 4 KiB page that holds no live block and that no live block crosses into is
+ * handed back to the OS at once (MADV_DONTNEED; PROT_NONE when poisoning).
+ * Later frees in a retained chunk hand back pages as they empty. Afterwards
+ * alloc returns NULL with ARENA_ECLOSED; stats stay readable. Idempotent. */
 void arena_release(arena_t *arena);
 
 /* Releases (if not yet) and frees the handle. NULL is ignored. */
@@ -160,6 +175,9 @@ typedef struct arena_stats {
     uint64_t chunks_retained;   /* chunks kept because they hold live blocks */
     uint64_t bytes_retained;    /* their bytes */
     uint64_t live_blocks_at_release;
+    uint64_t bytes_pages_released; /* bytes of free pages handed back inside retained chunks */
+    uint64_t chunks_parked;     /* empty chunks parked warm in the pool */
+    uint64_t blocks_reused;     /* reuse mode: allocations served from a free list */
     bool released;
 } arena_stats_t;
 
@@ -178,12 +196,43 @@ typedef struct arena_global_stats {
     uint64_t chunks_unmapped_total;
     uint64_t retained_unmapped_total; /* retained chunks later freed by their last block */
     uint64_t quarantined_bytes;    /* poisoned ranges (debug) */
+    uint64_t bytes_pages_released; /* pages handed back inside retained chunks, ever */
+    uint64_t warm_bytes;           /* chunks parked in pools (mapped, counted in bytes_mapped) */
     uint64_t arenas_live;          /* created, not destroyed */
     uint64_t arenas_created;
 } arena_global_stats_t;
 
 /* Process-wide totals. Safe from any thread (takes the region mutex). */
 void arena_global_stats(arena_global_stats_t *out);
+
+/* ---- Pools of warm chunks (APR-pool style explicit lifetime) ----
+ * A pool keeps empty chunks of released arenas mapped and faulted in, up to
+ * max_warm_bytes, so the next arena that uses the pool allocates into warm
+ * memory (no page faults, no syscalls). Memory stays with the pool until
+ * arena_pool_trim() or arena_pool_destroy(). Same serialization contract as
+ * arenas. */
+typedef struct arena_pool_config {
+    size_t chunk_size;      /* 0: ARENA_DEFAULT_CHUNK_SIZE */
+    size_t max_warm_bytes;  /* cap on parked bytes; 0: 256 MiB */
+    bool huge_pages;        /* MADV_HUGEPAGE on its chunks (>= 2 MiB) */
+} arena_pool_config_t;
+
+typedef struct arena_pool_stats {
+    uint64_t warm_bytes, warm_chunks;
+    uint64_t hits;           /* chunks handed out warm */
+    uint64_t misses;         /* chunks an arena of the pool had to map fresh */
+    uint64_t parked;         /* chunks parked by releases */
+    uint64_t trimmed_bytes;  /* given back by trim/destroy */
+    uint64_t arenas_open;
+} arena_pool_stats_t;
+
+arena_error_t arena_pool_create(const arena_pool_config_t *config, arena_pool_t **out);
+/* Unmaps parked chunks until at most keep_bytes stay warm. */
+void arena_pool_trim(arena_pool_t *pool, size_t keep_bytes);
+/* Trims everything and frees the pool. ARENA_EINVAL (and nothing is freed)
+ * while an arena of the pool is still open. NULL is ignored. */
+arena_error_t arena_pool_destroy(arena_pool_t *pool);
+void arena_pool_get_stats(const arena_pool_t *pool, arena_pool_stats_t *out);
 
 /* Sets the size of the region reservation. Only before the first arena is
  * created; returns ARENA_EINVAL afterwards or for sizes < 1 GiB. */

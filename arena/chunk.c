@@ -96,21 +96,9 @@ chunk_t *chunk_map(struct arena *a, size_t size, size_t align, chunk_kind_t kind
     memset(c, 0, sizeof *c);
     c->base = base;
     c->size = size;
-    c->used_end = base;
     c->kind = (uint8_t)kind;
-    c->slow_free = kind == CHUNK_LARGE;
-    c->arena = a;
-    c->arena_id = a->id;
-    c->poison = a->poison;
-    c->next = a->chunks;
-    if (a->chunks)
-        a->chunks->prev = c;
-    a->chunks = c;
-    publish(c, c);
-
-    a->bytes_mapped += size;
-    if (a->bytes_mapped > a->peak_mapped)
-        a->peak_mapped = a->bytes_mapped;
+    if (kind == CHUNK_SMALL && a->huge_pages && size >= ((size_t)2 << 20))
+        os_advise_huge(base, size);
     pthread_mutex_lock(&arena_region.lock);
     arena_global_stats_t *g = &arena_region.stats;
     g->bytes_mapped += size;
@@ -122,7 +110,37 @@ chunk_t *chunk_map(struct arena *a, size_t size, size_t align, chunk_kind_t kind
         g->chunks_live++;
     g->chunks_mapped_total++;
     pthread_mutex_unlock(&arena_region.lock);
+    chunk_attach(a, c);
     return c;
+}
+
+static void reset_page_tables(chunk_t *c) {
+    size_t first = chunk_first_page(c), count = c->size >> ARENA_PAGE_SHIFT;
+    memset(arena_region.page_live + first, 0, count * sizeof(uint16_t));
+    memset(arena_region.page_class + first, PAGE_CLASS_BUMP, count);
+    memset(arena_region.page_cross + first, 0, count * sizeof(uint32_t));
+}
+
+void chunk_attach(struct arena *a, chunk_t *c) {
+    c->used_end = c->base;
+    c->live_blocks = 0;
+    c->slow_free = c->kind == CHUNK_LARGE;
+    c->retained = false;
+    c->warm = false;
+    c->arena = a;
+    c->arena_id = a->id;
+    c->poison = a->poison;
+    if (c->kind == CHUNK_SMALL)
+        reset_page_tables(c);
+    c->prev = NULL;
+    c->next = a->chunks;
+    if (a->chunks)
+        a->chunks->prev = c;
+    a->chunks = c;
+    publish(c, c);
+    a->bytes_mapped += c->size;
+    if (a->bytes_mapped > a->peak_mapped)
+        a->peak_mapped = a->bytes_mapped;
 }
 
 void chunk_unmap(chunk_t *c) {
@@ -131,7 +149,7 @@ void chunk_unmap(chunk_t *c) {
     track_mem_undefined(c->base, c->size);
     os_decommit(c->base, c->size);
 
-    struct arena *a = c->arena;
+    struct arena *a = c->warm ? NULL : c->arena;
     if (a) {
         if (c->prev)
             c->prev->next = c->next;
@@ -143,7 +161,7 @@ void chunk_unmap(chunk_t *c) {
     }
 
     pthread_mutex_lock(&arena_region.lock);
-    if (!a) { /* retained: unlink from the global list */
+    if (c->retained) { /* unlink from the global list */
         if (c->prev)
             c->prev->next = c->next;
         else
@@ -166,6 +184,8 @@ void chunk_unmap(chunk_t *c) {
     else
         g->chunks_live--;
     g->chunks_unmapped_total++;
+    if (c->warm)
+        g->warm_bytes -= c->size;
     if (c->retained) {
         g->chunks_retained--;
         g->bytes_retained -= c->size;
@@ -191,26 +211,102 @@ void chunk_retain(chunk_t *c) {
     pthread_mutex_unlock(&arena_region.lock);
 }
 
-void chunk_free_slow(chunk_t *c) {
+static bool page_pinned(size_t page) {
+    if (arena_region.page_live[page])
+        return true;
+    uint32_t cross = arena_region.page_cross[page];
+    return cross && arena_region.page_live[cross - 1];
+}
+
+/* Releases pages [first, first+count) of c that are free, in runs. */
+static size_t release_pages(chunk_t *c, size_t first, size_t count) {
+    size_t released = 0, run = 0, chunk_first = chunk_first_page(c);
+    for (size_t k = first; k <= first + count; k++) {
+        bool free_page = k < first + count && arena_region.page_class[k] != PAGE_CLASS_RELEASED && !page_pinned(k);
+        if (free_page) {
+            run++;
+            continue;
+        }
+        if (run) {
+            char *p = c->base + ((k - run - chunk_first) << ARENA_PAGE_SHIFT);
+            size_t bytes = run << ARENA_PAGE_SHIFT;
+            track_mem_undefined(p, bytes);
+            if (c->poison)
+                os_decommit(p, bytes); /* PROT_NONE: a stale access faults */
+            else
+                os_discard(p, bytes);
+            memset(arena_region.page_class + (k - run), PAGE_CLASS_RELEASED, run);
+            released += bytes;
+            run = 0;
+        }
+    }
+    return released;
+}
+
+size_t chunk_release_free_pages(chunk_t *c) {
+    size_t released = release_pages(c, chunk_first_page(c), c->size >> ARENA_PAGE_SHIFT);
+    pthread_mutex_lock(&arena_region.lock);
+    arena_region.stats.bytes_pages_released += released;
+    pthread_mutex_unlock(&arena_region.lock);
+    return released;
+}
+
+uint64_t chunk_count_live(chunk_t *c) {
+    size_t first = chunk_first_page(c), count = c->size >> ARENA_PAGE_SHIFT;
+    uint64_t live = 0;
+    for (size_t k = first; k < first + count; k++)
+        live += arena_region.page_live[k];
+    c->live_blocks = live;
+    return live;
+}
+
+void chunk_mark_crossing(char *p, size_t size) {
+    size_t start = region_page_index(p), last = region_page_index(p + size - 1);
+    for (size_t k = start + 1; k <= last; k++)
+        arena_region.page_cross[k] = (uint32_t)(start + 1);
+}
+
+void chunk_free_slow(chunk_t *c, void *ptr) {
     if (c->live_blocks == 0) {
         arena_assert_internal(!"double free of an arena block");
         return; /* a double free: never let the count wrap */
     }
     c->live_blocks--;
-    if (c->retained) {
-        pthread_mutex_lock(&arena_region.lock);
-        arena_region.stats.blocks_retained--;
-        pthread_mutex_unlock(&arena_region.lock);
-    } else {
+    if (!c->retained) { /* a large block of an open arena */
         c->arena->blocks_freed++;
-    }
-    if (c->live_blocks == 0)
         chunk_unmap(c);
+        return;
+    }
+    pthread_mutex_lock(&arena_region.lock);
+    arena_region.stats.blocks_retained--;
+    pthread_mutex_unlock(&arena_region.lock);
+    if (c->live_blocks == 0) {
+        chunk_unmap(c);
+        return;
+    }
+    if (c->kind == CHUNK_SMALL) {
+        size_t page = region_page_index(ptr);
+        if (--arena_region.page_live[page] == 0) {
+            /* This page, and the pages its blocks crossed into, may be free now. */
+            size_t end = chunk_first_page(c) + (c->size >> ARENA_PAGE_SHIFT), next = page + 1;
+            while (next < end && arena_region.page_cross[next] == page + 1)
+                next++;
+            size_t released = release_pages(c, page, next - page);
+            if (released) {
+                pthread_mutex_lock(&arena_region.lock);
+                arena_region.stats.bytes_pages_released += released;
+                pthread_mutex_unlock(&arena_region.lock);
+            }
+        }
+    }
 }
 
 size_t chunk_readable_size(const chunk_t *c, const char *p) {
     if (c->kind == CHUNK_LARGE)
         return c->block_size;
+    uint8_t cls = arena_region.page_class[region_page_index(p)];
+    if (cls != PAGE_CLASS_BUMP)
+        return (size_t)cls * ARENA_ALIGNMENT; /* exact: a size-class block */
     const struct arena *a = c->arena;
     const char *end = (a && a->current == c) ? a->bump : c->used_end;
     return p < end ? (size_t)(end - p) : 0;

@@ -1,9 +1,11 @@
-/* Freeing: O(1). In this mode a free never makes memory reusable inside the
- * arena; it keeps each chunk's live count exact so release can be exact. */
+/* Freeing: O(1). In bump mode a free only keeps the page's live count exact
+ * (so release can be exact); in reuse mode a size-class block also goes on
+ * its arena's free list. */
 #include "arena/internal.h"
 
 /* Fast path budget: the ownership lookup (a subtract, a compare, a load),
- * one flag test, a decrement and a counter increment. */
+ * one flag test, a page-counter decrement, a class-byte load and a counter;
+ * reuse mode adds two stores to push the block. */
 void arena_free(void *ptr) {
     chunk_t *c = chunk_map_lookup(ptr);
     if (ARENA_UNLIKELY(c == NULL)) {
@@ -11,12 +13,19 @@ void arena_free(void *ptr) {
         return;
     }
     if (ARENA_UNLIKELY(c->slow_free)) {
-        chunk_free_slow(c);
+        chunk_free_slow(c, ptr);
         return;
     }
-    arena_assert_internal(c->live_blocks > 0);
-    c->live_blocks--;
-    c->arena->blocks_freed++;
+    size_t page = region_page_index(ptr);
+    arena_assert_internal(arena_region.page_live[page] > 0);
+    arena_region.page_live[page]--;
+    struct arena *a = c->arena;
+    a->blocks_freed++;
+    uint8_t cls = arena_region.page_class[page];
+    if (cls != PAGE_CLASS_BUMP) {
+        *(void **)ptr = a->free_list[cls];
+        a->free_list[cls] = ptr;
+    }
 }
 
 size_t arena_block_readable_size(const void *ptr) {

@@ -17,6 +17,15 @@
 #define REGION_SLOT_SIZE ((size_t)1 << REGION_SLOT_SHIFT)
 #define REGION_MIN_RESERVE ((size_t)1 << 30)
 
+/* Pages of the region, for per-page live counts and size classes. */
+#define ARENA_PAGE_SHIFT 12
+#define ARENA_PAGE_SIZE ((size_t)1 << ARENA_PAGE_SHIFT)
+#define PAGE_CLASS_BUMP 0      /* a page of bump-allocated blocks */
+#define PAGE_CLASS_RELEASED 0xFF /* handed back to the OS inside a retained chunk */
+/* Reuse mode: requests up to this size come from size-class pages. */
+#define ARENA_CLASS_MAX 512
+#define ARENA_CLASSES (ARENA_CLASS_MAX / ARENA_ALIGNMENT + 1) /* index 1..32 */
+
 typedef enum chunk_kind { CHUNK_SMALL = 0, CHUNK_LARGE = 1 } chunk_kind_t;
 
 /* Metadata of one chunk. Lives outside the chunk (so poisoning or
@@ -40,7 +49,22 @@ typedef struct chunk {
     bool retained;           /* released arena's chunk: unmapped by the free of its last block */
     bool slow_free;          /* retained || large: free takes the slow path */
     bool poison;             /* quarantine instead of unmapping */
+    bool warm;               /* parked in a pool: mapped, no blocks, owned by no arena */
 } chunk_t;
+/* Live counts: a small chunk of an open arena keeps them per page (in the
+ * region's page table) and live_blocks is summed at release; large and
+ * retained chunks keep live_blocks exact. */
+
+struct arena_pool {
+    size_t chunk_size;
+    size_t max_warm_bytes;
+    bool huge_pages;
+    chunk_t *warm;           /* parked chunks, linked through next */
+    uint64_t warm_bytes;
+    uint64_t warm_chunks;
+    uint64_t hits, misses, parked, trimmed_bytes;
+    uint64_t arenas_open;
+};
 
 struct arena {
     /* Fast-path fields first: one cache line. */
@@ -52,7 +76,16 @@ struct arena {
     uint64_t blocks_allocated;
     uint64_t bytes_requested;
     uint64_t blocks_freed;
+    uint64_t blocks_reused;  /* reuse mode: allocations served from a free list */
+    bool reuse;
+    /* Reuse mode: per size class, a free list threaded through freed blocks
+     * and the unused rest of the class's current page. */
+    void *free_list[ARENA_CLASSES];
+    char *class_bump[ARENA_CLASSES];
+    char *class_end[ARENA_CLASSES];
     /* Slow-path state. */
+    struct arena_pool *pool;
+    bool huge_pages;
     chunk_t *chunks;         /* every mapped chunk of this arena (small and large) */
     size_t chunk_size;
     size_t byte_limit;
@@ -73,6 +106,9 @@ typedef struct region {
     _Atomic(uintptr_t) base;
     _Atomic(size_t) size;    /* 0 until reserved: arena_owns() then says no */
     _Atomic(chunk_t *) *slot_owner;
+    uint16_t *page_live;     /* per region page: live blocks starting in it */
+    uint8_t *page_class;     /* per region page: PAGE_CLASS_* or a size class */
+    uint32_t *page_cross;    /* per region page: 1 + page index where the block crossing into it starts */
     uint64_t *slot_used;     /* bitmap: slot mapped or quarantined */
     size_t slot_count;
     size_t first_free_hint;  /* no free slot below this index */
@@ -97,6 +133,12 @@ static inline chunk_t *chunk_map_lookup(const void *p) {
                                 memory_order_acquire);
 }
 
+static inline size_t region_page_index(const void *p) {
+    return ((uintptr_t)p - atomic_load_explicit(&arena_region.base, memory_order_relaxed)) >> ARENA_PAGE_SHIFT;
+}
+
+static inline size_t chunk_first_page(const chunk_t *c) { return region_page_index(c->base); }
+
 /* --- chunk.c: mapping and unmapping chunks --- */
 
 /* Maps a chunk of `size` bytes aligned to `align` (both slot multiples) for
@@ -117,7 +159,27 @@ void chunk_retain(chunk_t *c);
 size_t chunk_readable_size(const chunk_t *c, const char *p);
 
 /* free of a block in a large or retained chunk. */
-void chunk_free_slow(chunk_t *c);
+void chunk_free_slow(chunk_t *c, void *ptr);
+
+/* Sums the per-page live counts of a small chunk into live_blocks. */
+uint64_t chunk_count_live(chunk_t *c);
+
+/* Hands back to the OS every page of a retained chunk that holds no live
+ * block and that no live block crosses into. Returns the bytes released. */
+size_t chunk_release_free_pages(chunk_t *c);
+
+/* Records that a bump block [p, p+size) crosses page boundaries. */
+void chunk_mark_crossing(char *p, size_t size);
+
+/* Parks an empty chunk of an open arena in its pool, if the pool has room.
+ * false: the caller unmaps it. */
+bool pool_park(struct arena_pool *pool, chunk_t *c);
+/* Takes a warm chunk for arena a, or NULL. */
+chunk_t *pool_take(struct arena_pool *pool, struct arena *a);
+
+/* Links a chunk into its arena's list and publishes it (shared by fresh and
+ * warm chunks). */
+void chunk_attach(struct arena *a, chunk_t *c);
 
 /* --- alloc.c --- */
 void *arena_alloc_slow(struct arena *a, size_t size);

@@ -47,6 +47,23 @@ void os_decommit(void *p, size_t size) {
     }
 }
 
+void *os_alloc_table(size_t size) {
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void os_discard(void *p, size_t size) {
+    madvise(p, size, MADV_DONTNEED);
+}
+
+void os_advise_huge(void *p, size_t size) {
+#ifdef MADV_HUGEPAGE
+    madvise(p, size, MADV_HUGEPAGE);
+#else
+    (void)p, (void)size;
+#endif
+}
+
 size_t os_page_size(void) {
     static size_t cached;
     if (cached == 0)

@@ -19,6 +19,17 @@ bool os_commit(void *p, size_t size);
  * PROT_NONE again, keeping it reserved. */
 void os_decommit(void *p, size_t size);
 
+/* Zero-filled, readable and writable memory that costs only the pages that
+ * are touched (MAP_NORESERVE): for the region's side tables. NULL on failure. */
+void *os_alloc_table(size_t size);
+
+/* Drops the pages of [p, p+size) (MADV_DONTNEED): the range stays mapped and
+ * reads back as zeros. For page-granular release inside retained chunks. */
+void os_discard(void *p, size_t size);
+
+/* Asks for transparent huge pages on [p, p+size) (MADV_HUGEPAGE). */
+void os_advise_huge(void *p, size_t size);
+
 /* System page size. */
 size_t os_page_size(void);
 

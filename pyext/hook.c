@@ -12,63 +12,28 @@
 #define OBJARENA_TLS _Thread_local
 #endif
 
-/* The thread's capturing frame (what the hook reads) and stack top. */
-static OBJARENA_TLS objarena_frame_t *tls_capture;
+/* The thread's capturing frames (what the hooks read) and stack top. */
+static OBJARENA_TLS objarena_frame_t *tls_capture;     /* OBJ domain */
+static OBJARENA_TLS objarena_frame_t *tls_capture_mem; /* MEM domain */
 static OBJARENA_TLS objarena_frame_t *tls_top;
 
-/* The allocator the hook forwards to. Immutable once published; replaced
- * (never freed) when the chain is re-established. */
-static _Atomic(PyMemAllocatorEx *) forward_allocator;
+/* Per domain (0: OBJ, 1: MEM): the allocator the hook forwards to.
+ * Immutable once published; replaced (never freed) when the chain is
+ * re-established. */
+enum { HOOK_OBJ = 0, HOOK_MEM = 1, HOOK_DOMAINS = 2 };
+static const PyMemAllocatorDomain hook_domain_id[HOOK_DOMAINS] = {PYMEM_DOMAIN_OBJ, PYMEM_DOMAIN_MEM};
+static _Atomic(PyMemAllocatorEx *) forward_allocator[HOOK_DOMAINS];
 
-static bool hook_installed;
-static bool hook_over_tracemalloc;
+static bool hook_installed[HOOK_DOMAINS];
+static bool hook_over_tracemalloc[HOOK_DOMAINS];
 static uint64_t hook_chain_repairs;
 static uint64_t hook_moved_out;
 
-static inline PyMemAllocatorEx *forward(void) {
-    return atomic_load_explicit(&forward_allocator, memory_order_acquire);
+static inline PyMemAllocatorEx *forward(int domain) {
+    return atomic_load_explicit(&forward_allocator[domain], memory_order_acquire);
 }
 
-/* ---- the hook: hot paths ---- */
-
-static void *hook_malloc(void *ctx, size_t size) {
-    (void)ctx;
-    objarena_frame_t *f = tls_capture;
-    if (f) {
-        void *p = arena_alloc(f->arena, size);
-        if (__builtin_expect(p == NULL, 0))
-            f->alloc_failures++;
-        return p;
-    }
-    PyMemAllocatorEx *fw = forward();
-    return fw->malloc(fw->ctx, size);
-}
-
-static void *hook_calloc(void *ctx, size_t count, size_t size) {
-    (void)ctx;
-    objarena_frame_t *f = tls_capture;
-    if (f) {
-        void *p = arena_calloc(f->arena, count, size);
-        if (__builtin_expect(p == NULL, 0))
-            f->alloc_failures++;
-        return p;
-    }
-    PyMemAllocatorEx *fw = forward();
-    return fw->calloc(fw->ctx, count, size);
-}
-
-static void hook_free(void *ctx, void *ptr) {
-    (void)ctx;
-    if (arena_owns(ptr)) {
-        arena_free(ptr);
-        return;
-    }
-    objarena_frame_t *f = tls_capture;
-    if (f)
-        f->frees_forwarded++;
-    PyMemAllocatorEx *fw = forward();
-    fw->free(fw->ctx, ptr);
-}
+/* ---- the hooks: hot paths, one set per domain ---- */
 
 /* An arena block reallocated outside any scope moves to the saved
  * allocator: its arena may be gone, and the new size belongs to whoever
@@ -84,27 +49,72 @@ static void *move_out(PyMemAllocatorEx *fw, void *ptr, size_t size) {
     return q;
 }
 
-static void *hook_realloc(void *ctx, void *ptr, size_t size) {
-    (void)ctx;
-    objarena_frame_t *f = tls_capture;
-    if (arena_owns(ptr)) {
-        if (f) {
-            void *q = arena_realloc(f->arena, ptr, size);
-            if (!q)
-                f->alloc_failures++;
-            return q;
-        }
-        return move_out(forward(), ptr, size);
+#define DEFINE_HOOKS(prefix, TLS, DOMAIN)                                              \
+    static void *prefix##_malloc(void *ctx, size_t size) {                             \
+        (void)ctx;                                                                     \
+        objarena_frame_t *f = TLS;                                                     \
+        if (f) {                                                                       \
+            void *p = arena_alloc(f->arena, size);                                     \
+            if (__builtin_expect(p == NULL, 0))                                        \
+                f->alloc_failures++;                                                   \
+            return p;                                                                  \
+        }                                                                              \
+        PyMemAllocatorEx *fw = forward(DOMAIN);                                        \
+        return fw->malloc(fw->ctx, size);                                              \
+    }                                                                                  \
+    static void *prefix##_calloc(void *ctx, size_t count, size_t size) {               \
+        (void)ctx;                                                                     \
+        objarena_frame_t *f = TLS;                                                     \
+        if (f) {                                                                       \
+            void *p = arena_calloc(f->arena, count, size);                             \
+            if (__builtin_expect(p == NULL, 0))                                        \
+                f->alloc_failures++;                                                   \
+            return p;                                                                  \
+        }                                                                              \
+        PyMemAllocatorEx *fw = forward(DOMAIN);                                        \
+        return fw->calloc(fw->ctx, count, size);                                       \
+    }                                                                                  \
+    static void prefix##_free(void *ctx, void *ptr) {                                  \
+        (void)ctx;                                                                     \
+        if (arena_owns(ptr)) {                                                         \
+            arena_free(ptr);                                                           \
+            return;                                                                    \
+        }                                                                              \
+        objarena_frame_t *f = TLS;                                                     \
+        if (f)                                                                         \
+            f->frees_forwarded++;                                                      \
+        PyMemAllocatorEx *fw = forward(DOMAIN);                                        \
+        fw->free(fw->ctx, ptr);                                                        \
+    }                                                                                  \
+    static void *prefix##_realloc(void *ctx, void *ptr, size_t size) {                 \
+        (void)ctx;                                                                     \
+        objarena_frame_t *f = TLS;                                                     \
+        if (arena_owns(ptr)) {                                                         \
+            if (f) {                                                                   \
+                void *q = arena_realloc(f->arena, ptr, size);                          \
+                if (!q)                                                                \
+                    f->alloc_failures++;                                               \
+                return q;                                                              \
+            }                                                                          \
+            return move_out(forward(DOMAIN), ptr, size);                               \
+        }                                                                              \
+        if (f && ptr == NULL) {                                                        \
+            void *p = arena_alloc(f->arena, size);                                     \
+            if (!p)                                                                    \
+                f->alloc_failures++;                                                   \
+            return p;                                                                  \
+        }                                                                              \
+        PyMemAllocatorEx *fw = forward(DOMAIN);                                        \
+        return fw->realloc(fw->ctx, ptr, size);                                        \
     }
-    if (f && ptr == NULL) {
-        void *p = arena_alloc(f->arena, size);
-        if (!p)
-            f->alloc_failures++;
-        return p;
-    }
-    PyMemAllocatorEx *fw = forward();
-    return fw->realloc(fw->ctx, ptr, size);
-}
+
+DEFINE_HOOKS(hook_obj, tls_capture, HOOK_OBJ)
+DEFINE_HOOKS(hook_mem, tls_capture_mem, HOOK_MEM)
+
+static PyMemAllocatorEx hook_allocator[HOOK_DOMAINS] = {
+    {NULL, hook_obj_malloc, hook_obj_calloc, hook_obj_realloc, hook_obj_free},
+    {NULL, hook_mem_malloc, hook_mem_calloc, hook_mem_realloc, hook_mem_free},
+};
 
 /* ---- the per-thread stack ---- */
 
@@ -113,6 +123,7 @@ objarena_frame_t *objarena_thread_top(void) { return tls_top; }
 
 static void recompute_capture(void) {
     tls_capture = (tls_top && tls_top->arena) ? tls_top : NULL;
+    tls_capture_mem = (tls_capture && tls_capture->capture_mem) ? tls_capture : NULL;
 }
 
 void objarena_thread_push(objarena_frame_t *frame) {
@@ -147,8 +158,8 @@ static bool tracemalloc_is_tracing(void) {
     return true;
 }
 
-static int publish_forward(const PyMemAllocatorEx *saved) {
-    /* libc malloc, not the OBJ domain: the hook may read it at any time and
+static int publish_forward(int domain, const PyMemAllocatorEx *saved) {
+    /* libc malloc, not a Python domain: the hook may read it at any time and
      * it is never freed (a racing reader may still hold the old one). */
     PyMemAllocatorEx *copy = malloc(sizeof *copy);
     if (!copy) {
@@ -156,33 +167,35 @@ static int publish_forward(const PyMemAllocatorEx *saved) {
         return -1;
     }
     *copy = *saved;
-    atomic_store_explicit(&forward_allocator, copy, memory_order_release);
+    atomic_store_explicit(&forward_allocator[domain], copy, memory_order_release);
     return 0;
 }
 
-static PyMemAllocatorEx hook_allocator = {NULL, hook_malloc, hook_calloc, hook_realloc, hook_free};
-
-int objarena_hook_install(void) {
-    if (hook_installed)
+static int install_domain(int domain) {
+    if (hook_installed[domain])
         return 0;
     PyMemAllocatorEx saved;
-    PyMem_GetAllocator(PYMEM_DOMAIN_OBJ, &saved);
-    if (publish_forward(&saved) < 0)
+    PyMem_GetAllocator(hook_domain_id[domain], &saved);
+    if (publish_forward(domain, &saved) < 0)
         return -1;
-    hook_over_tracemalloc = tracemalloc_is_tracing();
-    PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &hook_allocator);
-    hook_installed = true;
+    hook_over_tracemalloc[domain] = tracemalloc_is_tracing();
+    PyMem_SetAllocator(hook_domain_id[domain], &hook_allocator[domain]);
+    hook_installed[domain] = true;
     return 0;
 }
 
-bool objarena_hook_installed(void) { return hook_installed; }
+int objarena_hook_install(void) { return install_domain(HOOK_OBJ); }
 
-int objarena_hook_verify_chain(void) {
-    if (!hook_installed)
+int objarena_hook_install_mem(void) { return install_domain(HOOK_MEM); }
+
+bool objarena_hook_installed(void) { return hook_installed[HOOK_OBJ]; }
+
+static int verify_domain(int domain) {
+    if (!hook_installed[domain])
         return 0;
     PyMemAllocatorEx current;
-    PyMem_GetAllocator(PYMEM_DOMAIN_OBJ, &current);
-    if (current.malloc == hook_malloc)
+    PyMem_GetAllocator(hook_domain_id[domain], &current);
+    if (current.malloc == hook_allocator[domain].malloc)
         return 0;
     /* Something else is on top. If it is a hook stacked over ours (a
      * profiler, tracemalloc started later) it forwards to us: leave it. The
@@ -190,28 +203,34 @@ int objarena_hook_verify_chain(void) {
      * installed (we forward to it), is no longer tracing, and what is
      * installed now is not tracemalloc's hook -- tracemalloc.stop() restored
      * the allocator it had saved, over ours. */
-    PyMemAllocatorEx *fw = forward();
-    if (!hook_over_tracemalloc || tracemalloc_is_tracing() || current.malloc == fw->malloc)
+    PyMemAllocatorEx *fw = forward(domain);
+    if (!hook_over_tracemalloc[domain] || tracemalloc_is_tracing() || current.malloc == fw->malloc)
         return 0;
-    if (publish_forward(&current) < 0) {
+    if (publish_forward(domain, &current) < 0) {
         PyErr_Clear(); /* keep forwarding to the stale chain rather than fail */
         return 0;
     }
-    PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &hook_allocator);
-    hook_over_tracemalloc = false;
+    PyMem_SetAllocator(hook_domain_id[domain], &hook_allocator[domain]);
+    hook_over_tracemalloc[domain] = false;
     hook_chain_repairs++;
     return 1;
 }
 
+int objarena_hook_verify_chain(void) {
+    int repaired = verify_domain(HOOK_OBJ);
+    return verify_domain(HOOK_MEM) | repaired;
+}
+
 void objarena_hook_get_stats(objarena_hook_stats_t *out) {
     memset(out, 0, sizeof *out);
-    out->installed = hook_installed;
-    out->installed_over_tracemalloc = hook_over_tracemalloc;
+    out->installed = hook_installed[HOOK_OBJ];
+    out->mem_installed = hook_installed[HOOK_MEM];
+    out->installed_over_tracemalloc = hook_over_tracemalloc[HOOK_OBJ] || hook_over_tracemalloc[HOOK_MEM];
     out->chain_repairs = hook_chain_repairs;
     out->moved_out = hook_moved_out;
-    if (hook_installed) {
+    if (hook_installed[HOOK_OBJ]) {
         PyMemAllocatorEx current;
         PyMem_GetAllocator(PYMEM_DOMAIN_OBJ, &current);
-        out->hook_on_top = current.malloc == hook_malloc;
+        out->hook_on_top = current.malloc == hook_allocator[HOOK_OBJ].malloc;
     }
 }

@@ -32,6 +32,7 @@ typedef struct objarena_frame {
     arena_t *arena;                 /* first: the hook's fast path loads it */
     uint64_t frees_forwarded;       /* frees sent to the saved allocator while capturing */
     uint64_t alloc_failures;        /* allocations the arena refused (limit, OS) */
+    bool capture_mem;               /* also capture PYMEM_DOMAIN_MEM */
     struct objarena_frame *parent;  /* next frame down this thread's stack */
     unsigned long thread_id;        /* PyThread_get_thread_ident() of the owner */
     int state;                      /* objarena_frame_state */
@@ -54,6 +55,9 @@ void objarena_thread_unlink(objarena_frame_t *frame);
 int objarena_hook_install(void);
 bool objarena_hook_installed(void);
 
+/* The same for PYMEM_DOMAIN_MEM (scopes with capture_mem), once. */
+int objarena_hook_install_mem(void);
+
 /* Is the hook still in the OBJ domain's chain? If tracemalloc (started
  * before the hook) was stopped, it restored its own saved allocator over the
  * hook: then the hook is re-installed on top of what is there now and the
@@ -62,6 +66,7 @@ int objarena_hook_verify_chain(void);
 
 typedef struct objarena_hook_stats {
     bool installed;
+    bool mem_installed;              /* the MEM-domain hook too */
     bool installed_over_tracemalloc; /* tracemalloc was tracing at install */
     bool hook_on_top;                /* PyMem_GetAllocator(OBJ) is the hook now */
     uint64_t chain_repairs;

@@ -16,8 +16,20 @@ static PyObject *tracemalloc_stop;   /* the original _tracemalloc.stop */
 typedef struct {
     PyObject_HEAD
     objarena_scope_t *scope;
+    PyObject *pool; /* the Pool object whose chunks the scope uses, or NULL */
     bool strict;
 } ScopeObject;
+
+/* ----------------------------------------------------------------- Pool */
+
+typedef struct {
+    PyObject_HEAD
+    arena_pool_t *pool; /* NULL once closed */
+    size_t chunk_size;
+    bool huge_pages;
+} PoolObject;
+
+static PyTypeObject PoolType;
 
 static int parse_size(PyObject *value, const char *name, size_t *out) {
     if (value == NULL || value == Py_None) {
@@ -43,6 +55,44 @@ static int parse_size(PyObject *value, const char *name, size_t *out) {
     return 0;
 }
 
+/* domains: an iterable of "obj" / "mem"; "obj" is required. */
+static int parse_domains(PyObject *value, bool *capture_mem) {
+    if (value == NULL || value == Py_None)
+        return 0;
+    if (PyUnicode_Check(value)) {
+        PyErr_SetString(PyExc_TypeError, "domains must be a tuple of names, e.g. (\"obj\", \"mem\")");
+        return -1;
+    }
+    PyObject *seq = PySequence_Fast(value, "domains must be a tuple of names, e.g. (\"obj\", \"mem\")");
+    if (!seq)
+        return -1;
+    bool obj = false, mem = false;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyUnicode_Check(item)) {
+            PyErr_Format(PyExc_TypeError, "domain names are str, not %.100s", Py_TYPE(item)->tp_name);
+            Py_DECREF(seq);
+            return -1;
+        }
+        if (PyUnicode_CompareWithASCIIString(item, "obj") == 0)
+            obj = true;
+        else if (PyUnicode_CompareWithASCIIString(item, "mem") == 0)
+            mem = true;
+        else {
+            PyErr_Format(PyExc_ValueError, "unknown domain %R: use \"obj\" and optionally \"mem\"", item);
+            Py_DECREF(seq);
+            return -1;
+        }
+    }
+    Py_DECREF(seq);
+    if (!obj) {
+        PyErr_SetString(PyExc_ValueError, "domains must include \"obj\"");
+        return -1;
+    }
+    *capture_mem = mem;
+    return 0;
+}
+
 static int parse_flag(PyObject *value, const char *name, bool *out) {
     if (value == NULL)
         return 0; /* keep default */
@@ -55,10 +105,12 @@ static int parse_flag(PyObject *value, const char *name, bool *out) {
 }
 
 static PyObject *Scope_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"limit", "chunk_size", "strict", "collect", "poison", NULL};
+    static char *kwlist[] = {"limit", "chunk_size", "strict", "collect", "poison", "reuse",
+                             "domains", "pool", "huge_pages", NULL};
     PyObject *limit = NULL, *chunk_size = NULL, *strict = NULL, *collect = NULL, *poison = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOOOO:scope", kwlist, &limit, &chunk_size, &strict,
-                                     &collect, &poison))
+    PyObject *reuse = NULL, *domains = NULL, *pool = NULL, *huge_pages = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOOOOOOOO:scope", kwlist, &limit, &chunk_size, &strict,
+                                     &collect, &poison, &reuse, &domains, &pool, &huge_pages))
         return NULL;
     objarena_scope_options_t options;
     objarena_scope_options_init(&options);
@@ -66,8 +118,28 @@ static PyObject *Scope_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     if (parse_size(limit, "limit", &options.limit) < 0 ||
         parse_size(chunk_size, "chunk_size", &options.chunk_size) < 0 ||
         parse_flag(strict, "strict", &strict_flag) < 0 || parse_flag(collect, "collect", &options.collect) < 0 ||
-        parse_flag(poison, "poison", &options.poison) < 0)
+        parse_flag(poison, "poison", &options.poison) < 0 || parse_flag(reuse, "reuse", &options.reuse) < 0 ||
+        parse_flag(huge_pages, "huge_pages", &options.huge_pages) < 0 ||
+        parse_domains(domains, &options.capture_mem) < 0)
         return NULL;
+    if (pool && pool != Py_None) {
+        if (!PyObject_TypeCheck(pool, &PoolType)) {
+            PyErr_Format(PyExc_TypeError, "pool must be an objarena.Pool, not %.100s", Py_TYPE(pool)->tp_name);
+            return NULL;
+        }
+        PoolObject *p = (PoolObject *)pool;
+        if (!p->pool) {
+            PyErr_SetString(PyExc_ValueError, "the pool is closed");
+            return NULL;
+        }
+        if (options.chunk_size && options.chunk_size != p->chunk_size) {
+            PyErr_SetString(PyExc_ValueError, "a pool's scopes use the pool's chunk_size");
+            return NULL;
+        }
+        options.pool = p->pool;
+    } else {
+        pool = NULL;
+    }
     objarena_scope_t *scope = objarena_scope_new(&options);
     if (!scope)
         return NULL;
@@ -78,11 +150,14 @@ static PyObject *Scope_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     }
     self->scope = scope;
     self->strict = strict_flag;
+    Py_XINCREF(pool);
+    self->pool = pool;
     return (PyObject *)self;
 }
 
 static void Scope_dealloc(ScopeObject *self) {
     objarena_scope_free(self->scope);
+    Py_XDECREF(self->pool);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -258,7 +333,8 @@ static PyGetSetDef Scope_getset[] = {
 };
 
 PyDoc_STRVAR(Scope_doc,
-"scope(*, limit=None, chunk_size=None, strict=False, collect=True, poison=False)\n\n"
+"scope(*, limit=None, chunk_size=None, strict=False, collect=True, poison=False,\n"
+"      reuse=True, domains=(\"obj\",), pool=None, huge_pages=False)\n\n"
 "A phase whose object allocations (PYMEM_DOMAIN_OBJ) on this thread come from\n"
 "a fresh arena, given back to the OS when the phase ends.\n\n"
 "limit: bytes the arena may map; past it allocations fail (MemoryError inside\n"
@@ -266,7 +342,13 @@ PyDoc_STRVAR(Scope_doc,
 "chunk_size: power of two, 64 KiB to 1 GiB (default 1 MiB).\n"
 "strict: after exit raise EscapeError if any block is still alive.\n"
 "collect: at exit run a full gc and clear CPython's caches (default True).\n"
-"poison: make released memory inaccessible (debug; also OBJARENA_POISON=1).\n\n"
+"poison: make released memory inaccessible (debug; also OBJARENA_POISON=1).\n"
+"reuse: recycle blocks of up to 512 bytes freed inside the scope (size-class\n"
+"  pages); False: pure bump allocation, frees are no-ops until exit.\n"
+"domains: (\"obj\",) or (\"obj\", \"mem\"): also capture PyMem_Malloc (list/set\n"
+"  storage, 3.13 dict keys...).\n"
+"pool: an objarena.Pool whose warm chunks the scope uses and returns to.\n"
+"huge_pages: MADV_HUGEPAGE on fresh chunks of 2 MiB or more.\n\n"
 "Nothing reachable is ever freed: chunks holding survivors are retained until\n"
 "their last block is freed, and reported in .stats.");
 
@@ -309,6 +391,9 @@ static PyObject *stats_dict(const objarena_scope_t *scope) {
         set_u64(d, "chunks_retained", st.chunks_retained) < 0 ||
         set_u64(d, "bytes_retained", st.bytes_retained) < 0 ||
         set_u64(d, "live_blocks_at_exit", st.live_blocks_at_release) < 0 ||
+        set_u64(d, "bytes_pages_released", st.bytes_pages_released) < 0 ||
+        set_u64(d, "chunks_parked", st.chunks_parked) < 0 ||
+        set_u64(d, "blocks_reused", st.blocks_reused) < 0 ||
         PyDict_SetItemString(d, "exited", st.released ? Py_True : Py_False) < 0) {
         Py_DECREF(d);
         return NULL;
@@ -383,6 +468,173 @@ static PyTypeObject PausedType = {
     .tp_new = Paused_new,
 };
 
+static PyObject *Pool_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"max_warm_bytes", "chunk_size", "huge_pages", NULL};
+    PyObject *max_warm = NULL, *chunk_size = NULL, *huge = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOO:Pool", kwlist, &max_warm, &chunk_size, &huge))
+        return NULL;
+    arena_pool_config_t config = {0, 0, false};
+    if (parse_size(max_warm, "max_warm_bytes", &config.max_warm_bytes) < 0 ||
+        parse_size(chunk_size, "chunk_size", &config.chunk_size) < 0 ||
+        parse_flag(huge, "huge_pages", &config.huge_pages) < 0)
+        return NULL;
+    arena_pool_t *pool = NULL;
+    arena_error_t err = arena_pool_create(&config, &pool);
+    if (err == ARENA_EINVAL) {
+        PyErr_Format(PyExc_ValueError, "chunk_size must be a power of two between %zu and %zu bytes",
+                     (size_t)ARENA_MIN_CHUNK_SIZE, (size_t)ARENA_MAX_CHUNK_SIZE);
+        return NULL;
+    }
+    if (err != ARENA_OK) {
+        PyErr_SetString(PyExc_MemoryError, "objarena: cannot create the pool");
+        return NULL;
+    }
+    PoolObject *self = (PoolObject *)type->tp_alloc(type, 0);
+    if (!self) {
+        arena_pool_destroy(pool);
+        return NULL;
+    }
+    self->pool = pool;
+    self->chunk_size = config.chunk_size ? config.chunk_size : ARENA_DEFAULT_CHUNK_SIZE;
+    self->huge_pages = config.huge_pages;
+    return (PyObject *)self;
+}
+
+static PyObject *Pool_close(PoolObject *self, PyObject *Py_UNUSED(ignored)) {
+    if (self->pool && arena_pool_destroy(self->pool) != ARENA_OK) {
+        PyErr_SetString(PyExc_RuntimeError, "a scope of this pool is still active");
+        return NULL;
+    }
+    self->pool = NULL;
+    Py_RETURN_NONE;
+}
+
+static void Pool_dealloc(PoolObject *self) {
+    /* Scopes hold a reference while they may use the pool, so none is open. */
+    if (self->pool)
+        arena_pool_destroy(self->pool);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Pool_trim(PoolObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"keep_bytes", NULL};
+    PyObject *keep = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:trim", kwlist, &keep))
+        return NULL;
+    size_t keep_bytes = 0;
+    if (keep && keep != Py_None) {
+        if (!PyLong_Check(keep) || PyBool_Check(keep)) {
+            PyErr_Format(PyExc_TypeError, "keep_bytes must be an int, not %.100s", Py_TYPE(keep)->tp_name);
+            return NULL;
+        }
+        keep_bytes = PyLong_AsSize_t(keep);
+        if (keep_bytes == (size_t)-1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_ValueError, "keep_bytes must be a non-negative number of bytes, got %R", keep);
+            return NULL;
+        }
+    }
+    if (self->pool)
+        arena_pool_trim(self->pool, keep_bytes);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Pool_scope(PoolObject *self, PyObject *args, PyObject *kwds) {
+    if (PyTuple_GET_SIZE(args) != 0) {
+        PyErr_SetString(PyExc_TypeError, "Pool.scope() takes keyword arguments only");
+        return NULL;
+    }
+    PyObject *kw = kwds ? PyDict_Copy(kwds) : PyDict_New();
+    if (!kw || PyDict_SetItemString(kw, "pool", (PyObject *)self) < 0) {
+        Py_XDECREF(kw);
+        return NULL;
+    }
+    PyObject *empty = PyTuple_New(0);
+    PyObject *scope = empty ? PyObject_Call((PyObject *)&ScopeType, empty, kw) : NULL;
+    Py_XDECREF(empty);
+    Py_DECREF(kw);
+    return scope;
+}
+
+static PyObject *Pool_enter(PoolObject *self, PyObject *Py_UNUSED(ignored)) {
+    Py_INCREF(self);
+    return (PyObject *)self;
+}
+
+static PyObject *Pool_exit(PoolObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)args;
+    (void)nargs;
+    PyObject *r = Pool_close(self, NULL);
+    if (!r)
+        return NULL;
+    Py_DECREF(r);
+    Py_RETURN_FALSE;
+}
+
+static PyObject *Pool_get_stats(PoolObject *self, void *Py_UNUSED(closure)) {
+    arena_pool_stats_t st = {0, 0, 0, 0, 0, 0, 0};
+    if (self->pool)
+        arena_pool_get_stats(self->pool, &st);
+    PyObject *d = PyDict_New();
+    if (!d)
+        return NULL;
+    if (set_u64(d, "warm_bytes", st.warm_bytes) < 0 || set_u64(d, "warm_chunks", st.warm_chunks) < 0 ||
+        set_u64(d, "hits", st.hits) < 0 || set_u64(d, "misses", st.misses) < 0 ||
+        set_u64(d, "parked", st.parked) < 0 || set_u64(d, "trimmed_bytes", st.trimmed_bytes) < 0 ||
+        set_u64(d, "scopes_active", st.arenas_open) < 0 ||
+        PyDict_SetItemString(d, "closed", self->pool ? Py_False : Py_True) < 0) {
+        Py_DECREF(d);
+        return NULL;
+    }
+    PyObject *proxy = PyDictProxy_New(d);
+    Py_DECREF(d);
+    return proxy;
+}
+
+static PyObject *Pool_repr(PoolObject *self) {
+    arena_pool_stats_t st = {0, 0, 0, 0, 0, 0, 0};
+    if (self->pool)
+        arena_pool_get_stats(self->pool, &st);
+    return PyUnicode_FromFormat("<objarena.Pool %s chunk_size=%zu warm_bytes=%llu hits=%llu misses=%llu>",
+                                self->pool ? "open" : "closed", self->chunk_size,
+                                (unsigned long long)st.warm_bytes, (unsigned long long)st.hits,
+                                (unsigned long long)st.misses);
+}
+
+static PyMethodDef Pool_methods[] = {
+    {"scope", (PyCFunction)(void (*)(void))Pool_scope, METH_VARARGS | METH_KEYWORDS,
+     "scope(**options) -> scope\n\nA scope whose chunks come from, and go back to, this pool."},
+    {"trim", (PyCFunction)(void (*)(void))Pool_trim, METH_VARARGS | METH_KEYWORDS,
+     "trim(keep_bytes=0)\n\nGive warm chunks back to the OS until at most keep_bytes stay."},
+    {"close", (PyCFunction)Pool_close, METH_NOARGS,
+     "close()\n\nGive every warm chunk back; the pool can make no more scopes."},
+    {"__enter__", (PyCFunction)Pool_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)(void (*)(void))Pool_exit, METH_FASTCALL, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Pool_getset[] = {
+    {"stats", (getter)Pool_get_stats, NULL, "Read-only mapping: warm bytes/chunks, hits, misses...", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject PoolType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "objarena.Pool",
+    .tp_basicsize = sizeof(PoolObject),
+    .tp_dealloc = (destructor)Pool_dealloc,
+    .tp_repr = (reprfunc)Pool_repr,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Pool(*, max_warm_bytes=256 MiB, chunk_size=None, huge_pages=False)\n\n"
+              "Warm memory with an explicit lifetime (like APR pools): empty chunks of its\n"
+              "scopes stay mapped, up to max_warm_bytes, and the next scope of the pool\n"
+              "allocates into them without page faults. trim()/close() (or leaving a\n"
+              "`with Pool()` block) give the memory back. A bare scope() keeps nothing.",
+    .tp_methods = Pool_methods,
+    .tp_getset = Pool_getset,
+    .tp_new = Pool_new,
+};
+
 /* ------------------------------------------------------------ functions */
 
 static PyObject *objarena_info(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored)) {
@@ -409,6 +661,9 @@ static PyObject *objarena_info(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(
         set_u64(d, "retained_blocks", g.blocks_retained) < 0 ||
         set_u64(d, "retained_unmapped_total", g.retained_unmapped_total) < 0 ||
         set_u64(d, "quarantined_bytes", g.quarantined_bytes) < 0 ||
+        set_u64(d, "bytes_pages_released", g.bytes_pages_released) < 0 ||
+        set_u64(d, "warm_bytes", g.warm_bytes) < 0 ||
+        PyDict_SetItemString(d, "mem_hook_installed", hs.mem_installed ? Py_True : Py_False) < 0 ||
         set_u64(d, "reserve_bytes", g.reserve_bytes) < 0) {
         Py_DECREF(d);
         return NULL;
@@ -505,7 +760,7 @@ PyMODINIT_FUNC PyInit__objarena(void) {
                     "objects are outside them");
     return NULL;
 #endif
-    if (PyType_Ready(&ScopeType) < 0 || PyType_Ready(&PausedType) < 0)
+    if (PyType_Ready(&ScopeType) < 0 || PyType_Ready(&PausedType) < 0 || PyType_Ready(&PoolType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&objarena_module);
     if (!m)
@@ -523,7 +778,9 @@ PyMODINIT_FUNC PyInit__objarena(void) {
     Py_INCREF(&ScopeType);
     Py_INCREF(&PausedType);
     Py_INCREF(EscapeError);
-    if (PyModule_AddObject(m, "scope", (PyObject *)&ScopeType) < 0 ||
+    Py_INCREF(&PoolType);
+    if (PyModule_AddObject(m, "Pool", (PyObject *)&PoolType) < 0 ||
+        PyModule_AddObject(m, "scope", (PyObject *)&ScopeType) < 0 ||
         PyModule_AddObject(m, "paused", (PyObject *)&PausedType) < 0 ||
         PyModule_AddObject(m, "EscapeError", EscapeError) < 0 ||
         PyModule_AddIntConstant(m, "DEFAULT_CHUNK_SIZE", (long)ARENA_DEFAULT_CHUNK_SIZE) < 0 ||

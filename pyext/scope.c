@@ -11,6 +11,7 @@ static bool env_poison(void) {
 void objarena_scope_options_init(objarena_scope_options_t *options) {
     memset(options, 0, sizeof *options);
     options->collect = true;
+    options->reuse = true; /* see README: measured against bump mode */
 }
 
 static int check_main_interpreter(void) {
@@ -54,7 +55,8 @@ int objarena_scope_enter(objarena_scope_t *s) {
                                                        : "a scope can be entered only once; make a new one");
         return -1;
     }
-    if (check_main_interpreter() < 0 || objarena_hook_install() < 0)
+    if (check_main_interpreter() < 0 || objarena_hook_install() < 0 ||
+        (s->options.capture_mem && objarena_hook_install_mem() < 0))
         return -1;
     objarena_hook_verify_chain();
     arena_config_t config;
@@ -63,6 +65,9 @@ int objarena_scope_enter(objarena_scope_t *s) {
         config.chunk_size = s->options.chunk_size;
     config.byte_limit = s->options.limit;
     config.poison_on_release = s->options.poison;
+    config.reuse = s->options.reuse;
+    config.huge_pages = s->options.huge_pages;
+    config.pool = s->options.pool;
     arena_t *arena = NULL;
     arena_error_t err = arena_create(&config, &arena);
     if (err != ARENA_OK) {
@@ -73,6 +78,7 @@ int objarena_scope_enter(objarena_scope_t *s) {
         return -1;
     }
     s->frame.arena = arena;
+    s->frame.capture_mem = s->options.capture_mem;
     s->arena_id = arena_id(arena);
     objarena_thread_push(&s->frame);
     return 0;

@@ -28,6 +28,10 @@ typedef struct objarena_scope_options {
     size_t chunk_size;  /* 0: default */
     bool collect;       /* run the exit clean-up (default true) */
     bool poison;        /* poison released memory (debug) */
+    bool reuse;         /* recycle blocks freed inside the scope (size classes) */
+    bool capture_mem;   /* capture PYMEM_DOMAIN_MEM too (list/set storage...) */
+    bool huge_pages;    /* MADV_HUGEPAGE on fresh chunks >= 2 MiB */
+    arena_pool_t *pool; /* warm chunks (not owned); must outlive the scope */
 } objarena_scope_options_t;
 
 typedef struct objarena_scope {

@@ -21,13 +21,14 @@ import functools as _functools
 import pickle as _pickle
 
 import _objarena
-from _objarena import EscapeError, arena_id_of, collect, info, owns, paused, scope
+from _objarena import EscapeError, Pool, arena_id_of, collect, info, owns, paused, scope
 
 Scope = scope
 Paused = paused
 
 __all__ = [
     "EscapeError",
+    "Pool",
     "Scope",
     "arena_id_of",
     "collect",

@@ -21,12 +21,15 @@ namespace {
 
 constexpr size_t kChunk = 64 * 1024;  // small chunks keep the tests quick
 
-arena_t *MakeArena(size_t chunk = kChunk, size_t limit = 0, bool poison = false) {
+arena_t *MakeArena(size_t chunk = kChunk, size_t limit = 0, bool poison = false, bool reuse = false,
+                   arena_pool_t *pool = nullptr) {
     arena_config_t config;
     arena_config_init(&config);
     config.chunk_size = chunk;
     config.byte_limit = limit;
     config.poison_on_release = poison;
+    config.reuse = reuse;
+    config.pool = pool;
     arena_t *a = nullptr;
     EXPECT_EQ(arena_create(&config, &a), ARENA_OK);
     return a;
@@ -445,13 +448,14 @@ void CheckBlock(void *p, const ModelBlock &b) {
     }
 }
 
-class ArenaModel : public ::testing::TestWithParam<unsigned> {};
+class ArenaModel : public ::testing::TestWithParam<std::tuple<unsigned, bool>> {};
 
 TEST_P(ArenaModel, RandomSequenceMatchesReferenceModel) {
-    std::mt19937 rng(GetParam());
+    std::mt19937 rng(std::get<0>(GetParam()));
+    const bool reuse = std::get<1>(GetParam());
     arena_global_stats_t g0 = Global();
     std::map<char *, ModelBlock> live;
-    arena_t *a = MakeArena(kChunk);
+    arena_t *a = MakeArena(kChunk, 0, false, reuse);
     std::vector<arena_t *> released;
     auto random_size = [&]() -> size_t {
         unsigned r = rng() % 100;
@@ -503,7 +507,7 @@ TEST_P(ArenaModel, RandomSequenceMatchesReferenceModel) {
             arena_stats_t s = Stats(a);
             ASSERT_EQ(s.bytes_mapped, 0u);
             released.push_back(a);
-            a = MakeArena(kChunk);
+            a = MakeArena(kChunk, 0, false, reuse);
         }
         if (step % 1000 == 0) {
             char *prev_end = nullptr;
@@ -526,6 +530,160 @@ TEST_P(ArenaModel, RandomSequenceMatchesReferenceModel) {
     EXPECT_EQ(g1.blocks_retained, g0.blocks_retained);
 }
 
-INSTANTIATE_TEST_SUITE_P(Seeds, ArenaModel, ::testing::Values(1u, 2u, 3u, 42u, 2026u));
+INSTANTIATE_TEST_SUITE_P(Seeds, ArenaModel,
+                         ::testing::Combine(::testing::Values(1u, 2u, 3u, 42u, 2026u), ::testing::Bool()));
+
+// ---- page-granular release inside retained chunks ----
+
+TEST(ArenaPages, RetainedChunkGivesBackItsFreePages) {
+    arena_t *a = MakeArena(kChunk, 0, /*poison=*/true);
+    std::vector<char *> blocks;
+    for (int i = 0; i < 600; i++) blocks.push_back(static_cast<char *>(arena_alloc(a, 96)));  // ~14 pages
+    char *keep = blocks[300];
+    memset(keep, 0x42, 96);
+    for (char *b : blocks)
+        if (b != keep) arena_free(b);
+    uint64_t global_before = Global().bytes_pages_released;
+    arena_release(a);
+    arena_stats_t s = Stats(a);
+    EXPECT_EQ(s.chunks_retained, 1u);
+    // All but the survivor's page(s) (two if it crosses a boundary) go back.
+    EXPECT_GE(s.bytes_pages_released, kChunk - 2 * 4096);
+    EXPECT_EQ(Global().bytes_pages_released - global_before, s.bytes_pages_released);
+    for (int i = 0; i < 96; i++) ASSERT_EQ(keep[i], 0x42);
+    // A block of a released page faults (poison), the survivor's page does not.
+    char *far = blocks[0];
+    EXPECT_TRUE(DiesWithFault(TouchReleased, far));
+    EXPECT_FALSE(DiesWithFault(TouchReleased, keep));
+    arena_free(keep);
+    EXPECT_FALSE(arena_owns(keep));
+    arena_destroy(a);
+}
+
+TEST(ArenaPages, BlockCrossingAPageBoundaryKeepsBothPages) {
+    arena_t *a = MakeArena(kChunk, 0, /*poison=*/true);
+    std::vector<char *> blocks;
+    char *crossing = nullptr;
+    for (int i = 0; i < 400 && !crossing; i++) {
+        char *b = static_cast<char *>(arena_alloc(a, 208));
+        uintptr_t start = reinterpret_cast<uintptr_t>(b), last = start + 207;
+        if ((start >> 12) != (last >> 12) && (start >> 12) > (reinterpret_cast<uintptr_t>(blocks.empty() ? b : blocks[0]) >> 12))
+            crossing = b;
+        else
+            blocks.push_back(b);
+    }
+    ASSERT_NE(crossing, nullptr);
+    for (int i = 0; i < 100; i++) blocks.push_back(static_cast<char *>(arena_alloc(a, 208)));
+    for (char *b : blocks) arena_free(b);
+    arena_release(a);
+    EXPECT_EQ(Stats(a).live_blocks_at_release, 1u);
+    // Every byte of the crossing survivor is still mapped and writable.
+    memset(crossing, 0x33, 208);
+    EXPECT_FALSE(DiesWithFault(TouchReleased, crossing + 207));
+    EXPECT_TRUE(DiesWithFault(TouchReleased, blocks[0]));
+    arena_free(crossing);
+    arena_destroy(a);
+}
+
+TEST(ArenaPages, LaterFreesInARetainedChunkGiveBackPages) {
+    arena_t *a = MakeArena(kChunk);
+    std::vector<char *> blocks;
+    for (int i = 0; i < 500; i++) blocks.push_back(static_cast<char *>(arena_alloc(a, 112)));
+    char *first = blocks[0], *last = blocks[499];
+    for (char *b : blocks)
+        if (b != first && b != last) arena_free(b);
+    arena_release(a);
+    uint64_t before = Global().bytes_pages_released;
+    arena_free(first);  // its page empties: handed back now
+    EXPECT_GE(Global().bytes_pages_released - before, 4096u);
+    EXPECT_TRUE(arena_owns(last));
+    arena_free(last);
+    EXPECT_FALSE(arena_owns(last));
+    arena_destroy(a);
+}
+
+// ---- reuse mode ----
+
+TEST(ArenaReuse, FreedBlocksAreHandedOutAgain) {
+    arena_t *a = MakeArena(kChunk, 0, false, /*reuse=*/true);
+    void *p = arena_alloc(a, 40);
+    arena_free(p);
+    EXPECT_EQ(arena_alloc(a, 48), p);  // same class (48), LIFO
+    arena_free(p);
+    // A churn loop never grows past its working set.
+    std::vector<void *> window;
+    for (int i = 0; i < 200000; i++) {
+        window.push_back(arena_alloc(a, 16 + (i % 30) * 16));
+        if (window.size() > 64) {
+            arena_free(window.front());
+            window.erase(window.begin());
+        }
+    }
+    arena_stats_t s = Stats(a);
+    EXPECT_LE(s.chunks_mapped, 2u);  // 30 classes x one 4 KiB page each
+    EXPECT_GT(s.blocks_reused, 190000u);
+    for (void *w : window) arena_free(w);
+    arena_release(a);
+    EXPECT_EQ(Stats(a).chunks_retained, 0u);
+    arena_destroy(a);
+}
+
+TEST(ArenaReuse, CallocZeroesReusedMemoryAndReallocKnowsExactSizes) {
+    arena_t *a = MakeArena(kChunk, 0, false, true);
+    unsigned char *p = static_cast<unsigned char *>(arena_alloc(a, 64));
+    memset(p, 0xEE, 64);
+    arena_free(p);
+    unsigned char *z = static_cast<unsigned char *>(arena_calloc(a, 8, 8));
+    ASSERT_EQ(z, p);
+    for (int i = 0; i < 64; i++) ASSERT_EQ(z[i], 0);
+    EXPECT_EQ(arena_block_readable_size(z), 64u);  // exact: its class
+    for (int i = 0; i < 64; i++) z[i] = (unsigned char)i;
+    EXPECT_EQ(arena_realloc(a, z, 60), z);  // same class: in place
+    unsigned char *grown = static_cast<unsigned char *>(arena_realloc(a, z, 300));
+    ASSERT_NE(grown, z);
+    for (int i = 0; i < 64; i++) ASSERT_EQ(grown[i], i);
+    EXPECT_EQ(arena_block_readable_size(grown), 304u);
+    arena_free(grown);
+    arena_destroy(a);
+}
+
+// ---- pools of warm chunks ----
+
+TEST(ArenaPool, ReleasedChunksStayWarmForTheNextArena) {
+    arena_pool_config_t pc = {kChunk, 8 * kChunk, false};
+    arena_pool_t *pool = nullptr;
+    ASSERT_EQ(arena_pool_create(&pc, &pool), ARENA_OK);
+    arena_t *a = MakeArena(kChunk, 0, false, false, pool);
+    std::vector<void *> blocks;
+    for (int i = 0; i < 5000; i++) blocks.push_back(arena_alloc(a, 100));  // ~8 chunks
+    for (void *b : blocks) arena_free(b);
+    uint64_t chunks = Stats(a).chunks_mapped;
+    ASSERT_GE(chunks, 8u);
+    EXPECT_EQ(arena_pool_destroy(pool), ARENA_EINVAL);  // an arena is open
+    arena_release(a);
+    arena_pool_stats_t ps;
+    arena_pool_get_stats(pool, &ps);
+    EXPECT_EQ(ps.warm_chunks, 8u);  // the cap
+    EXPECT_EQ(ps.warm_bytes, 8 * kChunk);
+    EXPECT_EQ(Stats(a).chunks_parked, 8u);
+    EXPECT_EQ(Global().warm_bytes, 8 * kChunk);
+    EXPECT_FALSE(arena_owns(blocks[0]));  // parked chunks own no blocks
+    uint64_t mapped_total = Global().chunks_mapped_total;
+    arena_t *b = MakeArena(kChunk, 0, false, false, pool);
+    for (int i = 0; i < 4000; i++) ASSERT_NE(arena_alloc(b, 100), nullptr);
+    arena_pool_get_stats(pool, &ps);
+    EXPECT_GE(ps.hits, 6u);
+    EXPECT_EQ(Global().chunks_mapped_total, mapped_total);  // no fresh mapping
+    arena_release(b);  // its blocks were never freed: retained, not parked
+    uint64_t mapped_before_trim = Global().bytes_mapped;
+    arena_pool_trim(pool, 0);
+    arena_pool_get_stats(pool, &ps);
+    EXPECT_EQ(ps.warm_bytes, 0u);
+    EXPECT_EQ(Global().bytes_mapped, mapped_before_trim - ps.trimmed_bytes);
+    EXPECT_EQ(arena_pool_destroy(pool), ARENA_OK);
+    arena_destroy(a);
+    arena_destroy(b);
+}
+
 
 }  // namespace

@@ -1,0 +1,104 @@
+/* Pools of warm chunks: empty chunks parked mapped and faulted in, handed to
+ * the pool's next arenas, given back by trim or destroy. */
+#include <stdlib.h>
+
+#include "arena/internal.h"
+
+#define DEFAULT_MAX_WARM_BYTES ((size_t)256 << 20)
+
+arena_error_t arena_pool_create(const arena_pool_config_t *config, arena_pool_t **out) {
+    *out = NULL;
+    size_t chunk = config && config->chunk_size ? config->chunk_size : ARENA_DEFAULT_CHUNK_SIZE;
+    if (chunk < ARENA_MIN_CHUNK_SIZE || chunk > ARENA_MAX_CHUNK_SIZE || (chunk & (chunk - 1)))
+        return ARENA_EINVAL;
+    arena_error_t err = region_ensure();
+    if (err != ARENA_OK)
+        return err;
+    arena_pool_t *pool = calloc(1, sizeof *pool);
+    if (!pool)
+        return ARENA_ENOMEM;
+    pool->chunk_size = chunk;
+    pool->max_warm_bytes = config && config->max_warm_bytes ? config->max_warm_bytes : DEFAULT_MAX_WARM_BYTES;
+    pool->huge_pages = config && config->huge_pages;
+    *out = pool;
+    return ARENA_OK;
+}
+
+bool pool_park(arena_pool_t *pool, chunk_t *c) {
+    if (c->kind != CHUNK_SMALL || c->size != pool->chunk_size ||
+        pool->warm_bytes + c->size > pool->max_warm_bytes)
+        return false;
+    /* Unpublish and detach from the arena: a parked chunk is owned by no one. */
+    size_t first = (size_t)((uintptr_t)c->base - atomic_load(&arena_region.base)) >> REGION_SLOT_SHIFT;
+    for (size_t i = 0; i < (c->size >> REGION_SLOT_SHIFT); i++)
+        atomic_store_explicit(&arena_region.slot_owner[first + i], NULL, memory_order_release);
+    struct arena *a = c->arena;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        a->chunks = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    a->bytes_mapped -= c->size;
+    c->arena = NULL;
+    c->warm = true;
+    c->prev = NULL;
+    c->next = pool->warm;
+    pool->warm = c;
+    pool->warm_bytes += c->size;
+    pool->warm_chunks++;
+    pool->parked++;
+    pthread_mutex_lock(&arena_region.lock);
+    arena_region.stats.warm_bytes += c->size;
+    pthread_mutex_unlock(&arena_region.lock);
+    return true;
+}
+
+chunk_t *pool_take(arena_pool_t *pool, struct arena *a) {
+    chunk_t *c = pool->warm;
+    if (!c) {
+        pool->misses++;
+        return NULL;
+    }
+    pool->warm = c->next;
+    pool->warm_bytes -= c->size;
+    pool->warm_chunks--;
+    pool->hits++;
+    pthread_mutex_lock(&arena_region.lock);
+    arena_region.stats.warm_bytes -= c->size;
+    pthread_mutex_unlock(&arena_region.lock);
+    chunk_attach(a, c);
+    return c;
+}
+
+void arena_pool_trim(arena_pool_t *pool, size_t keep_bytes) {
+    while (pool->warm && pool->warm_bytes > keep_bytes) {
+        chunk_t *c = pool->warm;
+        pool->warm = c->next;
+        pool->warm_bytes -= c->size;
+        pool->warm_chunks--;
+        pool->trimmed_bytes += c->size;
+        c->next = c->prev = NULL;
+        chunk_unmap(c); /* c->warm: unlinked from nothing else */
+    }
+}
+
+arena_error_t arena_pool_destroy(arena_pool_t *pool) {
+    if (!pool)
+        return ARENA_OK;
+    if (pool->arenas_open)
+        return ARENA_EINVAL;
+    arena_pool_trim(pool, 0);
+    free(pool);
+    return ARENA_OK;
+}
+
+void arena_pool_get_stats(const arena_pool_t *pool, arena_pool_stats_t *out) {
+    out->warm_bytes = pool->warm_bytes;
+    out->warm_chunks = pool->warm_chunks;
+    out->hits = pool->hits;
+    out->misses = pool->misses;
+    out->parked = pool->parked;
+    out->trimmed_bytes = pool->trimmed_bytes;
+    out->arenas_open = pool->arenas_open;
+}
