@@ -128,6 +128,9 @@ static void *alloc_class_slow(arena_t *a, size_t cls, size_t size) {
             return NULL;
         page = a->bump; /* chunks are page-aligned */
     }
+    /* The skipped gap is never handed out but may be read by a realloc of
+     * the bump block before it: make it addressable for ASan. */
+    track_mem_undefined(a->bump, (size_t)(page - a->bump));
     a->bump = page + ARENA_PAGE_SIZE;
     a->last_block = NULL; /* the bump block before the page must not grow into it */
     size_t block = cls * ARENA_ALIGNMENT;

@@ -304,10 +304,20 @@ void chunk_free_slow(chunk_t *c, void *ptr) {
 size_t chunk_readable_size(const chunk_t *c, const char *p) {
     if (c->kind == CHUNK_LARGE)
         return c->block_size;
-    uint8_t cls = arena_region.page_class[region_page_index(p)];
+    size_t page = region_page_index(p);
+    uint8_t cls = arena_region.page_class[page];
     if (cls != PAGE_CLASS_BUMP)
         return (size_t)cls * ARENA_ALIGNMENT; /* exact: a size-class block */
+    /* A bump block ends in its own page, or in the pages the block crossing
+     * out of its page covers (page_cross): never in a class page or a page
+     * handed back, and never past the bump pointer. */
+    const char *limit = (const char *)(((uintptr_t)p | (ARENA_PAGE_SIZE - 1)) + 1);
+    size_t end_page = chunk_first_page(c) + (c->size >> ARENA_PAGE_SHIFT);
+    for (size_t k = page + 1; k < end_page && arena_region.page_cross[k] == page + 1; k++)
+        limit += ARENA_PAGE_SIZE;
     const struct arena *a = c->arena;
     const char *end = (a && a->current == c) ? a->bump : c->used_end;
-    return p < end ? (size_t)(end - p) : 0;
+    if (limit > end)
+        limit = end;
+    return p < limit ? (size_t)(limit - p) : 0;
 }

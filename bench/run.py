@@ -224,7 +224,9 @@ def run_metrics(res):
         m["chunks_retained"] = sum(s.get("chunks_retained", 0) for s in stats)
     after = res.get("objarena_info_after")
     if after:
-        m["retained_mib"] = after.get("retained_bytes", 0) / MIB / MIB
+        m["retained_mib"] = after.get("retained_bytes", 0) / MIB / MIB  # mapped address space
+        if "bytes_pages_released" in after:  # pages of retained chunks given back (madvise)
+            m["retained_pages_released_mib"] = after["bytes_pages_released"] / MIB / MIB
     return m
 
 
@@ -248,7 +250,7 @@ def summarize(runs):
 def ratio(x, base, min_base=None):
     if x is None or base is None:
         return "—"
-    if min_base is not None and base < min_base:
+    if min_base is not None and (base < min_base or x < 0):
         return "—"
     if base <= 0:
         return "—"
@@ -284,8 +286,11 @@ def markdown(meta, plan, results, args):
     w("Columns: *phase s* = median phase wall time (work + teardown), *teardown ms* = gc.collect() after "
       "the phase / scope exit / worker close+join; *peak Δ* = max over phases of VmHWM − baseline (peak reset "
       "before each phase); *RSS 1st* / *held N* = VmRSS − baseline after the first / the last phase. "
-      "Ratios are against pymalloc; memory ratios are left out (—) when pymalloc's figure is under 1 MiB. "
-      "Every figure is a median over the repeats.")
+      "Ratios are against pymalloc; memory ratios are left out (—) when pymalloc's figure is under 1 MiB "
+      "or the variant's is negative (RSS below the baseline: the allocator gave back memory left from the "
+      "setup, e.g. mimalloc's delayed purge). Every figure is a median over the repeats; per-phase figures "
+      "(RSS after each phase, objarena scope stats) are in latest.json. *chunks released/retained* are "
+      "summed over the N scopes (phase.stats).")
     w("")
     for wl in args.workloads:
         res_w = results.get(wl, {})
@@ -322,8 +327,11 @@ def markdown(meta, plan, results, args):
                 notes.append(f"worker start {s['worker_start_s'] * 1e3:.0f} ms")
             if "chunks_released" in s:
                 notes.append(f"chunks released/retained {s['chunks_released']:.0f}/{s['chunks_retained']:.0f}")
-            if "retained_mib" in s:
-                notes.append(f"objarena retained {s['retained_mib']:.1f} MiB")
+            if "retained_mib" in s and s["retained_mib"] > 0:
+                txt = f"objarena.info() after N: retained {s['retained_mib']:.1f} MiB mapped"
+                if "retained_pages_released_mib" in s:
+                    txt += f", {s['retained_pages_released_mib']:.1f} MiB of pages released"
+                notes.append(txt)
             if "rss_after_trim_mib" in s:
                 notes.append(f"after trim {s['rss_after_trim_mib']:.1f} MiB")
             if plan[v].get("note"):

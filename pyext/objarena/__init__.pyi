@@ -9,6 +9,7 @@ _R = TypeVar("_R")
 
 __all__ = [
     "EscapeError",
+    "Pool",
     "Scope",
     "arena_id_of",
     "collect",
@@ -33,6 +34,10 @@ class scope:
         strict: bool = False,
         collect: bool = True,
         poison: bool = False,
+        reuse: bool = True,
+        domains: tuple[Literal["obj", "mem"], ...] | list[Literal["obj", "mem"]] | None = None,
+        pool: Pool | None = None,
+        huge_pages: bool = False,
     ) -> scope: ...
     def __enter__(self) -> scope: ...
     # Never swallows the exception; raises EscapeError for a strict scope
@@ -51,6 +56,38 @@ class scope:
     @property
     def arena_id(self) -> int: ...
     def escaped(self) -> dict[type, list[object]]: ...
+
+@final
+class Pool:
+    """Warm chunks with an explicit lifetime: scopes of the pool reuse them."""
+
+    def __new__(
+        cls, *, max_warm_bytes: int | None = None, chunk_size: int | None = None, huge_pages: bool = False
+    ) -> Pool: ...
+    def scope(
+        self,
+        *,
+        limit: int | None = None,
+        chunk_size: int | None = None,
+        strict: bool = False,
+        collect: bool = True,
+        poison: bool = False,
+        reuse: bool = True,
+        domains: tuple[Literal["obj", "mem"], ...] | list[Literal["obj", "mem"]] | None = None,
+        huge_pages: bool = False,
+    ) -> scope: ...
+    def trim(self, keep_bytes: int | None = 0) -> None: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Pool: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> Literal[False]: ...
+    @property
+    def stats(self) -> Mapping[str, int | bool]: ...
 
 @final
 class paused:
@@ -87,6 +124,10 @@ def scoped(
     strict: bool = False,
     collect: bool = True,
     poison: bool = False,
+    reuse: bool = True,
+    domains: tuple[Literal["obj", "mem"], ...] | list[Literal["obj", "mem"]] | None = None,
+    pool: Pool | None = None,
+    huge_pages: bool = False,
 ) -> Callable[_P, _R]: ...
 @overload
 def scoped(
@@ -98,6 +139,10 @@ def scoped(
     strict: bool = False,
     collect: bool = True,
     poison: bool = False,
+    reuse: bool = True,
+    domains: tuple[Literal["obj", "mem"], ...] | list[Literal["obj", "mem"]] | None = None,
+    pool: Pool | None = None,
+    huge_pages: bool = False,
 ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]: ...
 def info() -> dict[str, int | bool]: ...
 def owns(obj: object, /) -> bool: ...

@@ -647,6 +647,30 @@ TEST(ArenaReuse, CallocZeroesReusedMemoryAndReallocKnowsExactSizes) {
     arena_destroy(a);
 }
 
+void ReallocIntoFreshArena(void *p) {
+    arena_t *fresh = MakeArena();
+    char *q = static_cast<char *>(arena_realloc(fresh, p, 4000));
+    if (!q || q[0] != 0x11 || q[599] != 0x11) _exit(5);
+}
+
+TEST(ArenaReuse, ReallocOfABumpBlockNeverReadsANeighbouringReleasedPage) {
+    // A 600-byte (bump) block, then a size-class page right after it. The
+    // class page empties and is handed back (PROT_NONE when poisoning); a
+    // realloc of the bump block must copy only its own page(s).
+    arena_t *a = MakeArena(kChunk, 0, /*poison=*/true, /*reuse=*/true);
+    char *big = static_cast<char *>(arena_alloc(a, 600));
+    memset(big, 0x11, 600);
+    std::vector<void *> small;
+    for (int i = 0; i < 300; i++) small.push_back(arena_alloc(a, 32));  // class pages after it
+    for (void *p : small) arena_free(p);
+    arena_release(a);
+    EXPECT_GT(Stats(a).bytes_pages_released, 0u);
+    EXPECT_LE(arena_block_readable_size(big), 4096u);
+    EXPECT_FALSE(DiesWithFault(ReallocIntoFreshArena, big));
+    arena_free(big);
+    arena_destroy(a);
+}
+
 // ---- pools of warm chunks ----
 
 TEST(ArenaPool, ReleasedChunksStayWarmForTheNextArena) {
