@@ -1,5 +1,5 @@
-/* Allocation: the bump-pointer fast path, the size-class fast path of reuse
- * mode, then chunk refills, class pages, large blocks, calloc and realloc. */
+/* Allocation: the bump-pointer fast path (with reuse mode's free lists in
+ * front of it), then chunk refills, large blocks, calloc and realloc. */
 #include <string.h>
 
 #include "arena/internal.h"
@@ -9,40 +9,34 @@ static inline void page_live_inc(const void *p) {
     arena_region.page_live[region_page_index(p)]++;
 }
 
-static void *alloc_class_slow(arena_t *a, size_t cls, size_t size);
-
 /* Fast path budget (bump mode): a size compare, a round-up, a bounds
  * compare, a page-counter increment, a page-crossing test (taken by ~1% of
- * small blocks) and four stores. Reuse mode: a free-list pop or a bump inside
- * the class's page, plus the page counter. Everything else is out of line. */
+ * small blocks) and four stores. Reuse mode first tries its size class's
+ * free list (a load, a compare, two stores) and, on a bump, records the
+ * block's class in its granule byte. Everything else is out of line. */
 void *arena_alloc(arena_t *a, size_t size) {
+    size_t rounded = arena_round_size(size);
+    uint8_t cls = 0;
     if (a->reuse && size <= ARENA_CLASS_MAX) {
-        size_t cls = (size + ARENA_ALIGNMENT - 1) / ARENA_ALIGNMENT;
-        cls += cls == 0;
-        size_t block = cls * ARENA_ALIGNMENT;
+        cls = (uint8_t)(rounded / ARENA_ALIGNMENT);
         char *p = a->free_list[cls];
         if (p) {
-            track_mem_undefined(p, block);
+            track_mem_undefined(p, rounded);
             a->free_list[cls] = *(void **)p;
+            page_live_inc(p);
             a->blocks_reused++;
-        } else {
-            p = a->class_bump[cls];
-            if (ARENA_UNLIKELY((size_t)(a->class_end[cls] - p) < block))
-                return alloc_class_slow(a, cls, size);
-            a->class_bump[cls] = p + block;
-            track_mem_undefined(p, block);
+            a->blocks_allocated++;
+            a->bytes_requested += size;
+            return p;
         }
-        page_live_inc(p);
-        a->blocks_allocated++;
-        a->bytes_requested += size;
-        return p;
     }
     char *p = a->bump;
-    size_t rounded = arena_round_size(size);
     if (ARENA_LIKELY(size <= a->small_max && rounded <= (size_t)(a->end - p))) {
         a->bump = p + rounded;
         a->last_block = p;
         page_live_inc(p);
+        if (a->reuse)
+            arena_region.granule_class[region_granule_index(p)] = cls;
         if (ARENA_UNLIKELY((((uintptr_t)p ^ ((uintptr_t)p + rounded - 1)) >> ARENA_PAGE_SHIFT) != 0))
             chunk_mark_crossing(p, rounded);
         a->blocks_allocated++;
@@ -116,30 +110,6 @@ void *arena_alloc_slow(arena_t *a, size_t size) {
     return arena_alloc(a, size); /* fits now: small_max < chunk_size */
 }
 
-/* A new page for size class cls, cut page-aligned from the bump region. */
-static void *alloc_class_slow(arena_t *a, size_t cls, size_t size) {
-    if (a->closed) {
-        a->last_error = ARENA_ECLOSED;
-        return NULL;
-    }
-    char *page = (char *)(((uintptr_t)a->bump + ARENA_PAGE_SIZE - 1) & ~(uintptr_t)(ARENA_PAGE_SIZE - 1));
-    if (!a->current || page > a->end || (size_t)(a->end - page) < ARENA_PAGE_SIZE) {
-        if (!refill_chunk(a))
-            return NULL;
-        page = a->bump; /* chunks are page-aligned */
-    }
-    /* The skipped gap is never handed out but may be read by a realloc of
-     * the bump block before it: make it addressable for ASan. */
-    track_mem_undefined(a->bump, (size_t)(page - a->bump));
-    a->bump = page + ARENA_PAGE_SIZE;
-    a->last_block = NULL; /* the bump block before the page must not grow into it */
-    size_t block = cls * ARENA_ALIGNMENT;
-    arena_region.page_class[region_page_index(page)] = (uint8_t)cls;
-    a->class_bump[cls] = page;
-    a->class_end[cls] = page + ARENA_PAGE_SIZE / block * block;
-    return arena_alloc(a, size);
-}
-
 void *arena_calloc(arena_t *a, size_t count, size_t size) {
     size_t total;
     if (__builtin_mul_overflow(count, size, &total)) {
@@ -162,14 +132,11 @@ void *arena_realloc(arena_t *a, void *ptr, size_t size) {
     }
     char *p = ptr;
     if (c->kind == CHUNK_SMALL) {
-        uint8_t cls = arena_region.page_class[region_page_index(p)];
-        if (cls != PAGE_CLASS_BUMP) {
-            /* A size-class block: in place while the new size fits its class
-             * and is not so small that a smaller class would save half. */
-            size_t block = (size_t)cls * ARENA_ALIGNMENT;
-            if (size <= block && size > block / 2)
-                return p;
-        } else if (c == a->current && p == a->last_block && size <= a->small_max) {
+        uint8_t cls = c->reuse ? arena_region.granule_class[region_granule_index(p)] : 0;
+        size_t block = (size_t)cls * ARENA_ALIGNMENT;
+        if (cls && size <= block && size > block / 2)
+            return p; /* in place inside its class, unless a smaller class saves half */
+        if (c == a->current && p == a->last_block && size <= a->small_max) {
             char *new_end = p + arena_round_size(size);
             if (new_end <= a->end) {
                 if (new_end > a->bump) {
@@ -179,6 +146,9 @@ void *arena_realloc(arena_t *a, void *ptr, size_t size) {
                     track_mem_noaccess(new_end, (size_t)(a->bump - new_end));
                 }
                 a->bump = new_end;
+                if (a->reuse) /* its class follows its new size */
+                    arena_region.granule_class[region_granule_index(p)] =
+                        size <= ARENA_CLASS_MAX ? (uint8_t)(arena_round_size(size) / ARENA_ALIGNMENT) : 0;
                 if ((((uintptr_t)p ^ ((uintptr_t)new_end - 1)) >> ARENA_PAGE_SHIFT) != 0)
                     chunk_mark_crossing(p, (size_t)(new_end - p));
                 return p;

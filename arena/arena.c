@@ -63,14 +63,14 @@ void arena_release(arena_t *a) {
     a->bump = a->end = a->last_block = NULL;
 
     memset(a->free_list, 0, sizeof a->free_list);
-    memset(a->class_bump, 0, sizeof a->class_bump);
-    memset(a->class_end, 0, sizeof a->class_end);
 
     arena_stats_t *r = &a->at_release;
     chunk_t *c = a->chunks;
     while (c) {
         chunk_t *next = c->next;
         uint64_t live = c->kind == CHUNK_LARGE ? c->live_blocks : chunk_count_live(c);
+        if (c->reuse)
+            chunk_drop_granule_classes(c);
         if (live == 0) {
             r->chunks_released++;
             r->bytes_released += c->size;

@@ -117,7 +117,7 @@ chunk_t *chunk_map(struct arena *a, size_t size, size_t align, chunk_kind_t kind
 static void reset_page_tables(chunk_t *c) {
     size_t first = chunk_first_page(c), count = c->size >> ARENA_PAGE_SHIFT;
     memset(arena_region.page_live + first, 0, count * sizeof(uint16_t));
-    memset(arena_region.page_class + first, PAGE_CLASS_BUMP, count);
+    memset(arena_region.page_state + first, PAGE_IN_USE, count);
     memset(arena_region.page_cross + first, 0, count * sizeof(uint32_t));
 }
 
@@ -130,6 +130,7 @@ void chunk_attach(struct arena *a, chunk_t *c) {
     c->arena = a;
     c->arena_id = a->id;
     c->poison = a->poison;
+    c->reuse = a->reuse;
     if (c->kind == CHUNK_SMALL)
         reset_page_tables(c);
     c->prev = NULL;
@@ -222,7 +223,7 @@ static bool page_pinned(size_t page) {
 static size_t release_pages(chunk_t *c, size_t first, size_t count) {
     size_t released = 0, run = 0, chunk_first = chunk_first_page(c);
     for (size_t k = first; k <= first + count; k++) {
-        bool free_page = k < first + count && arena_region.page_class[k] != PAGE_CLASS_RELEASED && !page_pinned(k);
+        bool free_page = k < first + count && arena_region.page_state[k] != PAGE_RELEASED && !page_pinned(k);
         if (free_page) {
             run++;
             continue;
@@ -235,7 +236,7 @@ static size_t release_pages(chunk_t *c, size_t first, size_t count) {
                 os_decommit(p, bytes); /* PROT_NONE: a stale access faults */
             else
                 os_discard(p, bytes);
-            memset(arena_region.page_class + (k - run), PAGE_CLASS_RELEASED, run);
+            memset(arena_region.page_state + (k - run), PAGE_RELEASED, run);
             released += bytes;
             run = 0;
         }
@@ -249,6 +250,13 @@ size_t chunk_release_free_pages(chunk_t *c) {
     arena_region.stats.bytes_pages_released += released;
     pthread_mutex_unlock(&arena_region.lock);
     return released;
+}
+
+void chunk_drop_granule_classes(chunk_t *c) {
+    /* 1 byte per 16 bytes of chunk: once the arena is closed no free list
+     * needs them, so they must not pin 6% of every phase's footprint. */
+    os_discard(arena_region.granule_class + region_granule_index(c->base), c->size >> ARENA_GRANULE_SHIFT);
+    c->reuse = false;
 }
 
 uint64_t chunk_count_live(chunk_t *c) {
@@ -304,13 +312,15 @@ void chunk_free_slow(chunk_t *c, void *ptr) {
 size_t chunk_readable_size(const chunk_t *c, const char *p) {
     if (c->kind == CHUNK_LARGE)
         return c->block_size;
+    if (c->reuse) {
+        uint8_t cls = arena_region.granule_class[region_granule_index(p)];
+        if (cls)
+            return (size_t)cls * ARENA_ALIGNMENT; /* exact: a block with a size class */
+    }
     size_t page = region_page_index(p);
-    uint8_t cls = arena_region.page_class[page];
-    if (cls != PAGE_CLASS_BUMP)
-        return (size_t)cls * ARENA_ALIGNMENT; /* exact: a size-class block */
-    /* A bump block ends in its own page, or in the pages the block crossing
-     * out of its page covers (page_cross): never in a class page or a page
-     * handed back, and never past the bump pointer. */
+    /* A block ends in its own page, or in the pages the block crossing out
+     * of its page covers (page_cross): never in a page handed back, and never
+     * past the bump pointer. */
     const char *limit = (const char *)(((uintptr_t)p | (ARENA_PAGE_SIZE - 1)) + 1);
     size_t end_page = chunk_first_page(c) + (c->size >> ARENA_PAGE_SHIFT);
     for (size_t k = page + 1; k < end_page && arena_region.page_cross[k] == page + 1; k++)

@@ -1,11 +1,11 @@
-/* Freeing: O(1). In bump mode a free only keeps the page's live count exact
- * (so release can be exact); in reuse mode a size-class block also goes on
- * its arena's free list. */
+/* Freeing: O(1). A free keeps the page's live count exact (so release can
+ * be exact); in reuse mode a block of up to 512 bytes also goes on its
+ * arena's free list for its size class. */
 #include "arena/internal.h"
 
 /* Fast path budget: the ownership lookup (a subtract, a compare, a load),
- * one flag test, a page-counter decrement, a class-byte load and a counter;
- * reuse mode adds two stores to push the block. */
+ * one flag test, a page-counter decrement and a counter; reuse mode adds a
+ * class-byte load and two stores to push the block. */
 void arena_free(void *ptr) {
     chunk_t *c = chunk_map_lookup(ptr);
     if (ARENA_UNLIKELY(c == NULL)) {
@@ -21,10 +21,12 @@ void arena_free(void *ptr) {
     arena_region.page_live[page]--;
     struct arena *a = c->arena;
     a->blocks_freed++;
-    uint8_t cls = arena_region.page_class[page];
-    if (cls != PAGE_CLASS_BUMP) {
-        *(void **)ptr = a->free_list[cls];
-        a->free_list[cls] = ptr;
+    if (a->reuse) {
+        uint8_t cls = arena_region.granule_class[region_granule_index(ptr)];
+        if (cls) {
+            *(void **)ptr = a->free_list[cls];
+            a->free_list[cls] = ptr;
+        }
     }
 }
 

@@ -20,10 +20,12 @@
 /* Pages of the region, for per-page live counts and size classes. */
 #define ARENA_PAGE_SHIFT 12
 #define ARENA_PAGE_SIZE ((size_t)1 << ARENA_PAGE_SHIFT)
-#define PAGE_CLASS_BUMP 0      /* a page of bump-allocated blocks */
-#define PAGE_CLASS_RELEASED 0xFF /* handed back to the OS inside a retained chunk */
-/* Reuse mode: requests up to this size come from size-class pages. */
+#define PAGE_IN_USE 0          /* page_state: mapped, part of the chunk */
+#define PAGE_RELEASED 1        /* page_state: handed back inside a retained chunk */
+/* Reuse mode: blocks up to this size have a size class (recorded per 16-byte
+ * granule) and go on their class's free list when freed. */
 #define ARENA_CLASS_MAX 512
+#define ARENA_GRANULE_SHIFT 4
 #define ARENA_CLASSES (ARENA_CLASS_MAX / ARENA_ALIGNMENT + 1) /* index 1..32 */
 
 typedef enum chunk_kind { CHUNK_SMALL = 0, CHUNK_LARGE = 1 } chunk_kind_t;
@@ -50,6 +52,7 @@ typedef struct chunk {
     bool slow_free;          /* retained || large: free takes the slow path */
     bool poison;             /* quarantine instead of unmapping */
     bool warm;               /* parked in a pool: mapped, no blocks, owned by no arena */
+    bool reuse;              /* its blocks carry granule classes (reuse mode) */
 } chunk_t;
 /* Live counts: a small chunk of an open arena keeps them per page (in the
  * region's page table) and live_blocks is summed at release; large and
@@ -78,11 +81,8 @@ struct arena {
     uint64_t blocks_freed;
     uint64_t blocks_reused;  /* reuse mode: allocations served from a free list */
     bool reuse;
-    /* Reuse mode: per size class, a free list threaded through freed blocks
-     * and the unused rest of the class's current page. */
+    /* Reuse mode: per size class, a free list threaded through freed blocks. */
     void *free_list[ARENA_CLASSES];
-    char *class_bump[ARENA_CLASSES];
-    char *class_end[ARENA_CLASSES];
     /* Slow-path state. */
     struct arena_pool *pool;
     bool huge_pages;
@@ -107,7 +107,8 @@ typedef struct region {
     _Atomic(size_t) size;    /* 0 until reserved: arena_owns() then says no */
     _Atomic(chunk_t *) *slot_owner;
     uint16_t *page_live;     /* per region page: live blocks starting in it */
-    uint8_t *page_class;     /* per region page: PAGE_CLASS_* or a size class */
+    uint8_t *page_state;     /* per region page: PAGE_IN_USE or PAGE_RELEASED */
+    uint8_t *granule_class;  /* per 16-byte granule: size class of a reuse-mode block starting there */
     uint32_t *page_cross;    /* per region page: 1 + page index where the block crossing into it starts */
     uint64_t *slot_used;     /* bitmap: slot mapped or quarantined */
     size_t slot_count;
@@ -139,6 +140,10 @@ static inline size_t region_page_index(const void *p) {
 
 static inline size_t chunk_first_page(const chunk_t *c) { return region_page_index(c->base); }
 
+static inline size_t region_granule_index(const void *p) {
+    return ((uintptr_t)p - atomic_load_explicit(&arena_region.base, memory_order_relaxed)) >> ARENA_GRANULE_SHIFT;
+}
+
 /* --- chunk.c: mapping and unmapping chunks --- */
 
 /* Maps a chunk of `size` bytes aligned to `align` (both slot multiples) for
@@ -160,6 +165,10 @@ size_t chunk_readable_size(const chunk_t *c, const char *p);
 
 /* free of a block in a large or retained chunk. */
 void chunk_free_slow(chunk_t *c, void *ptr);
+
+/* Hands back the granule-class bytes of a chunk of a closing reuse arena
+ * (realloc then bounds blocks by pages, as in bump mode). */
+void chunk_drop_granule_classes(chunk_t *c);
 
 /* Sums the per-page live counts of a small chunk into live_blocks. */
 uint64_t chunk_count_live(chunk_t *c);

@@ -67,23 +67,24 @@ class AstCompile:
     def setup(self, scale):
         lib = sysconfig.get_paths()["stdlib"]
         names = sorted(n for n in os.listdir(lib) if n.endswith(".py"))
+        paths = [os.path.join(lib, n) for n in names]
+        paths = [p for p in paths if 4_000 <= os.path.getsize(p) <= 40_000]
+        want = _n(40, scale, minimum=4)
+        step = max(1, len(paths) // want)  # every k-th file: a shorter list still spans the alphabet
         sources = []
-        for name in names:
-            path = os.path.join(lib, name)
+        for path in paths[::step] + paths:  # the spread first, then fill up if some were unusable
+            if len(sources) == want:
+                break
+            if any(path == p for p, _ in sources):
+                continue
             try:
-                size = os.path.getsize(path)
-                if not 4_000 <= size <= 40_000:
-                    continue
                 with open(path, encoding="utf-8") as f:
                     src = f.read()
                 compile(src, path, "exec", dont_inherit=True)  # skip what does not compile here
             except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
                 continue
             sources.append((path, src))
-        # every k-th file, so a shorter list still spans the alphabet
-        want = _n(40, scale, minimum=4)
-        step = max(1, len(sources) // want)
-        self.sources = sources[::step][:want]
+        self.sources = sources
         self.input_bytes = sum(len(s) for _, s in self.sources)
 
     def phase(self, i):

@@ -639,11 +639,13 @@ TEST(ArenaReuse, CallocZeroesReusedMemoryAndReallocKnowsExactSizes) {
     EXPECT_EQ(arena_block_readable_size(z), 64u);  // exact: its class
     for (int i = 0; i < 64; i++) z[i] = (unsigned char)i;
     EXPECT_EQ(arena_realloc(a, z, 60), z);  // same class: in place
+    void *after = arena_alloc(a, 16);       // z is no longer the most recent block
     unsigned char *grown = static_cast<unsigned char *>(arena_realloc(a, z, 300));
     ASSERT_NE(grown, z);
     for (int i = 0; i < 64; i++) ASSERT_EQ(grown[i], i);
     EXPECT_EQ(arena_block_readable_size(grown), 304u);
     arena_free(grown);
+    arena_free(after);
     arena_destroy(a);
 }
 
@@ -654,9 +656,9 @@ void ReallocIntoFreshArena(void *p) {
 }
 
 TEST(ArenaReuse, ReallocOfABumpBlockNeverReadsANeighbouringReleasedPage) {
-    // A 600-byte (bump) block, then a size-class page right after it. The
-    // class page empties and is handed back (PROT_NONE when poisoning); a
-    // realloc of the bump block must copy only its own page(s).
+    // A 600-byte block (no size class), then pages of small blocks after it.
+    // Those pages empty and are handed back (PROT_NONE when poisoning); a
+    // realloc of the big block must copy only its own page(s).
     arena_t *a = MakeArena(kChunk, 0, /*poison=*/true, /*reuse=*/true);
     char *big = static_cast<char *>(arena_alloc(a, 600));
     memset(big, 0x11, 600);
