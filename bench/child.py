@@ -50,8 +50,10 @@ def reset_peak():
 
 
 def minflt():
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt,
-            resource.getrusage(resource.RUSAGE_CHILDREN).ru_minflt)
+    """(minor faults self, minor faults children, CPU s self + children) so far."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    ch = resource.getrusage(resource.RUSAGE_CHILDREN)  # per_process: the workers, once joined
+    return me.ru_minflt, ch.ru_minflt, me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime
 
 
 def mapped_malloc_libs():
@@ -272,6 +274,7 @@ def main():
             rss_after_kib=status_kib("VmRSS"),
             minflt_self=f1[0] - f0[0],
             minflt_children=f1[1] - f0[1],
+            cpu_s=f1[2] - f0[2],
         )
         if variant == "per_process":
             # memory in use during the phase: what the parent already held, plus the worker's growth

@@ -205,6 +205,7 @@ def run_metrics(res):
     m = {
         "time_s": statistics.median(r["time_s"] for r in ph),
         "work_s": statistics.median(r["work_s"] for r in ph),
+        "cpu_s": statistics.median(r.get("cpu_s", float("nan")) for r in ph),
         "teardown_s": statistics.median(r["teardown_s"] for r in ph),
         "first_time_s": ph[0]["time_s"],
         "peak_delta_mib": max(r["peak_delta_kib"] for r in ph) / MIB,
@@ -271,7 +272,8 @@ def markdown(meta, plan, results, args):
       + (f"{meta['python']['objarena'].get('version')} from `{meta['python']['objarena'].get('file')}`"
          if meta['python']['objarena']['importable'] else "not importable"))
     w(f"- {args.phases} phases per process, {args.repeats} repeat(s) (fresh process each), scale {args.scale}"
-      f"{' (--quick)' if args.quick else ''}; {meta['machine']}; total {meta['total_s']:.0f} s")
+      f"{' (--quick)' if args.quick else ''}; {meta['machine']}; total {meta['total_s']:.0f} s; "
+      f"load average {meta['loadavg_start']:.2f} at start, {meta['loadavg_end']:.2f} at end")
     for n in meta["notes"]:
         w(f"- {n}")
     libs = [f"{v}: `{plan[v]['lib']}`" for v in ("jemalloc", "mimalloc") if v in plan and "lib" in plan[v]]
@@ -283,7 +285,8 @@ def markdown(meta, plan, results, args):
     if not meta.get("peak_reset_ok", True):
         w("- WARNING: /proc/self/clear_refs refused the VmHWM reset: peak figures are process-lifetime peaks")
     w("")
-    w("Columns: *phase s* = median phase wall time (work + teardown), *teardown ms* = gc.collect() after "
+    w("Columns: *phase s* = median phase wall time (work + teardown), *cpu s* = its user+system CPU time "
+      "(per_process: parent + worker; less sensitive than wall time to other load on the machine), *teardown ms* = gc.collect() after "
       "the phase / scope exit / worker close+join; *peak Δ* = max over phases of VmHWM − baseline (peak reset "
       "before each phase); *RSS 1st* / *held N* = VmRSS − baseline after the first / the last phase. "
       "Ratios are against pymalloc; memory ratios are left out (—) when pymalloc's figure is under 1 MiB "
@@ -302,12 +305,12 @@ def markdown(meta, plan, results, args):
             w(f"input {info['input_bytes'] / 1e6:.1f} MB, setup {info['setup_s']:.2f} s (once per process, "
               f"before the baseline)")
             w("")
-        w("| variant | phase s | × pymalloc | teardown ms | peak Δ MiB | × pymalloc | RSS 1st MiB | "
+        w("| variant | phase s | × pymalloc | cpu s | teardown ms | peak Δ MiB | × pymalloc | RSS 1st MiB | "
           "held N MiB | × pymalloc | minflt/phase | notes |")
-        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for v in args.variants:
             if "skip" in plan[v]:
-                w(f"| {v} | — | — | — | — | — | — | — | — | — | skipped: {plan[v]['skip']} |")
+                w(f"| {v} | — | — | — | — | — | — | — | — | — | — | skipped: {plan[v]['skip']} |")
                 continue
             entry = res_w.get(v)
             if entry is None:
@@ -319,7 +322,7 @@ def markdown(meta, plan, results, args):
                 first = errs[0].get("error") or ("skipped: " + errs[0].get("skipped", "?"))
                 notes.append(f"{len(errs)}/{len(entry['runs'])} run(s) failed: {first}")
             if s is None:
-                w(f"| {v} | — | — | — | — | — | — | — | — | — | {'; '.join(notes)} |")
+                w(f"| {v} | — | — | — | — | — | — | — | — | — | — | {'; '.join(notes)} |")
                 continue
             if args.repeats > 1:
                 notes.append(f"time {s['time_min_s']:.3f}–{s['time_max_s']:.3f}")
@@ -328,9 +331,9 @@ def markdown(meta, plan, results, args):
             if "chunks_released" in s:
                 notes.append(f"chunks released/retained {s['chunks_released']:.0f}/{s['chunks_retained']:.0f}")
             if "retained_mib" in s and s["retained_mib"] > 0:
-                txt = f"objarena.info() after N: retained {s['retained_mib']:.1f} MiB mapped"
+                txt = f"info() after N: retained_bytes {s['retained_mib']:.1f} MiB"
                 if "retained_pages_released_mib" in s:
-                    txt += f", {s['retained_pages_released_mib']:.1f} MiB of pages released"
+                    txt += f", bytes_pages_released {s['retained_pages_released_mib']:.1f} MiB"
                 notes.append(txt)
             if "rss_after_trim_mib" in s:
                 notes.append(f"after trim {s['rss_after_trim_mib']:.1f} MiB")
@@ -341,6 +344,7 @@ def markdown(meta, plan, results, args):
                 v,
                 f"{s['time_s']:.3f}",
                 ratio(s["time_s"], b.get("time_s")),
+                f"{s['cpu_s']:.3f}",
                 f"{s['teardown_s'] * 1e3:.1f}",
                 f"{s['peak_delta_mib']:.1f}",
                 ratio(s["peak_delta_mib"], b.get("peak_delta_mib"), 1.0),
@@ -353,7 +357,8 @@ def markdown(meta, plan, results, args):
         w("")
     # cross-workload summary
     active = [v for v in args.variants if "skip" not in plan[v]]
-    for title, key, minb in (("phase time vs pymalloc", "time_s", None),
+    for title, key, minb in (("phase wall time vs pymalloc", "time_s", None),
+                             ("phase CPU time vs pymalloc", "cpu_s", None),
                              ("RSS held after N phases, MiB (vs pymalloc)", "rss_after_n_mib", 1.0)):
         w(f"## Summary: {title}")
         w("")
@@ -366,7 +371,7 @@ def markdown(meta, plan, results, args):
                 s = (results.get(wl, {}).get(v) or {}).get("summary")
                 if s is None:
                     cells.append("fail")
-                elif key == "time_s":
+                elif key in ("time_s", "cpu_s"):
                     cells.append(ratio(s[key], base.get(key)))
                 else:
                     r = ratio(s[key], base.get(key), minb)
@@ -404,6 +409,7 @@ def main():
         args.variants.insert(0, "pymalloc")  # the baseline of every ratio
 
     t_start = time.perf_counter()
+    load_start = os.getloadavg()[0]
     python, pythonpath, info, notes = resolve_interpreter(args)
     plan = plan_variants(args, info, pythonpath)
     if not info["objarena"]["importable"]:
@@ -446,6 +452,8 @@ def main():
         "machine": f"{platform.node()} {platform.machine()}, Linux {platform.release()}, {os.cpu_count()} CPUs",
         "notes": notes,
         "total_s": time.perf_counter() - t_start,
+        "loadavg_start": load_start,
+        "loadavg_end": os.getloadavg()[0],
         "peak_reset_ok": peak_ok,
         "args": {k: v for k, v in vars(args).items()},
     }
