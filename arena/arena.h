@@ -82,9 +82,11 @@ typedef struct arena_config {
      * address range quarantined (never reused), so any access to released
      * memory faults deterministically. Costs address space, never RSS. */
     bool poison_on_release;
-    /* Reuse mode: requests of up to 512 bytes come from per-size-class pages
-     * and a block freed while the arena is open is handed out again by the
-     * next request of its class (LIFO). Off: pure bump ("frees are no-ops"). */
+    /* Reuse mode: a block of up to 4080 bytes records its size class (one
+     * byte per 16-byte granule, in a side table) and, freed while the arena
+     * is open, goes on its class's free list; the next request of that class
+     * takes it (LIFO). New blocks are still bump-allocated, so objects made
+     * together share pages. Off: pure bump ("frees are no-ops"). */
     bool reuse;
     /* Ask for transparent huge pages (MADV_HUGEPAGE) on fresh chunks of at
      * least 2 MiB. */

@@ -24,9 +24,9 @@
 #define PAGE_RELEASED 1        /* page_state: handed back inside a retained chunk */
 /* Reuse mode: blocks up to this size have a size class (recorded per 16-byte
  * granule) and go on their class's free list when freed. */
-#define ARENA_CLASS_MAX 512
+#define ARENA_CLASS_MAX 4080 /* 255 granules: the class fits the granule byte */
 #define ARENA_GRANULE_SHIFT 4
-#define ARENA_CLASSES (ARENA_CLASS_MAX / ARENA_ALIGNMENT + 1) /* index 1..32 */
+#define ARENA_CLASSES (ARENA_CLASS_MAX / ARENA_ALIGNMENT + 1) /* index 1..255 */
 
 typedef enum chunk_kind { CHUNK_SMALL = 0, CHUNK_LARGE = 1 } chunk_kind_t;
 
