@@ -132,8 +132,25 @@ void *arena_realloc(arena_t *arena, void *ptr, size_t size);
 void arena_free(void *ptr);
 
 /* Is ptr inside a mapped chunk (open or retained) of any arena? Safe for any
- * pointer value and from any thread. Interior pointers count. */
-bool arena_owns(const void *ptr);
+ * pointer value and from any thread. Interior pointers count. Inline: a
+ * subtract, a compare and, for pointers inside the region, one table load
+ * (it runs on every free the CPython hook sees). */
+static inline bool arena_owns(const void *ptr);
+
+/* The ownership map behind arena_owns (read-only for callers). */
+struct arena_ownership_map {
+    uintptr_t base;           /* first byte of the region (0 before it exists) */
+    size_t size;              /* bytes in the region (0 before it exists) */
+    void *const *slot_owner;  /* per 64 KiB slot: its chunk, or NULL */
+};
+extern struct arena_ownership_map arena_ownership;
+
+static inline bool arena_owns(const void *ptr) {
+    uintptr_t offset = (uintptr_t)ptr - __atomic_load_n(&arena_ownership.base, __ATOMIC_RELAXED);
+    if (offset >= __atomic_load_n(&arena_ownership.size, __ATOMIC_ACQUIRE))
+        return false;
+    return __atomic_load_n(&arena_ownership.slot_owner[offset >> 16], __ATOMIC_ACQUIRE) != NULL;
+}
 
 /* The number of bytes that may be read from ptr (an owned, live block)
  * without leaving memory the chunk has handed out: the block's size for a

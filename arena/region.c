@@ -10,6 +10,7 @@
 #include "arena/os_mem.h"
 
 region_t arena_region = {.lock = PTHREAD_MUTEX_INITIALIZER};
+struct arena_ownership_map arena_ownership;
 
 static pthread_once_t region_once = PTHREAD_ONCE_INIT;
 static arena_error_t region_init_result = ARENA_ENOMEM;
@@ -59,6 +60,11 @@ static void region_init(void) {
         arena_region.stats.reserve_bytes = reserve;
         atomic_store_explicit(&arena_region.base, aligned, memory_order_relaxed);
         atomic_store_explicit(&arena_region.size, reserve, memory_order_release);
+        /* The public copy arena_owns() reads: size last, so a reader that
+         * sees it also sees the base and the table. */
+        arena_ownership.slot_owner = (void *const *)tables;
+        __atomic_store_n(&arena_ownership.base, aligned, __ATOMIC_RELAXED);
+        __atomic_store_n(&arena_ownership.size, reserve, __ATOMIC_RELEASE);
         region_init_result = ARENA_OK;
         return;
     }
@@ -80,10 +86,6 @@ arena_error_t arena_region_configure(size_t reserve_bytes) {
     }
     pthread_mutex_unlock(&arena_region.lock);
     return err;
-}
-
-bool arena_owns(const void *ptr) {
-    return chunk_map_lookup(ptr) != NULL;
 }
 
 uint64_t arena_block_arena_id(const void *ptr) {

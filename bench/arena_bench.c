@@ -5,15 +5,21 @@
  * the phase ends (arena: release). Two patterns:
  *   batch:   allocate all N, then free all N (a phase building then dropping data)
  *   churn:   allocate and free in a sliding window of 64 (temporaries)
- * Reported: ns per block (alloc + write + free, plus release for the arena),
- * median of the repetitions, and the ratio glibc/arena; bytes mapped per byte
- * requested. Not a test: numbers, printed. */
+ * Every variant runs in its own forked process (allocators' heaps and the
+ * kernel's page cache of one must not tilt another), one warm-up phase, then
+ * the median of REPS phases: ns per block (alloc + write + free, plus the
+ * arena's release). Variants: glibc; arena with fresh chunks (every phase
+ * maps and faults in new memory); arena with a pool (chunks stay warm across
+ * phases, as glibc's heap does); each in bump and reuse mode.
+ * Not a test: numbers, printed. ./bazelw run -c opt //bench:arena_bench */
 #define _GNU_SOURCE
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "arena/arena.h"
 
@@ -44,89 +50,101 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static double median(double *v, int n) {
-    qsort(v, n, sizeof *v, cmp_double);
-    return v[n / 2];
+typedef struct variant {
+    const char *name;
+    int allocator; /* 0: glibc, 1: arena */
+    bool reuse;
+    bool pooled;
+} variant_t;
+
+static arena_pool_t *pool;
+
+static void *v_alloc(const variant_t *v, arena_t *a, size_t size) {
+    return v->allocator ? arena_alloc(a, size) : malloc(size);
 }
 
-static double glibc_batch(void) {
+static void v_free(const variant_t *v, void *p) {
+    if (v->allocator)
+        arena_free(p);
+    else
+        free(p);
+}
+
+/* One phase; returns ns per block. */
+static double phase(const variant_t *v, bool churn) {
     double t0 = now_ns();
+    arena_t *a = NULL;
+    if (v->allocator) {
+        arena_config_t config;
+        arena_config_init(&config);
+        config.reuse = v->reuse;
+        config.pool = v->pooled ? pool : NULL;
+        if (arena_create(&config, &a) != ARENA_OK)
+            abort();
+    }
     for (int i = 0; i < BLOCKS; i++) {
-        ptrs[i] = malloc(sizes[i]);
+        if (churn && i >= WINDOW)
+            v_free(v, ptrs[i - WINDOW]);
+        ptrs[i] = v_alloc(v, a, sizes[i]);
         *(volatile char *)ptrs[i] = 1;
     }
-    for (int i = 0; i < BLOCKS; i++)
-        free(ptrs[i]);
+    for (int i = churn ? BLOCKS - WINDOW : 0; i < BLOCKS; i++)
+        v_free(v, ptrs[i]);
+    if (a)
+        arena_destroy(a);
     return (now_ns() - t0) / BLOCKS;
 }
 
-static double arena_batch(uint64_t *mapped_peak, uint64_t *requested) {
-    double t0 = now_ns();
-    arena_t *a;
-    if (arena_create(NULL, &a) != ARENA_OK)
+/* Runs the variant in a child process; returns the median ns per block. */
+static double measure(const variant_t *v, bool churn) {
+    int fds[2];
+    if (pipe(fds) != 0)
         abort();
-    for (int i = 0; i < BLOCKS; i++) {
-        ptrs[i] = arena_alloc(a, sizes[i]);
-        *(volatile char *)ptrs[i] = 1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (v->pooled) {
+            arena_pool_config_t pc = {0, (size_t)1 << 30, false};
+            if (arena_pool_create(&pc, &pool) != ARENA_OK)
+                _exit(1);
+        }
+        phase(v, churn); /* warm-up */
+        double t[REPS];
+        for (int r = 0; r < REPS; r++)
+            t[r] = phase(v, churn);
+        qsort(t, REPS, sizeof t[0], cmp_double);
+        if (write(fds[1], &t[REPS / 2], sizeof t[0]) != sizeof t[0])
+            _exit(1);
+        _exit(0);
     }
-    for (int i = 0; i < BLOCKS; i++)
-        arena_free(ptrs[i]);
-    arena_stats_t st;
-    arena_get_stats(a, &st);
-    arena_destroy(a);
-    double t = (now_ns() - t0) / BLOCKS;
-    *mapped_peak = st.peak_mapped;
-    *requested = st.bytes_requested;
-    return t;
-}
-
-static double glibc_churn(void) {
-    double t0 = now_ns();
-    for (int i = 0; i < BLOCKS; i++) {
-        if (i >= WINDOW)
-            free(ptrs[i - WINDOW]);
-        ptrs[i] = malloc(sizes[i]);
-        *(volatile char *)ptrs[i] = 1;
-    }
-    for (int i = BLOCKS - WINDOW; i < BLOCKS; i++)
-        free(ptrs[i]);
-    return (now_ns() - t0) / BLOCKS;
-}
-
-static double arena_churn(void) {
-    double t0 = now_ns();
-    arena_t *a;
-    if (arena_create(NULL, &a) != ARENA_OK)
-        abort();
-    for (int i = 0; i < BLOCKS; i++) {
-        if (i >= WINDOW)
-            arena_free(ptrs[i - WINDOW]);
-        ptrs[i] = arena_alloc(a, sizes[i]);
-        *(volatile char *)ptrs[i] = 1;
-    }
-    for (int i = BLOCKS - WINDOW; i < BLOCKS; i++)
-        arena_free(ptrs[i]);
-    arena_destroy(a);
-    return (now_ns() - t0) / BLOCKS;
+    double median = -1;
+    if (read(fds[0], &median, sizeof median) != sizeof median)
+        median = -1;
+    waitpid(pid, NULL, 0);
+    close(fds[0]);
+    close(fds[1]);
+    return median;
 }
 
 int main(void) {
     make_sizes();
-    double gb[REPS], ab[REPS], gc[REPS], ac[REPS];
-    uint64_t peak = 0, requested = 0;
-    glibc_batch(); /* first touch of glibc's heap: do not count it */
-    for (int r = 0; r < REPS; r++) {
-        gb[r] = glibc_batch();
-        ab[r] = arena_batch(&peak, &requested);
-        gc[r] = glibc_churn();
-        ac[r] = arena_churn();
+    static const variant_t variants[] = {
+        {"glibc malloc+free", 0, false, false},
+        {"arena, bump, fresh chunks", 1, false, false},
+        {"arena, reuse, fresh chunks", 1, true, false},
+        {"arena, bump, pool (warm chunks)", 1, false, true},
+        {"arena, reuse, pool (warm chunks)", 1, true, true},
+    };
+    printf("objarena arena_bench: %d blocks of 16-512 B per phase; median of %d phases after a warm-up,\n"
+           "each variant in its own process; ns per block (alloc + write + free, + release for the arena)\n\n",
+           BLOCKS, REPS);
+    printf("| variant | batch ns/block | glibc/variant | churn ns/block | glibc/variant |\n|---|---|---|---|---|\n");
+    double glibc_batch = 0, glibc_churn = 0;
+    for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++) {
+        double b = measure(&variants[i], false), c = measure(&variants[i], true);
+        if (i == 0)
+            glibc_batch = b, glibc_churn = c;
+        printf("| %s | %.1f | %.2fx | %.1f | %.2fx |\n", variants[i].name, b, glibc_batch / b, c, glibc_churn / c);
+        fflush(stdout);
     }
-    double g1 = median(gb, REPS), a1 = median(ab, REPS), g2 = median(gc, REPS), a2 = median(ac, REPS);
-    printf("objarena arena_bench: %d blocks of 16-512 B per phase, median of %d phases\n\n", BLOCKS, REPS);
-    printf("| pattern | glibc malloc+free ns/block | arena alloc+free(+release) ns/block | glibc/arena |\n");
-    printf("|---|---|---|---|\n");
-    printf("| batch (alloc all, free all) | %.1f | %.1f | %.2fx |\n", g1, a1, g1 / a1);
-    printf("| churn (window of %d) | %.1f | %.1f | %.2fx |\n", WINDOW, g2, a2, g2 / a2);
-    printf("\nbytes mapped per byte requested (batch, peak): %.3f\n", (double)peak / (double)requested);
     return 0;
 }
