@@ -162,6 +162,10 @@ static void Scope_dealloc(ScopeObject *self) {
 }
 
 static PyObject *Scope_enter(ScopeObject *self, PyObject *Py_UNUSED(ignored)) {
+    if (self->pool && !((PoolObject *)self->pool)->pool) {
+        PyErr_SetString(PyExc_ValueError, "the scope's pool was closed");
+        return NULL;
+    }
     /* The thread's stack holds a reference while the scope is active, so an
      * active scope is never deallocated under the hook. */
     Py_INCREF(self);

@@ -456,6 +456,45 @@ print("DONE", objarena.info()["hook_on_top"])
 """)
 
 
+def test_tracemalloc_started_before_a_mem_domain_scope(child):
+    # The MEM-domain hook is installed over tracemalloc too; stop() must
+    # repair both chains before list storage from the arena is freed.
+    check(child, """
+import tracemalloc
+tracemalloc.start()
+with objarena.scope(domains=("obj", "mem")):
+    kept = [[fresh(str(i))] * 10 for i in range(2000)]
+tracemalloc.stop()
+info = objarena.info()
+assert info["hook_on_top"] and info["chain_repairs"] >= 2, info
+del kept
+gc.collect()
+print("DONE")
+""")
+
+
+def test_reuse_off_and_mem_domain_hazards(child):
+    # The same caches as above with the other modes.
+    check(child, """
+import re, functools
+class Config:
+    pass
+g = globals()
+for opts in ({"reuse": False}, {"domains": ("obj", "mem")}, {"reuse": False, "domains": ("obj", "mem")}):
+    with objarena.scope(**opts):
+        floats = [float(i) + 0.5 for i in range(5000)]
+        tuples = [(i, -i) for i in range(5000)]
+        for i in range(200):
+            g["g_" + str(i)] = [i]
+            setattr(Config, "a_" + str(i), i)
+        data = list(range(100))[3:40]
+        re.compile("mode-%d" % len(opts))
+        del floats, tuples
+total = sum(float(i) * 1.5 for i in range(50000)) + sum(len(g["g_" + str(i)]) for i in range(200))
+print("DONE", total, Config.a_199, list(range(10))[2:4])
+""")
+
+
 def test_tracemalloc_stopped_via_the_private_module(child):
     check(child, """
 import _tracemalloc, tracemalloc

@@ -89,6 +89,15 @@ def test_pool_cannot_close_while_a_scope_is_active():
     pool.close()  # idempotent
 
 
+def test_scope_of_a_closed_pool_cannot_be_entered():
+    pool = objarena.Pool()
+    s = pool.scope()
+    pool.close()
+    with pytest.raises(ValueError, match="closed"):
+        s.__enter__()
+    assert not objarena.info()["capturing"]
+
+
 def test_pool_options_are_validated():
     with pytest.raises(ValueError):
         objarena.Pool(chunk_size=3 * 65536)
