@@ -11,7 +11,7 @@ void arena_config_init(arena_config_t *config) {
     config->chunk_size = ARENA_DEFAULT_CHUNK_SIZE;
 }
 
-static bool valid_chunk_size(size_t size) {
+bool arena_valid_chunk_size(size_t size) {
     return size >= ARENA_MIN_CHUNK_SIZE && size <= ARENA_MAX_CHUNK_SIZE && (size & (size - 1)) == 0;
 }
 
@@ -25,7 +25,7 @@ arena_error_t arena_create(const arena_config_t *config, arena_t **out) {
     size_t chunk_size = config->chunk_size ? config->chunk_size : ARENA_DEFAULT_CHUNK_SIZE;
     if (config->pool)
         chunk_size = config->pool->chunk_size;
-    if (!valid_chunk_size(chunk_size))
+    if (!arena_valid_chunk_size(chunk_size))
         return ARENA_EINVAL;
     arena_error_t err = region_ensure();
     if (err != ARENA_OK)

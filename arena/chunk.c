@@ -58,7 +58,7 @@ static void metadata_put(chunk_t *c) {
     arena_region.free_metadata = c;
 }
 
-static void publish(chunk_t *c, chunk_t *owner) {
+void chunk_publish(chunk_t *c, chunk_t *owner) {
     size_t first = (size_t)((uintptr_t)c->base - atomic_load(&arena_region.base)) >> REGION_SLOT_SHIFT;
     size_t count = c->size >> REGION_SLOT_SHIFT;
     for (size_t i = 0; i < count; i++)
@@ -138,28 +138,33 @@ void chunk_attach(struct arena *a, chunk_t *c) {
     if (a->chunks)
         a->chunks->prev = c;
     a->chunks = c;
-    publish(c, c);
+    chunk_publish(c, c);
     a->bytes_mapped += c->size;
     if (a->bytes_mapped > a->peak_mapped)
         a->peak_mapped = a->bytes_mapped;
 }
 
+void chunk_detach(chunk_t *c) {
+    struct arena *a = c->arena;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        a->chunks = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    a->bytes_mapped -= c->size;
+    c->arena = NULL;
+    c->prev = c->next = NULL;
+}
+
 void chunk_unmap(chunk_t *c) {
     arena_assert_internal(c->live_blocks == 0);
-    publish(c, NULL);
+    chunk_publish(c, NULL);
     track_mem_undefined(c->base, c->size);
     os_decommit(c->base, c->size);
 
-    struct arena *a = c->warm ? NULL : c->arena;
-    if (a) {
-        if (c->prev)
-            c->prev->next = c->next;
-        else
-            a->chunks = c->next;
-        if (c->next)
-            c->next->prev = c->prev;
-        a->bytes_mapped -= c->size;
-    }
+    if (!c->warm && c->arena)
+        chunk_detach(c);
 
     pthread_mutex_lock(&arena_region.lock);
     if (c->retained) { /* unlink from the global list */

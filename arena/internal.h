@@ -190,6 +190,15 @@ chunk_t *pool_take(struct arena_pool *pool, struct arena *a);
  * warm chunks). */
 void chunk_attach(struct arena *a, chunk_t *c);
 
+/* Unlinks a chunk from its open arena's list and its byte count. */
+void chunk_detach(chunk_t *c);
+
+/* Points every slot of c at owner (c itself, or NULL to unpublish). */
+void chunk_publish(chunk_t *c, chunk_t *owner);
+
+/* Power of two in [ARENA_MIN_CHUNK_SIZE, ARENA_MAX_CHUNK_SIZE]? */
+bool arena_valid_chunk_size(size_t size);
+
 /* --- alloc.c --- */
 void *arena_alloc_slow(struct arena *a, size_t size);
 

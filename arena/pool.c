@@ -9,7 +9,7 @@
 arena_error_t arena_pool_create(const arena_pool_config_t *config, arena_pool_t **out) {
     *out = NULL;
     size_t chunk = config && config->chunk_size ? config->chunk_size : ARENA_DEFAULT_CHUNK_SIZE;
-    if (chunk < ARENA_MIN_CHUNK_SIZE || chunk > ARENA_MAX_CHUNK_SIZE || (chunk & (chunk - 1)))
+    if (!arena_valid_chunk_size(chunk))
         return ARENA_EINVAL;
     arena_error_t err = region_ensure();
     if (err != ARENA_OK)
@@ -29,20 +29,9 @@ bool pool_park(arena_pool_t *pool, chunk_t *c) {
         pool->warm_bytes + c->size > pool->max_warm_bytes)
         return false;
     /* Unpublish and detach from the arena: a parked chunk is owned by no one. */
-    size_t first = (size_t)((uintptr_t)c->base - atomic_load(&arena_region.base)) >> REGION_SLOT_SHIFT;
-    for (size_t i = 0; i < (c->size >> REGION_SLOT_SHIFT); i++)
-        atomic_store_explicit(&arena_region.slot_owner[first + i], NULL, memory_order_release);
-    struct arena *a = c->arena;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        a->chunks = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    a->bytes_mapped -= c->size;
-    c->arena = NULL;
+    chunk_publish(c, NULL);
+    chunk_detach(c);
     c->warm = true;
-    c->prev = NULL;
     c->next = pool->warm;
     pool->warm = c;
     pool->warm_bytes += c->size;
