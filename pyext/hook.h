@@ -1,13 +1,15 @@
-/* The allocator hook for PYMEM_DOMAIN_OBJ.
+/* The allocator hooks for PYMEM_DOMAIN_OBJ and, for scopes that ask for it,
+ * PYMEM_DOMAIN_MEM.
  *
- * Installed once (objarena_hook_install) and never removed: arena blocks may
+ * Each is installed once (objarena_hook_install, objarena_hook_install_mem)
+ * and never removed: arena blocks may
  * be freed at any later time, even during Py_Finalize, and a pointer from the
  * arena handed to pymalloc's or mimalloc's free aborts or corrupts memory.
  * Outside a scope the hook is a pass-through: malloc/calloc test one
  * thread-local pointer, free/realloc one ownership lookup
  * (arena_owns: a compare and a load), then call the saved allocator with its
- * own ctx. The hook never calls into Python and never allocates from the OBJ
- * domain.
+ * own ctx. The hooks never call into Python and never allocate from a
+ * Python domain (their own metadata comes from libc).
  *
  * Thread safety: the hook functions run on any thread of any interpreter.
  * The saved ("forward") allocator is an immutable struct published through
