@@ -15,13 +15,18 @@ static inline void page_live_inc(const void *p) {
  * free list (a load, a compare, two stores) and, on a bump, records the
  * block's class in its granule byte. Everything else is out of line. */
 void *arena_alloc(arena_t *a, size_t size) {
-    size_t rounded = arena_round_size(size);
+    size_t block = arena_round_size(size);
     uint8_t cls = 0;
     if (a->reuse && size <= ARENA_CLASS_MAX) {
-        cls = (uint8_t)(rounded / ARENA_ALIGNMENT);
+        if (ARENA_LIKELY(block <= ARENA_LINEAR_MAX)) {
+            cls = (uint8_t)(block >> 4);
+        } else {
+            cls = (uint8_t)arena_size_class_geometric(block);
+            block = arena_class_size[cls];
+        }
         char *p = a->free_list[cls];
         if (p) {
-            track_mem_undefined(p, rounded);
+            track_mem_undefined(p, block);
             a->free_list[cls] = *(void **)p;
             page_live_inc(p);
             a->blocks_reused++;
@@ -31,17 +36,17 @@ void *arena_alloc(arena_t *a, size_t size) {
         }
     }
     char *p = a->bump;
-    if (ARENA_LIKELY(size <= a->small_max && rounded <= (size_t)(a->end - p))) {
-        a->bump = p + rounded;
+    if (ARENA_LIKELY(size <= a->small_max && block <= (size_t)(a->end - p))) {
+        a->bump = p + block;
         a->last_block = p;
         page_live_inc(p);
         if (a->reuse)
             arena_region.granule_class[region_granule_index(p)] = cls;
-        if (ARENA_UNLIKELY((((uintptr_t)p ^ ((uintptr_t)p + rounded - 1)) >> ARENA_PAGE_SHIFT) != 0))
-            chunk_mark_crossing(p, rounded);
+        if (ARENA_UNLIKELY((((uintptr_t)p ^ ((uintptr_t)p + block - 1)) >> ARENA_PAGE_SHIFT) != 0))
+            chunk_mark_crossing(p, block);
         a->blocks_allocated++;
         a->bytes_requested += size;
-        track_mem_undefined(p, rounded);
+        track_mem_undefined(p, block);
         return p;
     }
     return arena_alloc_slow(a, size);
@@ -133,11 +138,19 @@ void *arena_realloc(arena_t *a, void *ptr, size_t size) {
     char *p = ptr;
     if (c->kind == CHUNK_SMALL) {
         uint8_t cls = c->reuse ? arena_region.granule_class[region_granule_index(p)] : 0;
-        size_t block = (size_t)cls * ARENA_ALIGNMENT;
+        size_t block = arena_class_size[cls];
         if (cls && size <= block && size > block / 2)
             return p; /* in place inside its class, unless a smaller class saves half */
         if (c == a->current && p == a->last_block && size <= a->small_max) {
-            char *new_end = p + arena_round_size(size);
+            /* The most recent block grows or shrinks in place; in reuse mode
+             * it takes the class (and class size) of its new size. */
+            size_t new_block = arena_round_size(size);
+            uint8_t new_cls = 0;
+            if (a->reuse && size <= ARENA_CLASS_MAX) {
+                new_cls = (uint8_t)arena_size_class(new_block);
+                new_block = arena_class_size[new_cls];
+            }
+            char *new_end = p + new_block;
             if (new_end <= a->end) {
                 if (new_end > a->bump) {
                     track_mem_undefined(a->bump, (size_t)(new_end - a->bump));
@@ -146,9 +159,8 @@ void *arena_realloc(arena_t *a, void *ptr, size_t size) {
                     track_mem_noaccess(new_end, (size_t)(a->bump - new_end));
                 }
                 a->bump = new_end;
-                if (a->reuse) /* its class follows its new size */
-                    arena_region.granule_class[region_granule_index(p)] =
-                        size <= ARENA_CLASS_MAX ? (uint8_t)(arena_round_size(size) / ARENA_ALIGNMENT) : 0;
+                if (a->reuse)
+                    arena_region.granule_class[region_granule_index(p)] = new_cls;
                 if ((((uintptr_t)p ^ ((uintptr_t)new_end - 1)) >> ARENA_PAGE_SHIFT) != 0)
                     chunk_mark_crossing(p, (size_t)(new_end - p));
                 return p;

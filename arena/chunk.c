@@ -320,7 +320,7 @@ size_t chunk_readable_size(const chunk_t *c, const char *p) {
     if (c->reuse) {
         uint8_t cls = arena_region.granule_class[region_granule_index(p)];
         if (cls)
-            return (size_t)cls * ARENA_ALIGNMENT; /* exact: a block with a size class */
+            return arena_class_size[cls]; /* exact: a block with a size class */
     }
     size_t page = region_page_index(p);
     /* A block ends in its own page, or in the pages the block crossing out

@@ -7,6 +7,7 @@
 
 #include "arena/arena.h"
 #include "arena/assert.h"
+#include "arena/size_class.h"
 
 #define ARENA_LIKELY(x) __builtin_expect(!!(x), 1)
 #define ARENA_UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -22,11 +23,8 @@
 #define ARENA_PAGE_SIZE ((size_t)1 << ARENA_PAGE_SHIFT)
 #define PAGE_IN_USE 0          /* page_state: mapped, part of the chunk */
 #define PAGE_RELEASED 1        /* page_state: handed back inside a retained chunk */
-/* Reuse mode: blocks up to this size have a size class (recorded per 16-byte
- * granule) and go on their class's free list when freed. */
-#define ARENA_CLASS_MAX 4080 /* 255 granules: the class fits the granule byte */
+/* Reuse mode: a block's size class is recorded per 16-byte granule. */
 #define ARENA_GRANULE_SHIFT 4
-#define ARENA_CLASSES (ARENA_CLASS_MAX / ARENA_ALIGNMENT + 1) /* index 1..255 */
 
 typedef enum chunk_kind { CHUNK_SMALL = 0, CHUNK_LARGE = 1 } chunk_kind_t;
 

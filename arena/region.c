@@ -29,6 +29,7 @@ static size_t requested_reserve(void) {
 }
 
 static void region_init(void) {
+    arena_size_classes_init();
     for (size_t reserve = requested_reserve(); reserve >= REGION_MIN_RESERVE; reserve /= 2) {
         reserve &= ~(REGION_MIN_RESERVE - 1); /* whole GiBs */
         size_t slots = reserve >> REGION_SLOT_SHIFT;

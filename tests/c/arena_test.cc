@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "arena/arena.h"
+#include "arena/size_class.h"
 #include "arena/testing.h"
 
 namespace {
@@ -670,6 +671,38 @@ TEST(ArenaReuse, ReallocOfABumpBlockNeverReadsANeighbouringReleasedPage) {
     EXPECT_LE(arena_block_readable_size(big), 4096u);
     EXPECT_FALSE(DiesWithFault(ReallocIntoFreshArena, big));
     arena_free(big);
+    arena_destroy(a);
+}
+
+TEST(ArenaReuse, SizeClassesHoldEveryRequestUpTo256KiB) {
+    arena_size_classes_init();
+    for (unsigned c = 2; c < ARENA_CLASSES; c++) {
+        ASSERT_GT(arena_class_size[c], arena_class_size[c - 1]);
+        ASSERT_EQ(arena_class_size[c] % 16, 0u);
+    }
+    for (size_t r = 16; r <= ARENA_CLASS_MAX; r += 16) {
+        unsigned c = arena_size_class(r);
+        ASSERT_GE(arena_class_size[c], r);
+        ASSERT_LT(arena_class_size[c - 1], r);  // the smallest class that holds it
+        if (r > ARENA_LINEAR_MAX) {
+            ASSERT_LE(arena_class_size[c], r + r / 12);  // < 8.4% rounding
+        }
+    }
+}
+
+TEST(ArenaReuse, MidSizeBlocksAreRecycledToo) {
+    arena_t *a = MakeArena(ARENA_DEFAULT_CHUNK_SIZE, 0, false, true);
+    char *p = static_cast<char *>(arena_alloc(a, 10000));
+    memset(p, 1, 10000);
+    size_t block = arena_block_readable_size(p);
+    EXPECT_GE(block, 10000u);
+    EXPECT_LT(block, 10900u);
+    arena_free(p);
+    EXPECT_EQ(arena_alloc(a, 9900), p);  // same geometric class
+    // A loop of 20 KB temporaries stays in one chunk.
+    for (int i = 0; i < 2000; i++) arena_free(arena_alloc(a, 20000 + i % 64));
+    EXPECT_EQ(Stats(a).chunks_mapped, 1u);
+    arena_free(p);
     arena_destroy(a);
 }
 
