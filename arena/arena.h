@@ -82,7 +82,7 @@ typedef struct arena_config {
      * address range quarantined (never reused), so any access to released
      * memory faults deterministically. Costs address space, never RSS. */
     bool poison_on_release;
-    /* Reuse mode: a block of up to 4080 bytes records its size class (one
+    /* Reuse mode: a block of up to 256 KiB records its size class (one
      * byte per 16-byte granule, in a side table) and, freed while the arena
      * is open, goes on its class's free list; the next request of that class
      * takes it (LIFO). New blocks are still bump-allocated, so objects made

@@ -59,7 +59,7 @@ static void metadata_put(chunk_t *c) {
 }
 
 void chunk_publish(chunk_t *c, chunk_t *owner) {
-    size_t first = (size_t)((uintptr_t)c->base - atomic_load(&arena_region.base)) >> REGION_SLOT_SHIFT;
+    size_t first = chunk_first_slot(c);
     size_t count = c->size >> REGION_SLOT_SHIFT;
     for (size_t i = 0; i < count; i++)
         atomic_store_explicit(&arena_region.slot_owner[first + i], owner, memory_order_release);
@@ -81,7 +81,7 @@ chunk_t *chunk_map(struct arena *a, size_t size, size_t align, chunk_kind_t kind
     if (!c)
         return NULL;
 
-    char *base = (char *)atomic_load(&arena_region.base) + (first << REGION_SLOT_SHIFT);
+    char *base = (char *)arena_ownership.base + (first << REGION_SLOT_SHIFT);
     if (!os_commit(base, size)) {
         pthread_mutex_lock(&arena_region.lock);
         slots_mark(first, count, false);
@@ -175,7 +175,7 @@ void chunk_unmap(chunk_t *c) {
         if (c->next)
             c->next->prev = c->prev;
     }
-    size_t first = (size_t)((uintptr_t)c->base - atomic_load(&arena_region.base)) >> REGION_SLOT_SHIFT;
+    size_t first = chunk_first_slot(c);
     arena_global_stats_t *g = &arena_region.stats;
     if (c->poison) {
         g->quarantined_bytes += c->size; /* slots stay marked: never reused */

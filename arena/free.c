@@ -1,5 +1,5 @@
 /* Freeing: O(1). A free keeps the page's live count exact (so release can
- * be exact); in reuse mode a block of up to 512 bytes also goes on its
+ * be exact); in reuse mode a block with a size class also goes on its
  * arena's free list for its size class. */
 #include "arena/internal.h"
 

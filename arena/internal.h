@@ -101,8 +101,8 @@ struct arena {
 /* --- region.c: the reservation, slot table and process-wide counters --- */
 
 typedef struct region {
-    _Atomic(uintptr_t) base;
-    _Atomic(size_t) size;    /* 0 until reserved: arena_owns() then says no */
+    /* Base and size live in arena_ownership (arena.h), the one copy that
+     * arena_owns() and everything below read. */
     _Atomic(chunk_t *) *slot_owner;
     uint16_t *page_live;     /* per region page: live blocks starting in it */
     uint8_t *page_state;     /* per region page: PAGE_IN_USE or PAGE_RELEASED */
@@ -124,23 +124,27 @@ extern region_t arena_region;
 arena_error_t region_ensure(void);
 
 /* The chunk holding p, or NULL. Any pointer, any thread. */
+/* Offset of p from the region's base (huge for pointers below it). */
+static inline uintptr_t region_offset(const void *p) {
+    return (uintptr_t)p - __atomic_load_n(&arena_ownership.base, __ATOMIC_RELAXED);
+}
+
+/* The chunk holding p, or NULL. Any pointer, any thread. */
 static inline chunk_t *chunk_map_lookup(const void *p) {
-    uintptr_t offset = (uintptr_t)p - atomic_load_explicit(&arena_region.base, memory_order_relaxed);
-    if (offset >= atomic_load_explicit(&arena_region.size, memory_order_acquire))
+    uintptr_t offset = region_offset(p);
+    if (offset >= __atomic_load_n(&arena_ownership.size, __ATOMIC_ACQUIRE))
         return NULL;
     return atomic_load_explicit(&arena_region.slot_owner[offset >> REGION_SLOT_SHIFT],
                                 memory_order_acquire);
 }
 
-static inline size_t region_page_index(const void *p) {
-    return ((uintptr_t)p - atomic_load_explicit(&arena_region.base, memory_order_relaxed)) >> ARENA_PAGE_SHIFT;
-}
+static inline size_t region_page_index(const void *p) { return region_offset(p) >> ARENA_PAGE_SHIFT; }
 
 static inline size_t chunk_first_page(const chunk_t *c) { return region_page_index(c->base); }
 
-static inline size_t region_granule_index(const void *p) {
-    return ((uintptr_t)p - atomic_load_explicit(&arena_region.base, memory_order_relaxed)) >> ARENA_GRANULE_SHIFT;
-}
+static inline size_t chunk_first_slot(const chunk_t *c) { return region_offset(c->base) >> REGION_SLOT_SHIFT; }
+
+static inline size_t region_granule_index(const void *p) { return region_offset(p) >> ARENA_GRANULE_SHIFT; }
 
 /* --- chunk.c: mapping and unmapping chunks --- */
 

@@ -59,10 +59,7 @@ static void region_init(void) {
         arena_region.slot_used = (uint64_t *)(tables + table_bytes);
         arena_region.slot_count = slots;
         arena_region.stats.reserve_bytes = reserve;
-        atomic_store_explicit(&arena_region.base, aligned, memory_order_relaxed);
-        atomic_store_explicit(&arena_region.size, reserve, memory_order_release);
-        /* The public copy arena_owns() reads: size last, so a reader that
-         * sees it also sees the base and the table. */
+        /* Size last: a reader that sees it also sees the base and the table. */
         arena_ownership.slot_owner = (void *const *)tables;
         __atomic_store_n(&arena_ownership.base, aligned, __ATOMIC_RELAXED);
         __atomic_store_n(&arena_ownership.size, reserve, __ATOMIC_RELEASE);
@@ -81,7 +78,7 @@ arena_error_t arena_region_configure(size_t reserve_bytes) {
         return ARENA_EINVAL;
     pthread_mutex_lock(&arena_region.lock);
     arena_error_t err = ARENA_EINVAL;
-    if (atomic_load(&arena_region.size) == 0 && arena_region.stats.arenas_created == 0) {
+    if (__atomic_load_n(&arena_ownership.size, __ATOMIC_ACQUIRE) == 0 && arena_region.stats.arenas_created == 0) {
         arena_region.configured_reserve = reserve_bytes;
         err = ARENA_OK;
     }

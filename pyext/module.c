@@ -292,9 +292,13 @@ static PyObject *Scope_get_stats(ScopeObject *self, void *Py_UNUSED(closure)) {
     return proxy;
 }
 
-static PyObject *Scope_get_state(ScopeObject *self, void *Py_UNUSED(closure)) {
+static const char *frame_state_name(const objarena_frame_t *frame) {
     static const char *names[] = {"new", "active", "exited"};
-    return PyUnicode_FromString(names[self->scope->frame.state]);
+    return names[frame->state];
+}
+
+static PyObject *Scope_get_state(ScopeObject *self, void *Py_UNUSED(closure)) {
+    return PyUnicode_FromString(frame_state_name(&self->scope->frame));
 }
 
 static PyObject *Scope_get_arena_id(ScopeObject *self, void *Py_UNUSED(closure)) {
@@ -302,13 +306,12 @@ static PyObject *Scope_get_arena_id(ScopeObject *self, void *Py_UNUSED(closure))
 }
 
 static PyObject *Scope_repr(ScopeObject *self) {
-    static const char *names[] = {"new", "active", "exited"};
     arena_stats_t st;
     objarena_scope_stats(self->scope, &st);
     const objarena_scope_options_t *o = &self->scope->options;
     return PyUnicode_FromFormat("<objarena.scope %s limit=%zu chunk_size=%zu strict=%s collect=%s "
                                 "blocks=%llu mapped=%llu retained=%llu>",
-                                names[self->scope->frame.state], o->limit,
+                                frame_state_name(&self->scope->frame), o->limit,
                                 o->chunk_size ? o->chunk_size : (size_t)ARENA_DEFAULT_CHUNK_SIZE,
                                 self->strict ? "True" : "False", o->collect ? "True" : "False",
                                 (unsigned long long)st.blocks_allocated,
@@ -347,7 +350,7 @@ PyDoc_STRVAR(Scope_doc,
 "strict: after exit raise EscapeError if any block is still alive.\n"
 "collect: at exit run a full gc and clear CPython's caches (default True).\n"
 "poison: make released memory inaccessible (debug; also OBJARENA_POISON=1).\n"
-"reuse: recycle blocks of up to 4080 bytes freed inside the scope (per-size\n"
+"reuse: recycle blocks of up to 256 KiB freed inside the scope (per-size\n"
 "  free lists); False: pure bump allocation, frees are no-ops until exit.\n"
 "domains: (\"obj\",) or (\"obj\", \"mem\"): also capture PyMem_Malloc (list/set\n"
 "  storage, 3.13 dict keys...).\n"
@@ -448,8 +451,7 @@ static PyObject *Paused_exit(PausedObject *self, PyObject *const *args, Py_ssize
 }
 
 static PyObject *Paused_repr(PausedObject *self) {
-    static const char *names[] = {"new", "active", "exited"};
-    return PyUnicode_FromFormat("<objarena.paused %s>", names[self->frame.state]);
+    return PyUnicode_FromFormat("<objarena.paused %s>", frame_state_name(&self->frame));
 }
 
 static PyMethodDef Paused_methods[] = {

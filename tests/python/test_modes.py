@@ -109,7 +109,7 @@ def test_pool_options_are_validated():
         objarena.Pool(chunk_size=2**21).scope(chunk_size=2**20)
 
 
-def test_survivors_pin_pages_not_chunks(child=None):
+def test_survivors_pin_pages_not_chunks():
     kept = []
     with objarena.scope(reuse=False, domains=("obj", "mem")) as phase:
         items = [(i, str(i), [i]) for i in range(200_000)]
