@@ -1,7 +1,9 @@
 /* The hook's hot path, side by side in one run: ns per PyObject_Malloc +
  * PyObject_Free pair (and per allocation alone) of small sizes, through
  *   pymalloc        before objarena's hook is installed
- *   pass-through    hook installed, no scope (ownership test on free)
+ *   pass-through    hook installed, no scope: the thin face (pymalloc's own
+ *                   malloc, our free with its ownership test), and the
+ *                   full face (OBJARENA_PASSTHROUGH=full)
  *   scope (bump)    inside a scope, reuse=False (fresh pages: faults)
  *   scope (reuse)   inside a scope, reuse=True
  *   pool (warm)     inside a scope of a pool whose chunks are warm
@@ -64,6 +66,9 @@ int main(void) {
     objarena_scope_exit(s);
     objarena_scope_free(s);
     double pass = pairs();
+    objarena_hook_set_thin_passthrough(false);
+    double pass_full = pairs();
+    objarena_hook_set_thin_passthrough(true);
     o.reuse = false;
     double bump = in_scope(&o);
     o.reuse = true;
@@ -80,7 +85,8 @@ int main(void) {
            PY_VERSION, BATCH);
     printf("| path | ns/pair | vs pymalloc |\n|---|---|---|\n");
     printf("| pymalloc (no hook) | %.2f | 1.00x |\n", base);
-    printf("| hook installed, outside scopes | %.2f | %.2fx |\n", pass, pass / base);
+    printf("| hook installed, outside scopes (thin face) | %.2f | %.2fx |\n", pass, pass / base);
+    printf("| hook installed, outside scopes (full face) | %.2f | %.2fx |\n", pass_full, pass_full / base);
     printf("| scope, bump (fresh pages) | %.2f | %.2fx |\n", bump, bump / base);
     printf("| scope, reuse | %.2f | %.2fx |\n", reuse, reuse / base);
     printf("| pool scope, bump, warm chunks | %.2f | %.2fx |\n", warm_bump, warm_bump / base);

@@ -108,13 +108,121 @@ static void *move_out(PyMemAllocatorEx *fw, void *ptr, size_t size) {
         return fw->realloc(fw->ctx, ptr, size);                                        \
     }
 
+/* The thin face's free and realloc (no scope active anywhere): no
+ * thread-local test, and ctx is already the saved allocator's. */
+#define DEFINE_THIN_HOOKS(prefix, DOMAIN)                                              \
+    static void prefix##_free(void *ctx, void *ptr) {                                  \
+        if (arena_owns(ptr)) {                                                         \
+            arena_free(ptr);                                                           \
+            return;                                                                    \
+        }                                                                              \
+        forward(DOMAIN)->free(ctx, ptr);                                               \
+    }                                                                                  \
+    static void *prefix##_realloc(void *ctx, void *ptr, size_t size) {                 \
+        if (arena_owns(ptr))                                                           \
+            return move_out(forward(DOMAIN), ptr, size);                               \
+        return forward(DOMAIN)->realloc(ctx, ptr, size);                               \
+    }
+
 DEFINE_HOOKS(hook_obj, tls_capture, HOOK_OBJ)
 DEFINE_HOOKS(hook_mem, tls_capture_mem, HOOK_MEM)
+DEFINE_THIN_HOOKS(thin_obj, HOOK_OBJ)
+DEFINE_THIN_HOOKS(thin_mem, HOOK_MEM)
 
-static PyMemAllocatorEx hook_allocator[HOOK_DOMAINS] = {
+/* The functions of the two faces (see hook.h); ctx is filled in from the
+ * forward allocator when a face is installed. */
+static const PyMemAllocatorEx full_face[HOOK_DOMAINS] = {
     {NULL, hook_obj_malloc, hook_obj_calloc, hook_obj_realloc, hook_obj_free},
     {NULL, hook_mem_malloc, hook_mem_calloc, hook_mem_realloc, hook_mem_free},
 };
+static const PyMemAllocatorEx thin_face[HOOK_DOMAINS] = {
+    {NULL, NULL, NULL, thin_obj_realloc, thin_obj_free},
+    {NULL, NULL, NULL, thin_mem_realloc, thin_mem_free},
+};
+
+/* ---- faces ---- */
+
+/* Scope frames pushed and not yet unlinked, on all threads, per domain
+ * (MEM: those that capture MEM too). Changed with the GIL held. */
+static unsigned long capturing_frames[HOOK_DOMAINS];
+/* The face last installed per domain (what a hook stacked on ours wraps). */
+static bool full_face_installed[HOOK_DOMAINS];
+/* OBJARENA_PASSTHROUGH=full, or objarena_hook_set_thin_passthrough(false). */
+static bool thin_passthrough_enabled = true;
+
+static bool is_ours(int domain, const PyMemAllocatorEx *a) {
+    return a->free == full_face[domain].free || a->free == thin_face[domain].free;
+}
+
+static bool hook_is_on_top(int domain) {
+    PyMemAllocatorEx current;
+    PyMem_GetAllocator(hook_domain_id[domain], &current);
+    return is_ours(domain, &current);
+}
+
+static bool wants_full_face(int domain) {
+    return capturing_frames[domain] > 0 || !thin_passthrough_enabled;
+}
+
+/* Installs a face on top of the domain's chain. Both faces carry the forward
+ * allocator's ctx (the full hooks ignore it), so a reader that mixed the
+ * fields of the two faces would still call valid pairs. Only called when
+ * ours is on top, or to put it on top: a hook stacked on ours keeps the face
+ * it wraps. */
+static void install_face(int domain, bool full) {
+    PyMemAllocatorEx *fw = forward(domain);
+    PyMemAllocatorEx face = full ? full_face[domain] : thin_face[domain];
+    face.ctx = fw->ctx;
+    if (!full) {
+        face.malloc = fw->malloc;
+        face.calloc = fw->calloc;
+    }
+    PyMem_SetAllocator(hook_domain_id[domain], &face);
+    full_face_installed[domain] = full;
+}
+
+/* The face the domain needs now, if ours is on top. */
+static void settle_face(int domain) {
+    bool full = wants_full_face(domain);
+    if (hook_installed[domain] && full != full_face_installed[domain] && hook_is_on_top(domain))
+        install_face(domain, full);
+}
+
+/* A scope is about to capture `domain`: the full face must be in the chain. */
+static int capture_begin(int domain) {
+    capturing_frames[domain]++;
+    if (!hook_installed[domain] || full_face_installed[domain])
+        return 0;
+    if (hook_is_on_top(domain)) {
+        install_face(domain, true);
+        return 0;
+    }
+    capturing_frames[domain]--;
+    PyErr_SetString(PyExc_RuntimeError,
+                    "objarena: another allocator hook was installed over objarena's pass-through "
+                    "allocator while no scope was active, so scopes cannot capture under it (hooks "
+                    "installed inside a scope, and tracemalloc.start(), are fine). Remove that hook, "
+                    "or set OBJARENA_PASSTHROUGH=full before the first scope");
+    return -1;
+}
+
+static void capture_end(int domain) {
+    if (capturing_frames[domain] > 0)
+        capturing_frames[domain]--;
+    settle_face(domain);
+}
+
+void objarena_hook_set_thin_passthrough(bool enabled) {
+    thin_passthrough_enabled = enabled;
+    for (int d = 0; d < HOOK_DOMAINS; d++)
+        settle_face(d);
+}
+
+void objarena_hook_prepare_for_wrapper(void) {
+    for (int d = 0; d < HOOK_DOMAINS; d++)
+        if (hook_installed[d] && !full_face_installed[d] && hook_is_on_top(d))
+            install_face(d, true);
+}
 
 /* ---- the per-thread stack ---- */
 
@@ -126,12 +234,21 @@ static void recompute_capture(void) {
     tls_capture_mem = (tls_capture && tls_capture->capture_mem) ? tls_capture : NULL;
 }
 
-void objarena_thread_push(objarena_frame_t *frame) {
+int objarena_thread_push(objarena_frame_t *frame) {
+    if (frame->arena) {
+        if (capture_begin(HOOK_OBJ) < 0)
+            return -1;
+        if (frame->capture_mem && capture_begin(HOOK_MEM) < 0) {
+            capture_end(HOOK_OBJ);
+            return -1;
+        }
+    }
     frame->parent = tls_top;
     frame->thread_id = PyThread_get_thread_ident();
     frame->state = FRAME_ACTIVE;
     tls_top = frame;
     recompute_capture();
+    return 0;
 }
 
 void objarena_thread_unlink(objarena_frame_t *frame) {
@@ -143,6 +260,11 @@ void objarena_thread_unlink(objarena_frame_t *frame) {
     frame->parent = NULL;
     frame->state = FRAME_EXITED;
     recompute_capture();
+    if (frame->arena) {
+        capture_end(HOOK_OBJ);
+        if (frame->capture_mem)
+            capture_end(HOOK_MEM);
+    }
 }
 
 /* ---- install and chain maintenance ---- */
@@ -171,6 +293,11 @@ static int publish_forward(int domain, const PyMemAllocatorEx *saved) {
     return 0;
 }
 
+static bool env_thin_passthrough(void) {
+    const char *v = getenv("OBJARENA_PASSTHROUGH");
+    return !(v && strcmp(v, "full") == 0);
+}
+
 static int install_domain(int domain) {
     if (hook_installed[domain])
         return 0;
@@ -178,8 +305,10 @@ static int install_domain(int domain) {
     PyMem_GetAllocator(hook_domain_id[domain], &saved);
     if (publish_forward(domain, &saved) < 0)
         return -1;
+    if (!hook_installed[HOOK_OBJ] && !hook_installed[HOOK_MEM])
+        thin_passthrough_enabled = thin_passthrough_enabled && env_thin_passthrough();
     hook_over_tracemalloc[domain] = tracemalloc_is_tracing();
-    PyMem_SetAllocator(hook_domain_id[domain], &hook_allocator[domain]);
+    install_face(domain, wants_full_face(domain));
     hook_installed[domain] = true;
     return 0;
 }
@@ -195,8 +324,10 @@ static int verify_domain(int domain) {
         return 0;
     PyMemAllocatorEx current;
     PyMem_GetAllocator(hook_domain_id[domain], &current);
-    if (current.malloc == hook_allocator[domain].malloc)
+    if (is_ours(domain, &current)) {
+        settle_face(domain);
         return 0;
+    }
     /* Something else is on top. If it is a hook stacked over ours (a
      * profiler, tracemalloc started later) it forwards to us: leave it. The
      * one case where we are out of the chain: tracemalloc was tracing when we
@@ -210,7 +341,7 @@ static int verify_domain(int domain) {
         PyErr_Clear(); /* keep forwarding to the stale chain rather than fail */
         return 0;
     }
-    PyMem_SetAllocator(hook_domain_id[domain], &hook_allocator[domain]);
+    install_face(domain, wants_full_face(domain));
     hook_over_tracemalloc[domain] = false;
     hook_chain_repairs++;
     return 1;
@@ -228,9 +359,8 @@ void objarena_hook_get_stats(objarena_hook_stats_t *out) {
     out->installed_over_tracemalloc = hook_over_tracemalloc[HOOK_OBJ] || hook_over_tracemalloc[HOOK_MEM];
     out->chain_repairs = hook_chain_repairs;
     out->moved_out = hook_moved_out;
-    if (hook_installed[HOOK_OBJ]) {
-        PyMemAllocatorEx current;
-        PyMem_GetAllocator(PYMEM_DOMAIN_OBJ, &current);
-        out->hook_on_top = current.malloc == hook_allocator[HOOK_OBJ].malloc;
-    }
+    out->full_face = full_face_installed[HOOK_OBJ];
+    out->thin_passthrough = thin_passthrough_enabled;
+    if (hook_installed[HOOK_OBJ])
+        out->hook_on_top = hook_is_on_top(HOOK_OBJ);
 }

@@ -5,16 +5,29 @@
  * and never removed: arena blocks may
  * be freed at any later time, even during Py_Finalize, and a pointer from the
  * arena handed to pymalloc's or mimalloc's free aborts or corrupts memory.
- * Outside a scope the hook is a pass-through: malloc/calloc test one
- * thread-local pointer, free/realloc one ownership lookup
- * (arena_owns: a compare and a load), then call the saved allocator with its
- * own ctx. The hooks never call into Python and never allocate from a
- * Python domain (their own metadata comes from libc).
+ * The hooks never call into Python and never allocate from a Python domain
+ * (their own metadata comes from libc).
+ *
+ * Two faces. While a scope that captures the domain is active on any
+ * thread, the installed allocator is the FULL face: malloc/calloc test one
+ * thread-local pointer and either bump-allocate or call the saved
+ * ("forward") allocator; free/realloc test ownership (arena_owns: a compare
+ * and a load). While no such scope is active, it is the THIN face: the
+ * forward allocator's own malloc, calloc and ctx, with only free and realloc
+ * ours (the ownership test), so allocation outside scopes costs nothing
+ * extra. The face is switched under the GIL when the first scope starts and
+ * the last one ends, and only while ours is on top of the chain. A hook
+ * stacked on ours keeps the face it wrapped: over the full face scopes still
+ * capture; over the thin face they cannot, and entering a scope raises
+ * RuntimeError. tracemalloc.start() is guarded by the objarena package
+ * (objarena_hook_prepare_for_wrapper), so tracemalloc always wraps the full
+ * face. OBJARENA_PASSTHROUGH=full (read at install) keeps the full face.
  *
  * Thread safety: the hook functions run on any thread of any interpreter.
  * The saved ("forward") allocator is an immutable struct published through
  * one atomic pointer, so a thread never sees half of a re-established chain.
- * Install, verify and the capture switch need the main interpreter's GIL.
+ * Install, verify, the face switch and the capture switch need the main
+ * interpreter's GIL.
  */
 #ifndef OBJARENA_HOOK_H
 #define OBJARENA_HOOK_H
@@ -48,8 +61,12 @@ objarena_frame_t *objarena_thread_capture(void);
 objarena_frame_t *objarena_thread_top(void);
 
 /* Pushes/pops a frame on this thread's stack and recomputes capture.
- * unlink removes a frame from anywhere in this thread's stack. */
-void objarena_thread_push(objarena_frame_t *frame);
+ * unlink removes a frame from anywhere in this thread's stack. Pushing a
+ * scope frame (arena != NULL) puts the full face in the chain first; it
+ * fails (-1, RuntimeError, nothing pushed) only if a foreign hook sits on the
+ * thin face. Pushing a pause never fails. Unlinking the last scope frame
+ * puts the thin face back. */
+int objarena_thread_push(objarena_frame_t *frame);
 void objarena_thread_unlink(objarena_frame_t *frame);
 
 /* Saves the current OBJ allocator and installs the hook, once. 0 on success,
@@ -66,11 +83,22 @@ int objarena_hook_install_mem(void);
  * repair is counted. Returns 1 if it repaired, 0 otherwise. Needs the GIL. */
 int objarena_hook_verify_chain(void);
 
+/* A hook is about to be stacked on ours (tracemalloc.start): install the
+ * full face now, so that scopes capture through the wrapper. The thin face
+ * comes back once ours is on top again with no scope active. */
+void objarena_hook_prepare_for_wrapper(void);
+
+/* Thin face outside scopes (default) or always the full one. Takes effect
+ * at once where ours is on top. */
+void objarena_hook_set_thin_passthrough(bool enabled);
+
 typedef struct objarena_hook_stats {
     bool installed;
     bool mem_installed;              /* the MEM-domain hook too */
     bool installed_over_tracemalloc; /* tracemalloc was tracing at install */
-    bool hook_on_top;                /* PyMem_GetAllocator(OBJ) is the hook now */
+    bool hook_on_top;                /* PyMem_GetAllocator(OBJ) is the hook now (either face) */
+    bool full_face;                  /* the OBJ face last installed is the full one */
+    bool thin_passthrough;           /* the thin face is used outside scopes */
     uint64_t chain_repairs;
     uint64_t moved_out;              /* arena blocks realloc'ed into the saved allocator */
 } objarena_hook_stats_t;

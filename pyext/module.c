@@ -1,5 +1,5 @@
 /* The `_objarena` extension module: Scope and Paused context managers,
- * EscapeError, info(), and the tracemalloc.stop() guard. The public Python
+ * EscapeError, info(), and the tracemalloc.start()/stop() guards. The public Python
  * API is the `objarena` package, which re-exports these. Everything that
  * runs between a scope's enter and exit is C, so no Python frame or code
  * object of objarena's own is ever allocated inside a user's arena. */
@@ -10,6 +10,7 @@
 
 static PyObject *EscapeError;        /* objarena.EscapeError(RuntimeError) */
 static PyObject *tracemalloc_stop;   /* the original _tracemalloc.stop */
+static PyObject *tracemalloc_start;  /* the original _tracemalloc.start */
 
 /* ---------------------------------------------------------------- Scope */
 
@@ -379,6 +380,13 @@ static int set_u64(PyObject *d, const char *key, uint64_t value) {
     return rc;
 }
 
+static int set_str(PyObject *d, const char *key, const char *value) {
+    PyObject *v = PyUnicode_FromString(value);
+    int rc = v ? PyDict_SetItemString(d, key, v) : -1;
+    Py_XDECREF(v);
+    return rc;
+}
+
 static PyObject *stats_dict(const objarena_scope_t *scope) {
     arena_stats_t st;
     objarena_scope_stats(scope, &st);
@@ -656,6 +664,7 @@ static PyObject *objarena_info(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(
         return NULL;
     if (PyDict_SetItemString(d, "hook_installed", hs.installed ? Py_True : Py_False) < 0 ||
         PyDict_SetItemString(d, "hook_on_top", hs.hook_on_top ? Py_True : Py_False) < 0 ||
+        set_str(d, "hook_face", hs.full_face ? "full" : "thin") < 0 ||
         PyDict_SetItemString(d, "installed_over_tracemalloc", hs.installed_over_tracemalloc ? Py_True : Py_False) < 0 ||
         PyDict_SetItemString(d, "capturing", capturing ? Py_True : Py_False) < 0 ||
         set_u64(d, "scope_depth", (uint64_t)depth) < 0 || set_u64(d, "chain_repairs", hs.chain_repairs) < 0 ||
@@ -713,16 +722,49 @@ static PyObject *objarena_tracemalloc_stop(PyObject *Py_UNUSED(module), PyObject
     return r;
 }
 
-static PyObject *objarena_guard_tracemalloc(PyObject *module, PyObject *original) {
-    if (!PyCallable_Check(original)) {
-        PyErr_SetString(PyExc_TypeError, "expected the original tracemalloc.stop");
+/* Replacement for _tracemalloc.start: tracemalloc stacks its hook on the
+ * allocator installed now. Outside scopes that is objarena's thin face,
+ * under which scopes could not capture: install the full face first. */
+static PyObject *objarena_tracemalloc_start(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs) {
+    if (!tracemalloc_start) {
+        PyErr_SetString(PyExc_RuntimeError, "tracemalloc.start is not available");
+        return NULL;
+    }
+    objarena_hook_prepare_for_wrapper();
+    return PyObject_Vectorcall(tracemalloc_start, args, (size_t)nargs, NULL);
+}
+
+/* _guard_tracemalloc(start, stop) -> (guarded start, guarded stop). */
+static PyObject *objarena_guard_tracemalloc(PyObject *module, PyObject *args) {
+    PyObject *start, *stop;
+    if (!PyArg_ParseTuple(args, "OO:_guard_tracemalloc", &start, &stop))
+        return NULL;
+    if (!PyCallable_Check(start) || !PyCallable_Check(stop)) {
+        PyErr_SetString(PyExc_TypeError, "expected the original tracemalloc.start and tracemalloc.stop");
         return NULL;
     }
     if (!tracemalloc_stop) {
-        Py_INCREF(original);
-        tracemalloc_stop = original;
+        Py_INCREF(stop);
+        tracemalloc_stop = stop;
+        Py_INCREF(start);
+        tracemalloc_start = start;
     }
-    return PyObject_GetAttrString(module, "_tracemalloc_stop");
+    PyObject *guarded_start = PyObject_GetAttrString(module, "_tracemalloc_start");
+    PyObject *guarded_stop = PyObject_GetAttrString(module, "_tracemalloc_stop");
+    PyObject *pair = guarded_start && guarded_stop ? PyTuple_Pack(2, guarded_start, guarded_stop) : NULL;
+    Py_XDECREF(guarded_start);
+    Py_XDECREF(guarded_stop);
+    return pair;
+}
+
+/* _set_thin_passthrough(enabled): the thin face outside scopes, or never
+ * (as OBJARENA_PASSTHROUGH=full). For tests and benchmarks. */
+static PyObject *objarena_set_thin_passthrough(PyObject *Py_UNUSED(module), PyObject *enabled) {
+    int on = PyObject_IsTrue(enabled);
+    if (on < 0)
+        return NULL;
+    objarena_hook_set_thin_passthrough(on);
+    Py_RETURN_NONE;
 }
 
 /* atexit: tracemalloc stops itself late in finalization, after which more
@@ -747,7 +789,10 @@ static PyMethodDef module_methods[] = {
     {"_verify_chain", objarena_verify_chain, METH_NOARGS, "Re-establish the hook if it was removed."},
     {"_tracemalloc_stop", objarena_tracemalloc_stop, METH_NOARGS,
      "stop()\n\nStop tracing Python memory allocations (objarena keeps its hook installed)."},
-    {"_guard_tracemalloc", objarena_guard_tracemalloc, METH_O, NULL},
+    {"_tracemalloc_start", (PyCFunction)(void (*)(void))objarena_tracemalloc_start, METH_FASTCALL,
+     "start(nframe: int = 1)\n\nStart tracing Python memory allocations (over objarena's full hook)."},
+    {"_guard_tracemalloc", objarena_guard_tracemalloc, METH_VARARGS, NULL},
+    {"_set_thin_passthrough", objarena_set_thin_passthrough, METH_O, NULL},
     {"_at_exit", objarena_at_exit, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };

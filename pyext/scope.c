@@ -79,8 +79,12 @@ int objarena_scope_enter(objarena_scope_t *s) {
     }
     s->frame.arena = arena;
     s->frame.capture_mem = s->options.capture_mem;
+    if (objarena_thread_push(&s->frame) < 0) {
+        arena_destroy(arena);
+        s->frame.arena = NULL;
+        return -1;
+    }
     s->arena_id = arena_id(arena);
-    objarena_thread_push(&s->frame);
     return 0;
 }
 
@@ -165,8 +169,7 @@ int objarena_pause_enter(objarena_frame_t *pause) {
         return -1;
     }
     pause->arena = NULL;
-    objarena_thread_push(pause);
-    return 0;
+    return objarena_thread_push(pause); /* a pause never fails */
 }
 
 int objarena_pause_exit(objarena_frame_t *pause) {

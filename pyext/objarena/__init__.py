@@ -88,17 +88,19 @@ def scoped(fn=None, /, **options):
 
 
 def _guard_tracemalloc():
-    # tracemalloc.stop() restores the allocator tracemalloc saved at start,
-    # over objarena's hook if tracemalloc was started first: route it through
-    # a guard that re-installs the hook at once.
+    # tracemalloc.start() stacks its hook on what is installed: outside
+    # scopes that is objarena's thin pass-through, under which scopes could
+    # not capture, so the guard installs the full hook first. tracemalloc.stop()
+    # restores the allocator tracemalloc saved at start, over objarena's hook
+    # if tracemalloc was started first: the guard re-installs the hook at once.
     import _tracemalloc
     import sys
 
-    stop = _objarena._guard_tracemalloc(_tracemalloc.stop)
-    _tracemalloc.stop = stop
+    start, stop = _objarena._guard_tracemalloc(_tracemalloc.start, _tracemalloc.stop)
+    _tracemalloc.start, _tracemalloc.stop = start, stop
     tm = sys.modules.get("tracemalloc")
     if tm is not None:
-        tm.stop = stop
+        tm.start, tm.stop = start, stop
 
 
 _guard_tracemalloc()

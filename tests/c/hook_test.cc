@@ -233,13 +233,21 @@ TEST(HookInstall, PassThroughBeforeAndAfterScopes) {
         ASSERT_EQ(s.Enter(), 0);
         EXPECT_TRUE(objarena_hook_installed());
         EXPECT_TRUE(HookStats().hook_on_top);
+        // Inside a scope the full face is installed: our malloc and free.
+        EXPECT_TRUE(HookStats().full_face);
+        EXPECT_NE(ObjAllocator().malloc, g_before_install.malloc);
+        EXPECT_NE(ObjAllocator().free, g_before_install.free);
         ASSERT_EQ(s.Exit(), 0);
     }
+    // Outside scopes the thin face: the saved allocator's own malloc, calloc
+    // and ctx (allocation costs nothing extra), our free and realloc.
     PyMemAllocatorEx installed = ObjAllocator();
-    if (!g_installed_at_setup) {
-        EXPECT_NE(installed.malloc, g_before_install.malloc);
-        EXPECT_NE(installed.free, g_before_install.free);
-    }
+    EXPECT_FALSE(HookStats().full_face);
+    EXPECT_EQ(installed.malloc, g_before_install.malloc);
+    EXPECT_EQ(installed.calloc, g_before_install.calloc);
+    EXPECT_EQ(installed.ctx, g_before_install.ctx);
+    EXPECT_NE(installed.free, g_before_install.free);
+    EXPECT_NE(installed.realloc, g_before_install.realloc);
 
     // The hook stays installed (a pass-through) after the scope exited.
     EXPECT_TRUE(objarena_hook_installed());
@@ -637,6 +645,183 @@ TEST(Survivors, KeepTheirChunkUntilFreed) {
     EXPECT_EQ(g2.retained_unmapped_total, g0.retained_unmapped_total + 1);
 }
 
+// ---------------------------------------------------------------- faces
+
+// A foreign hook (a profiler) stacked on whatever is installed, counting
+// the calls it forwards.
+struct CountingWrapper {
+    PyMemAllocatorEx below;
+    size_t mallocs = 0, frees = 0;
+};
+CountingWrapper g_wrapper;
+
+void *WrapperMalloc(void *ctx, size_t n) {
+    auto *w = static_cast<CountingWrapper *>(ctx);
+    w->mallocs++;
+    return w->below.malloc(w->below.ctx, n);
+}
+void *WrapperCalloc(void *ctx, size_t c, size_t n) {
+    auto *w = static_cast<CountingWrapper *>(ctx);
+    w->mallocs++;
+    return w->below.calloc(w->below.ctx, c, n);
+}
+void *WrapperRealloc(void *ctx, void *p, size_t n) {
+    auto *w = static_cast<CountingWrapper *>(ctx);
+    return w->below.realloc(w->below.ctx, p, n);
+}
+void WrapperFree(void *ctx, void *p) {
+    auto *w = static_cast<CountingWrapper *>(ctx);
+    w->frees++;
+    w->below.free(w->below.ctx, p);
+}
+
+void InstallWrapper() {
+    g_wrapper = CountingWrapper();
+    PyMem_GetAllocator(PYMEM_DOMAIN_OBJ, &g_wrapper.below);
+    PyMemAllocatorEx a = {&g_wrapper, WrapperMalloc, WrapperCalloc, WrapperRealloc, WrapperFree};
+    PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &a);
+}
+
+void RemoveWrapper() { PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &g_wrapper.below); }
+
+TEST(Faces, FullWhileAnyScopeIsActiveThinAfterTheLast) {
+    if (ChildMode())
+        GTEST_SKIP() << "child process";
+    EnsureHookInstalled();
+    ASSERT_FALSE(HookStats().full_face);
+    {
+        Scope outer, inner;
+        ASSERT_EQ(outer.Enter(), 0);
+        EXPECT_TRUE(HookStats().full_face);
+        ASSERT_EQ(inner.Enter(), 0);
+        ASSERT_EQ(inner.Exit(), 0);
+        EXPECT_TRUE(HookStats().full_face) << "the outer scope still captures";
+        objarena_frame_t pause = {};
+        ASSERT_EQ(objarena_pause_enter(&pause), 0);
+        EXPECT_TRUE(HookStats().full_face) << "a pause does not end the scope";
+        void *paused = PyObject_Malloc(40);
+        EXPECT_FALSE(arena_owns(paused));
+        ASSERT_EQ(objarena_pause_exit(&pause), 0);
+        void *captured = PyObject_Malloc(40);
+        EXPECT_EQ(arena_block_arena_id(captured), outer.id());
+        PyObject_Free(captured);
+        ASSERT_EQ(outer.Exit(), 0);
+        EXPECT_FALSE(HookStats().full_face);
+        PyObject_Free(paused);  // a pymalloc block freed through the thin face
+    }
+    EXPECT_EQ(ObjAllocator().malloc, g_before_install.malloc);
+    // A scope that fails to enter (bad option) leaves the thin face alone.
+    objarena_scope_options_t o;
+    objarena_scope_options_init(&o);
+    o.chunk_size = 12345;
+    EXPECT_EQ(objarena_scope_new(&o), nullptr);
+    PyErr_Clear();
+    EXPECT_FALSE(HookStats().full_face);
+}
+
+TEST(Faces, FullPassThroughOnRequest) {
+    if (ChildMode())
+        GTEST_SKIP() << "child process";
+    EnsureHookInstalled();
+    objarena_hook_set_thin_passthrough(false);  // as OBJARENA_PASSTHROUGH=full
+    EXPECT_TRUE(HookStats().full_face);
+    EXPECT_NE(ObjAllocator().malloc, g_before_install.malloc);
+    void *p = PyObject_Malloc(64);
+    EXPECT_FALSE(arena_owns(p));
+    PyObject_Free(p);
+    {
+        Scope s;
+        ASSERT_EQ(s.Enter(), 0);
+        ASSERT_EQ(s.Exit(), 0);
+    }
+    EXPECT_TRUE(HookStats().full_face) << "the last scope's exit must not bring the thin face back";
+    objarena_hook_set_thin_passthrough(true);
+    EXPECT_FALSE(HookStats().full_face);
+    EXPECT_EQ(ObjAllocator().malloc, g_before_install.malloc);
+}
+
+// A hook stacked on the thin face forwards malloc straight to the saved
+// allocator: scopes cannot capture under it. Entering one is refused with
+// RuntimeError, nothing is pushed, and frees of arena blocks still reach
+// the arena through the wrapper and the thin face.
+TEST(Faces, ForeignHookOverTheThinFaceRefusesScopes) {
+    if (ChildMode())
+        GTEST_SKIP() << "child process";
+    EnsureHookInstalled();
+    void *survivor = nullptr;
+    {
+        Scope s;
+        ASSERT_EQ(s.Enter(), 0);
+        survivor = PyObject_Malloc(300);
+        Fill(survivor, 300, 17);
+        ASSERT_EQ(s.Exit(), 0);
+    }
+    ASSERT_FALSE(HookStats().full_face);
+    InstallWrapper();
+    EXPECT_FALSE(HookStats().hook_on_top);
+    {
+        Scope s;
+        EXPECT_EQ(s.Enter(), -1);
+        EXPECT_TRUE(TakeRuntimeError());
+        EXPECT_EQ(objarena_thread_capture(), nullptr);
+        EXPECT_EQ(objarena_thread_top(), nullptr);
+        EXPECT_EQ(s->frame.state, FRAME_NEW);
+        void *p = PyObject_Malloc(64);  // wrapper -> the saved allocator
+        EXPECT_FALSE(arena_owns(p));
+        PyObject_Free(p);
+        EXPECT_FALSE(HookStats().full_face) << "nothing may be installed over the wrapper";
+    }
+    EXPECT_TRUE(Check(survivor, 300, 17));
+    size_t frees = g_wrapper.frees;
+    PyObject_Free(survivor);  // wrapper -> thin face -> arena
+    EXPECT_EQ(g_wrapper.frees, frees + 1);
+    EXPECT_FALSE(arena_owns(survivor));
+    RemoveWrapper();
+    ASSERT_TRUE(HookStats().hook_on_top);
+    Scope again;
+    ASSERT_EQ(again.Enter(), 0);
+    void *q = PyObject_Malloc(64);
+    EXPECT_EQ(arena_block_arena_id(q), again.id());
+    PyObject_Free(q);
+    ASSERT_EQ(again.Exit(), 0);
+}
+
+// A hook stacked on the full face (installed inside a scope) forwards to
+// ours: later scopes capture through it, and the face it wraps is kept
+// until ours is on top again.
+TEST(Faces, ForeignHookOverTheFullFaceKeepsIt) {
+    if (ChildMode())
+        GTEST_SKIP() << "child process";
+    EnsureHookInstalled();
+    {
+        Scope s;
+        ASSERT_EQ(s.Enter(), 0);
+        InstallWrapper();
+        ASSERT_EQ(s.Exit(), 0);
+    }
+    EXPECT_FALSE(HookStats().hook_on_top);
+    EXPECT_TRUE(HookStats().full_face);
+    {
+        Scope s;
+        ASSERT_EQ(s.Enter(), 0);
+        size_t mallocs = g_wrapper.mallocs;
+        void *p = PyObject_Malloc(128);  // wrapper -> full face -> arena
+        EXPECT_EQ(g_wrapper.mallocs, mallocs + 1);
+        EXPECT_EQ(arena_block_arena_id(p), s.id());
+        PyObject_Free(p);
+        ASSERT_EQ(s.Exit(), 0);
+    }
+    EXPECT_TRUE(HookStats().full_face);
+    void *outside = PyObject_Malloc(64);
+    EXPECT_FALSE(arena_owns(outside));
+    PyObject_Free(outside);
+    RemoveWrapper();
+    EXPECT_TRUE(HookStats().hook_on_top);
+    EXPECT_EQ(objarena_hook_verify_chain(), 0);
+    EXPECT_FALSE(HookStats().full_face);
+    EXPECT_EQ(ObjAllocator().malloc, g_before_install.malloc);
+}
+
 // --------------------------------------------------------- tracemalloc
 
 // Order 1: hook first, tracemalloc stacked on top of it.
@@ -645,6 +830,11 @@ TEST(Tracemalloc, StartedAfterTheHook) {
         GTEST_SKIP() << "child process";
     EnsureHookInstalled();
     ASSERT_TRUE(HookStats().hook_on_top);
+    ASSERT_FALSE(HookStats().full_face);
+    // What the objarena package's guard of tracemalloc.start() does first
+    // (the package is not imported here): tracemalloc must wrap the full face.
+    objarena_hook_prepare_for_wrapper();
+    ASSERT_TRUE(HookStats().full_face);
     ASSERT_EQ(PyRun_SimpleString("import tracemalloc; tracemalloc.start()"), 0);
     EXPECT_FALSE(HookStats().hook_on_top) << "tracemalloc should be on top of the hook";
     EXPECT_FALSE(HookStats().installed_over_tracemalloc);
@@ -664,7 +854,9 @@ TEST(Tracemalloc, StartedAfterTheHook) {
     ASSERT_EQ(PyRun_SimpleString("import tracemalloc; tracemalloc.stop()"), 0);
     objarena_hook_stats_t hs = HookStats();
     EXPECT_TRUE(hs.hook_on_top) << "tracemalloc.stop() must restore the hook it saved";
+    EXPECT_TRUE(hs.full_face) << "the face tracemalloc wrapped";
     EXPECT_EQ(objarena_hook_verify_chain(), 0);  // nothing to repair
+    EXPECT_FALSE(HookStats().full_face) << "on top again with no scope: back to the thin face";
     EXPECT_TRUE(arena_owns(p));
     EXPECT_TRUE(Check(p, 256, 41));
     PyObject_Free(p);

@@ -423,13 +423,18 @@ def test_tracemalloc_started_after_objarena(child):
 import tracemalloc
 with objarena.scope():
     pass                                   # hook installed first
-tracemalloc.start()
+assert objarena.info()["hook_face"] == "thin"   # outside scopes
+tracemalloc.start()                        # guarded: wraps the full face, not the thin one
+assert objarena.info()["hook_face"] == "full" and not objarena.info()["hook_on_top"]
 with objarena.scope() as phase:
     kept = [fresh(str(i)) for i in range(5000)]
+    assert objarena.owns(kept[-1])         # captured through tracemalloc's hook
+assert objarena.info()["hook_face"] == "full"   # tracemalloc still wraps it
 snap = tracemalloc.take_snapshot()
 tracemalloc.stop()
 info = objarena.info()
 assert info["hook_on_top"] and info["chain_repairs"] == 0, info
+assert info["hook_face"] == "thin", info    # on top again, no scope: thin
 del kept
 gc.collect()
 print("DONE", len(snap.traces) > 0)

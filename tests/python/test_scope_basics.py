@@ -293,3 +293,32 @@ def test_info_reports_process_state():
     assert info["hook_installed"] is True and info["hook_on_top"] is True
     assert info["reserve_bytes"] >= 2**30
     assert sys.getrefcount(info) >= 1
+
+
+def test_hook_face_is_full_only_while_a_scope_is_active_on_any_thread():
+    # Outside every scope the thin face (the saved allocator's own malloc)
+    # is installed; while a scope is active on any thread, the full one.
+    with objarena.scope():
+        pass
+    assert objarena.info()["hook_face"] == "thin"
+    entered, leave = threading.Event(), threading.Event()
+    seen = {}
+
+    def worker():
+        with objarena.scope():
+            seen["owned"] = objarena.owns(fresh("worker"))
+            entered.set()
+            leave.wait(30)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    assert entered.wait(30)
+    assert objarena.info()["hook_face"] == "full"
+    with objarena.scope():
+        pass
+    assert objarena.info()["hook_face"] == "full", "the worker's scope is still active"
+    assert not objarena.owns(fresh("main"))
+    leave.set()
+    t.join()
+    assert seen["owned"]
+    assert objarena.info()["hook_face"] == "thin"
