@@ -12,8 +12,8 @@ static inline void page_live_inc(const void *p) {
 /* Fast path budget (bump mode): a size compare, a round-up, a bounds
  * compare, a page-counter increment, a page-crossing test (taken by ~1% of
  * small blocks) and four stores. Reuse mode first tries its size class's
- * free list (a load, a compare, two stores) and, on a bump, records the
- * block's class in its granule byte. Everything else is out of line. */
+ * free list (a load, a compare, two stores) and, on a bump, sets the
+ * block's start bit. Everything else is out of line. */
 void *arena_alloc(arena_t *a, size_t size) {
     size_t block = arena_round_size(size);
     uint8_t cls = 0;
@@ -41,7 +41,7 @@ void *arena_alloc(arena_t *a, size_t size) {
         a->last_block = p;
         page_live_inc(p);
         if (a->reuse)
-            arena_region.granule_class[region_granule_index(p)] = cls;
+            block_start_mark(p);
         if (ARENA_UNLIKELY((((uintptr_t)p ^ ((uintptr_t)p + block - 1)) >> ARENA_PAGE_SHIFT) != 0))
             chunk_mark_crossing(p, block);
         a->blocks_allocated++;
@@ -137,19 +137,16 @@ void *arena_realloc(arena_t *a, void *ptr, size_t size) {
     }
     char *p = ptr;
     if (c->kind == CHUNK_SMALL) {
-        uint8_t cls = c->reuse ? arena_region.granule_class[region_granule_index(p)] : 0;
-        size_t block = arena_class_size[cls];
-        if (cls && size <= block && size > block / 2)
-            return p; /* in place inside its class, unless a smaller class saves half */
+        size_t block = c->reuse ? chunk_reuse_block_size(c, p) : 0;
+        if (size <= block && size > block / 2)
+            return p; /* in place inside its block, unless a smaller class saves half */
         if (c == a->current && p == a->last_block && size <= a->small_max) {
             /* The most recent block grows or shrinks in place; in reuse mode
-             * it takes the class (and class size) of its new size. */
+             * it takes the class size of its new size (its start bit stays,
+             * the bump pointer gives its new end). */
             size_t new_block = arena_round_size(size);
-            uint8_t new_cls = 0;
-            if (a->reuse && size <= ARENA_CLASS_MAX) {
-                new_cls = (uint8_t)arena_size_class(new_block);
-                new_block = arena_class_size[new_cls];
-            }
+            if (a->reuse && size <= ARENA_CLASS_MAX)
+                new_block = arena_class_size[arena_size_class(new_block)];
             char *new_end = p + new_block;
             if (new_end <= a->end) {
                 if (new_end > a->bump) {
@@ -159,8 +156,6 @@ void *arena_realloc(arena_t *a, void *ptr, size_t size) {
                     track_mem_noaccess(new_end, (size_t)(a->bump - new_end));
                 }
                 a->bump = new_end;
-                if (a->reuse)
-                    arena_region.granule_class[region_granule_index(p)] = new_cls;
                 if ((((uintptr_t)p ^ ((uintptr_t)new_end - 1)) >> ARENA_PAGE_SHIFT) != 0)
                     chunk_mark_crossing(p, (size_t)(new_end - p));
                 return p;

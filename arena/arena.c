@@ -70,7 +70,7 @@ void arena_release(arena_t *a) {
         chunk_t *next = c->next;
         uint64_t live = c->kind == CHUNK_LARGE ? c->live_blocks : chunk_count_live(c);
         if (c->reuse)
-            chunk_drop_granule_classes(c);
+            chunk_drop_block_starts(c);
         if (live == 0) {
             r->chunks_released++;
             r->bytes_released += c->size;

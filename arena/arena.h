@@ -82,8 +82,9 @@ typedef struct arena_config {
      * address range quarantined (never reused), so any access to released
      * memory faults deterministically. Costs address space, never RSS. */
     bool poison_on_release;
-    /* Reuse mode: a block of up to 256 KiB records its size class (one
-     * byte per 16-byte granule, in a side table) and, freed while the arena
+    /* Reuse mode: a block of up to 256 KiB is rounded to its size class,
+     * its start is recorded (one bit per 16-byte granule, in a side table,
+     * so its size is the distance to the next start) and, freed while the arena
      * is open, goes on its class's free list; the next request of that class
      * takes it (LIFO). New blocks are still bump-allocated, so objects made
      * together share pages. Off: pure bump ("frees are no-ops"). */

@@ -114,6 +114,13 @@ chunk_t *chunk_map(struct arena *a, size_t size, size_t align, chunk_kind_t kind
     return c;
 }
 
+/* The chunk's range of the block-start bitmap: its first word, its bytes. */
+static uint64_t *chunk_block_starts(const chunk_t *c) {
+    return arena_region.block_starts + (region_granule_index(c->base) >> 6);
+}
+
+static size_t chunk_block_starts_bytes(const chunk_t *c) { return c->size >> (ARENA_GRANULE_SHIFT + 3); }
+
 static void reset_page_tables(chunk_t *c) {
     size_t first = chunk_first_page(c), count = c->size >> ARENA_PAGE_SHIFT;
     memset(arena_region.page_live + first, 0, count * sizeof(uint16_t));
@@ -130,9 +137,11 @@ void chunk_attach(struct arena *a, chunk_t *c) {
     c->arena = a;
     c->arena_id = a->id;
     c->poison = a->poison;
-    c->reuse = a->reuse;
+    c->reuse = a->reuse && c->kind == CHUNK_SMALL;
     if (c->kind == CHUNK_SMALL)
         reset_page_tables(c);
+    if (c->reuse) /* stale bits (an earlier chunk here) would cut blocks short */
+        memset(chunk_block_starts(c), 0, chunk_block_starts_bytes(c));
     c->prev = NULL;
     c->next = a->chunks;
     if (a->chunks)
@@ -257,10 +266,16 @@ size_t chunk_release_free_pages(chunk_t *c) {
     return released;
 }
 
-void chunk_drop_granule_classes(chunk_t *c) {
-    /* 1 byte per 16 bytes of chunk: once the arena is closed no free list
-     * needs them, so they must not pin 6% of every phase's footprint. */
-    os_discard(arena_region.granule_class + region_granule_index(c->base), c->size >> ARENA_GRANULE_SHIFT);
+void chunk_drop_block_starts(chunk_t *c) {
+    /* Once the arena is closed no free list needs them: hand back the whole
+     * pages of the chunk's bitmap range (chunks of 512 KiB and more; smaller
+     * chunks share bitmap pages). chunk_attach clears the range on reuse. */
+    size_t bytes = chunk_block_starts_bytes(c);
+    char *start = (char *)chunk_block_starts(c);
+    uintptr_t first = ((uintptr_t)start + ARENA_PAGE_SIZE - 1) & ~(uintptr_t)(ARENA_PAGE_SIZE - 1);
+    uintptr_t last = ((uintptr_t)start + bytes) & ~(uintptr_t)(ARENA_PAGE_SIZE - 1);
+    if (last > first)
+        os_discard((void *)first, last - first);
     c->reuse = false;
 }
 
@@ -317,11 +332,8 @@ void chunk_free_slow(chunk_t *c, void *ptr) {
 size_t chunk_readable_size(const chunk_t *c, const char *p) {
     if (c->kind == CHUNK_LARGE)
         return c->block_size;
-    if (c->reuse) {
-        uint8_t cls = arena_region.granule_class[region_granule_index(p)];
-        if (cls)
-            return arena_class_size[cls]; /* exact: a block with a size class */
-    }
+    if (c->reuse && c->arena)
+        return chunk_reuse_block_size(c, p); /* exact */
     size_t page = region_page_index(p);
     /* A block ends in its own page, or in the pages the block crossing out
      * of its page covers (page_cross): never in a page handed back, and never

@@ -4,8 +4,9 @@
 #include "arena/internal.h"
 
 /* Fast path budget: the ownership lookup (a subtract, a compare, a load),
- * one flag test, a page-counter decrement and a counter; reuse mode adds a
- * class-byte load and two stores to push the block. */
+ * one flag test, a page-counter decrement and a counter; reuse mode adds the
+ * block's size from the start bitmap (a load and a count-trailing-zeros for
+ * blocks up to ~1 KiB) and two stores to push the block. */
 void arena_free(void *ptr) {
     chunk_t *c = chunk_map_lookup(ptr);
     if (ARENA_UNLIKELY(c == NULL)) {
@@ -22,8 +23,9 @@ void arena_free(void *ptr) {
     struct arena *a = c->arena;
     a->blocks_freed++;
     if (a->reuse) {
-        uint8_t cls = arena_region.granule_class[region_granule_index(ptr)];
-        if (cls) {
+        size_t block = chunk_reuse_block_size(c, ptr);
+        if (ARENA_LIKELY(block <= ARENA_CLASS_MAX)) {
+            unsigned cls = arena_size_class(block);
             *(void **)ptr = a->free_list[cls];
             a->free_list[cls] = ptr;
         }

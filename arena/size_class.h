@@ -1,5 +1,6 @@
-/* Size classes of reuse mode. A block's class is one byte (its granule byte
- * in the region's side table), so there are 255 classes:
+/* Size classes of reuse mode (the free lists of an arena). A block's class
+ * follows from its size, which the region's block-start bitmap gives; there
+ * are 255 classes:
  *   1..192    16-byte steps, 16 to 3072 bytes (exact for CPython's objects)
  *   193..255  geometric steps of ~7.3%, up to 256 KiB (a block is rounded up
  *             to its class size so any freed block of the class fits any

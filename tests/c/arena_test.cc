@@ -706,6 +706,52 @@ TEST(ArenaReuse, MidSizeBlocksAreRecycledToo) {
     arena_destroy(a);
 }
 
+TEST(ArenaReuse, EveryClassRoundTripsThroughFreeIncludingTheLastBlock) {
+    // A block's size comes from the block-start bitmap (the distance to the
+    // next start, or to the bump pointer for the last block): a wrong size
+    // would put the block on another class's list and the same request
+    // would not get it back.
+    arena_t *a = MakeArena(ARENA_DEFAULT_CHUNK_SIZE, 0, false, true);
+    const size_t sizes[] = {1, 16, 17, 100, 512, 1000, 3072, 3073, 5000, 40000, 200000};
+    std::vector<void *> blocks;
+    for (size_t n : sizes) blocks.push_back(arena_alloc(a, n));
+    for (size_t i = 0; i < blocks.size(); i++) {
+        EXPECT_GE(arena_block_readable_size(blocks[i]), sizes[i]);
+        EXPECT_LT(arena_block_readable_size(blocks[i]), sizes[i] + sizes[i] / 12 + 16) << sizes[i];
+    }
+    for (void *b : blocks) arena_free(b);  // the last one ends at the bump pointer
+    for (size_t i = blocks.size(); i-- > 0;)
+        EXPECT_EQ(arena_alloc(a, sizes[i]), blocks[i]) << sizes[i];
+    EXPECT_EQ(Stats(a).blocks_reused, blocks.size());
+    arena_destroy(a);
+}
+
+TEST(ArenaReuse, StaleBlockStartsOfAnEarlierChunkAreCleared) {
+    // Arena 1 fills a chunk with 16-byte blocks (a start bit on every
+    // granule) and gives it back; arena 2's chunk lands on the same slots
+    // (first fit). Stale bits would cut its 1 KiB blocks to 16 bytes: realloc
+    // would copy 16 bytes and a freed block would go to the 16-byte list.
+    arena_t *first = MakeArena(kChunk, 0, false, true);
+    std::vector<void *> tiny;
+    for (size_t i = 0; i < kChunk / 16 - 1; i++) tiny.push_back(arena_alloc(first, 16));
+    char *old_base = static_cast<char *>(tiny[0]);
+    for (void *t : tiny) arena_free(t);
+    arena_destroy(first);
+    arena_t *a = MakeArena(kChunk, 0, false, true);
+    unsigned char *p = static_cast<unsigned char *>(arena_alloc(a, 1024));
+    ASSERT_EQ(reinterpret_cast<char *>(p), old_base) << "expected the same slot (first fit)";
+    void *after = arena_alloc(a, 1024);  // p is not the most recent block
+    for (int i = 0; i < 1024; i++) p[i] = static_cast<unsigned char>(i * 7);
+    EXPECT_EQ(arena_block_readable_size(p), 1024u);
+    unsigned char *grown = static_cast<unsigned char *>(arena_realloc(a, p, 2048));
+    ASSERT_NE(grown, p);
+    for (int i = 0; i < 1024; i++) ASSERT_EQ(grown[i], static_cast<unsigned char>(i * 7)) << i;
+    EXPECT_EQ(arena_alloc(a, 1020), p) << "the freed 1 KiB block must be on the 1 KiB list";
+    arena_free(grown);
+    arena_free(after);
+    arena_destroy(a);
+}
+
 // ---- pools of warm chunks ----
 
 TEST(ArenaPool, ReleasedChunksStayWarmForTheNextArena) {
