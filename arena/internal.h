@@ -172,8 +172,16 @@ static inline size_t block_span(const void *p, const char *limit) {
     return (size_t)(limit - (const char *)p);
 }
 
-/* Reuse mode: the size of the block at p in small chunk c of an open arena. */
+/* Reuse mode: the size of the block at p in small chunk c of an open arena.
+ * Fast path: the next start lies in p's own bitmap word (blocks of up to
+ * ~1 KiB). Every set bit after p is a block start below the bump pointer
+ * (bits are cleared when a chunk is attached and set only by bump
+ * allocation), and a word never spans two chunks, so no bound is needed. */
 static inline size_t chunk_reuse_block_size(const chunk_t *c, const void *p) {
+    size_t g = region_granule_index(p);
+    uint64_t later = (arena_region.block_starts[g >> 6] >> (g & 63)) >> 1;
+    if (ARENA_LIKELY(later != 0))
+        return ((size_t)__builtin_ctzll(later) + 1) << ARENA_GRANULE_SHIFT;
     const struct arena *a = c->arena;
     return block_span(p, a->current == c ? a->bump : c->used_end);
 }
