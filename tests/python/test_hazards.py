@@ -538,3 +538,36 @@ with objarena.scope():
     del junk
 print("DONE", objarena.info()["hook_on_top"])
 """)
+
+
+def test_tracemalloc_imported_before_objarena_is_guarded_too(child):
+    # The guard must patch the tracemalloc module that is already imported,
+    # or its start() would stack tracemalloc on the thin face, under which
+    # scopes cannot capture (entering one would raise RuntimeError).
+    result = child("""
+import sys
+import tracemalloc
+import objarena
+with objarena.scope():
+    pass
+assert objarena.info()["hook_face"] == "thin"
+tracemalloc.start()
+with objarena.scope():
+    obj = "x" * 100 + str(len(sys.argv))   # built at run time: a fresh block
+    assert objarena.owns(obj)
+tracemalloc.stop()
+print("DONE", objarena.info()["hook_face"])
+""")
+    result.check()
+    assert "DONE thin" in result.stdout, result.stdout + result.stderr
+
+
+def test_full_pass_through_on_request(child):
+    result = child("""
+import objarena
+with objarena.scope():
+    assert objarena.info()["hook_face"] == "full"
+print("DONE", objarena.info()["hook_face"])
+""", env={"OBJARENA_PASSTHROUGH": "full"})
+    result.check()
+    assert "DONE full" in result.stdout, result.stdout + result.stderr
