@@ -29,6 +29,8 @@ void *arena_alloc(arena_t *a, size_t size) {
             track_mem_undefined(p, block);
             a->free_list[cls] = *(void **)p;
             page_live_inc(p);
+            if (ARENA_UNLIKELY((((uintptr_t)p ^ ((uintptr_t)p + block - 1)) >> ARENA_PAGE_SHIFT) != 0))
+                arena_region.page_cross_live[region_page_index(p)] = 1; /* live again */
             a->blocks_reused++;
             a->blocks_allocated++;
             a->bytes_requested += size;

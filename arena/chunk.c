@@ -126,6 +126,7 @@ static void reset_page_tables(chunk_t *c) {
     memset(arena_region.page_live + first, 0, count * sizeof(uint16_t));
     memset(arena_region.page_state + first, PAGE_IN_USE, count);
     memset(arena_region.page_cross + first, 0, count * sizeof(uint32_t));
+    memset(arena_region.page_cross_live + first, 0, count);
 }
 
 void chunk_attach(struct arena *a, chunk_t *c) {
@@ -226,11 +227,17 @@ void chunk_retain(chunk_t *c) {
     pthread_mutex_unlock(&arena_region.lock);
 }
 
+/* A page must stay while a live block starts in it, or while the block
+ * crossing into it may be live: its start page has live blocks and that
+ * block was not seen freed. page_cross_live is set whenever a crossing block
+ * is handed out and cleared only by a free that knows the freed block is
+ * that one (reuse mode, exact sizes), so a clear flag always means dead;
+ * without sizes (bump mode, retained chunks) it stays set: conservative. */
 static bool page_pinned(size_t page) {
     if (arena_region.page_live[page])
         return true;
     uint32_t cross = arena_region.page_cross[page];
-    return cross && arena_region.page_live[cross - 1];
+    return cross && arena_region.page_live[cross - 1] && arena_region.page_cross_live[cross - 1];
 }
 
 /* Releases pages [first, first+count) of c that are free, in runs. */
@@ -292,6 +299,7 @@ void chunk_mark_crossing(char *p, size_t size) {
     size_t start = region_page_index(p), last = region_page_index(p + size - 1);
     for (size_t k = start + 1; k <= last; k++)
         arena_region.page_cross[k] = (uint32_t)(start + 1);
+    arena_region.page_cross_live[start] = 1;
 }
 
 void chunk_free_slow(chunk_t *c, void *ptr) {
@@ -340,8 +348,10 @@ size_t chunk_readable_size(const chunk_t *c, const char *p) {
      * past the bump pointer. */
     const char *limit = (const char *)(((uintptr_t)p | (ARENA_PAGE_SIZE - 1)) + 1);
     size_t end_page = chunk_first_page(c) + (c->size >> ARENA_PAGE_SHIFT);
-    for (size_t k = page + 1; k < end_page && arena_region.page_cross[k] == page + 1; k++)
-        limit += ARENA_PAGE_SIZE;
+    for (size_t k = page + 1; k < end_page && arena_region.page_cross[k] == page + 1 &&
+                              arena_region.page_state[k] != PAGE_RELEASED;
+         k++)
+        limit += ARENA_PAGE_SIZE; /* (a released page follows only a dead crossing block) */
     const struct arena *a = c->arena;
     const char *end = (a && a->current == c) ? a->bump : c->used_end;
     if (limit > end)

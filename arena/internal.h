@@ -108,6 +108,7 @@ typedef struct region {
     uint8_t *page_state;     /* per region page: PAGE_IN_USE or PAGE_RELEASED */
     uint64_t *block_starts;  /* bit per 16-byte granule: a reuse-mode block starts there */
     uint32_t *page_cross;    /* per region page: 1 + page index where the block crossing into it starts */
+    uint8_t *page_cross_live; /* per region page: the block crossing out of it may be live (see page_pinned) */
     uint64_t *slot_used;     /* bitmap: slot mapped or quarantined */
     size_t slot_count;
     size_t first_free_hint;  /* no free slot below this index */

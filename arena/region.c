@@ -41,7 +41,7 @@ static void region_init(void) {
         size_t pages = reserve >> ARENA_PAGE_SHIFT;
         size_t table_bytes = slots * sizeof(chunk_t *);
         size_t bitmap_bytes = (slots + 63) / 64 * sizeof(uint64_t);
-        size_t page_bytes = pages * (sizeof(uint16_t) + sizeof(uint8_t) + sizeof(uint32_t));
+        size_t page_bytes = pages * (sizeof(uint16_t) + 2 * sizeof(uint8_t) + sizeof(uint32_t));
         size_t granule_bytes = reserve >> (ARENA_GRANULE_SHIFT + 3); /* one bit per granule */
         /* The tables cost only the pages that chunks actually use. */
         char *tables = os_alloc_table(table_bytes + bitmap_bytes + page_bytes + granule_bytes);
@@ -53,6 +53,7 @@ static void region_init(void) {
         arena_region.page_cross = (uint32_t *)page_tables;
         arena_region.page_live = (uint16_t *)(page_tables + pages * sizeof(uint32_t));
         arena_region.page_state = (uint8_t *)(page_tables + pages * (sizeof(uint32_t) + sizeof(uint16_t)));
+        arena_region.page_cross_live = arena_region.page_state + pages;
         arena_region.block_starts = (uint64_t *)(page_tables + page_bytes);
         uintptr_t aligned = ((uintptr_t)raw + ARENA_MAX_CHUNK_SIZE - 1) & ~(uintptr_t)(ARENA_MAX_CHUNK_SIZE - 1);
         arena_region.slot_owner = (_Atomic(chunk_t *) *)tables;

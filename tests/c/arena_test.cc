@@ -586,6 +586,73 @@ TEST(ArenaPages, BlockCrossingAPageBoundaryKeepsBothPages) {
     arena_destroy(a);
 }
 
+// Bump-allocates 208-byte blocks until one crosses a page boundary; returns
+// it and fills `before` with the blocks allocated before it.
+char *AllocUntilCrossing(arena_t *a, std::vector<char *> *before) {
+    for (int i = 0; i < 400; i++) {
+        char *b = static_cast<char *>(arena_alloc(a, 208));
+        uintptr_t start = reinterpret_cast<uintptr_t>(b);
+        if ((start >> 12) != ((start + 207) >> 12) && !before->empty())
+            return b;
+        before->push_back(b);
+    }
+    return nullptr;
+}
+
+void ReallocA208ByteBlockIntoFreshArena(void *p) {
+    arena_t *fresh = MakeArena();
+    unsigned char *q = static_cast<unsigned char *>(arena_realloc(fresh, p, 4000));
+    for (int i = 0; i < 208; i++)
+        if (!q || q[i] != 0x5A) _exit(5);
+}
+
+TEST(ArenaPages, DeadBlockCrossingOutOfASurvivorsPageDoesNotPinTheNextPage) {
+    // Reuse mode knows the size of every freed block, so it knows when the
+    // block crossing out of a page dies: the survivor's page stays, the next
+    // page goes back. (Treating every crossing block as live kept it.)
+    arena_t *a = MakeArena(kChunk, 0, /*poison=*/true, /*reuse=*/true);
+    std::vector<char *> blocks;
+    char *crossing = AllocUntilCrossing(a, &blocks);
+    ASSERT_NE(crossing, nullptr);
+    char *keep = blocks.back();  // the block before it: same page, not crossing
+    ASSERT_EQ(reinterpret_cast<uintptr_t>(keep) >> 12, reinterpret_cast<uintptr_t>(crossing) >> 12);
+    memset(keep, 0x5A, 208);
+    for (int i = 0; i < 60; i++) blocks.push_back(static_cast<char *>(arena_alloc(a, 208)));
+    arena_free(crossing);
+    for (char *b : blocks)
+        if (b != keep) arena_free(b);
+    arena_release(a);
+    EXPECT_EQ(Stats(a).live_blocks_at_release, 1u);
+    EXPECT_TRUE(DiesWithFault(TouchReleased, crossing + 207)) << "the dead crossing block pinned the next page";
+    ASSERT_FALSE(DiesWithFault(TouchReleased, keep));  // (before reading it here)
+    for (int i = 0; i < 208; i++) ASSERT_EQ(static_cast<unsigned char>(keep[i]), 0x5A);
+    // realloc copies from the survivor's own page only, never from the
+    // released page the dead block used to cross into.
+    EXPECT_LE(arena_block_readable_size(keep),
+              4096u - (reinterpret_cast<uintptr_t>(keep) & 4095u));
+    EXPECT_FALSE(DiesWithFault(ReallocA208ByteBlockIntoFreshArena, keep));
+    arena_free(keep);
+    arena_destroy(a);
+}
+
+TEST(ArenaPages, CrossingBlockHandedOutAgainPinsTheNextPageAgain) {
+    arena_t *a = MakeArena(kChunk, 0, /*poison=*/true, /*reuse=*/true);
+    std::vector<char *> blocks;
+    char *crossing = AllocUntilCrossing(a, &blocks);
+    ASSERT_NE(crossing, nullptr);
+    arena_free(crossing);  // dead: its next page would be free...
+    char *again = static_cast<char *>(arena_alloc(a, 208));
+    ASSERT_EQ(again, crossing) << "same class, LIFO";  // ...but it is live again
+    memset(again, 0x77, 208);
+    for (char *b : blocks) arena_free(b);
+    arena_release(a);
+    EXPECT_EQ(Stats(a).live_blocks_at_release, 1u);
+    ASSERT_FALSE(DiesWithFault(TouchReleased, again + 207)) << "the live crossing block lost its next page";
+    for (int i = 0; i < 208; i++) ASSERT_EQ(static_cast<unsigned char>(again[i]), 0x77);
+    arena_free(again);
+    arena_destroy(a);
+}
+
 TEST(ArenaPages, LaterFreesInARetainedChunkGiveBackPages) {
     arena_t *a = MakeArena(kChunk);
     std::vector<char *> blocks;
