@@ -517,6 +517,9 @@ def main():
     }
     md = markdown(meta, plan, results, args)
     print(md)
+    # tools/run_bench runs this from bench/: a relative --out-dir means the caller's directory.
+    out_dir = os.path.join(os.environ.get("OBJARENA_BENCH_CALLER_DIR", os.getcwd()), args.out_dir)
+    args.out_dir = os.path.normpath(out_dir)
     os.makedirs(args.out_dir, exist_ok=True)
     with open(os.path.join(args.out_dir, "latest.md"), "w") as f:
         f.write(md + "\n")
