@@ -12,8 +12,8 @@ static inline void page_live_inc(const void *p) {
 /* Fast path budget (bump mode): a size compare, a round-up, a bounds
  * compare, a page-counter increment, a page-crossing test (taken by ~1% of
  * small blocks) and four stores. Reuse mode first tries its size class's
- * free list (a load, a compare, two stores) and, on a bump, sets the
- * block's start bit. Everything else is out of line. */
+ * free list (a load, a compare, two stores, the page-crossing test) and, on
+ * a bump, sets the block's start bit. Everything else is out of line. */
 void *arena_alloc(arena_t *a, size_t size) {
     size_t block = arena_round_size(size);
     uint8_t cls = 0;
@@ -29,7 +29,7 @@ void *arena_alloc(arena_t *a, size_t size) {
             track_mem_undefined(p, block);
             a->free_list[cls] = *(void **)p;
             page_live_inc(p);
-            if (ARENA_UNLIKELY((((uintptr_t)p ^ ((uintptr_t)p + block - 1)) >> ARENA_PAGE_SHIFT) != 0))
+            if (ARENA_UNLIKELY(block_crosses_page(p, block)))
                 arena_region.page_cross_live[region_page_index(p)] = 1; /* live again */
             a->blocks_reused++;
             a->blocks_allocated++;
@@ -44,7 +44,7 @@ void *arena_alloc(arena_t *a, size_t size) {
         page_live_inc(p);
         if (a->reuse)
             block_start_mark(p);
-        if (ARENA_UNLIKELY((((uintptr_t)p ^ ((uintptr_t)p + block - 1)) >> ARENA_PAGE_SHIFT) != 0))
+        if (ARENA_UNLIKELY(block_crosses_page(p, block)))
             chunk_mark_crossing(p, block);
         a->blocks_allocated++;
         a->bytes_requested += size;
@@ -158,7 +158,7 @@ void *arena_realloc(arena_t *a, void *ptr, size_t size) {
                     track_mem_noaccess(new_end, (size_t)(a->bump - new_end));
                 }
                 a->bump = new_end;
-                if ((((uintptr_t)p ^ ((uintptr_t)new_end - 1)) >> ARENA_PAGE_SHIFT) != 0)
+                if (block_crosses_page(p, (size_t)(new_end - p)))
                     chunk_mark_crossing(p, (size_t)(new_end - p));
                 return p;
             }

@@ -24,7 +24,7 @@ void arena_free(void *ptr) {
     a->blocks_freed++;
     if (a->reuse) {
         size_t block = chunk_reuse_block_size(c, ptr);
-        if (ARENA_UNLIKELY((((uintptr_t)ptr ^ ((uintptr_t)ptr + block - 1)) >> ARENA_PAGE_SHIFT) != 0))
+        if (ARENA_UNLIKELY(block_crosses_page(ptr, block)))
             arena_region.page_cross_live[page] = 0; /* the block crossing out of its page is dead */
         if (ARENA_LIKELY(block <= ARENA_CLASS_MAX)) {
             unsigned cls = arena_size_class(block);

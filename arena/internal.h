@@ -141,6 +141,11 @@ static inline chunk_t *chunk_map_lookup(const void *p) {
 
 static inline size_t region_page_index(const void *p) { return region_offset(p) >> ARENA_PAGE_SHIFT; }
 
+/* Does the block [p, p + size) cross a page boundary? (size > 0) */
+static inline bool block_crosses_page(const void *p, size_t size) {
+    return (((uintptr_t)p ^ ((uintptr_t)p + size - 1)) >> ARENA_PAGE_SHIFT) != 0;
+}
+
 static inline size_t chunk_first_page(const chunk_t *c) { return region_page_index(c->base); }
 
 static inline size_t chunk_first_slot(const chunk_t *c) { return region_offset(c->base) >> REGION_SLOT_SHIFT; }
