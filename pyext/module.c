@@ -750,9 +750,11 @@ static PyObject *objarena_guard_tracemalloc(PyObject *module, PyObject *args) {
         tracemalloc_start = start;
     }
     PyObject *guarded_start = PyObject_GetAttrString(module, "_tracemalloc_start");
+    if (!guarded_start)
+        return NULL;
     PyObject *guarded_stop = PyObject_GetAttrString(module, "_tracemalloc_stop");
-    PyObject *pair = guarded_start && guarded_stop ? PyTuple_Pack(2, guarded_start, guarded_stop) : NULL;
-    Py_XDECREF(guarded_start);
+    PyObject *pair = guarded_stop ? PyTuple_Pack(2, guarded_start, guarded_stop) : NULL;
+    Py_DECREF(guarded_start);
     Py_XDECREF(guarded_stop);
     return pair;
 }
