@@ -360,7 +360,6 @@ void objarena_hook_get_stats(objarena_hook_stats_t *out) {
     out->chain_repairs = hook_chain_repairs;
     out->moved_out = hook_moved_out;
     out->full_face = full_face_installed[HOOK_OBJ];
-    out->thin_passthrough = thin_passthrough_enabled;
     if (hook_installed[HOOK_OBJ])
         out->hook_on_top = hook_is_on_top(HOOK_OBJ);
 }

@@ -98,7 +98,6 @@ typedef struct objarena_hook_stats {
     bool installed_over_tracemalloc; /* tracemalloc was tracing at install */
     bool hook_on_top;                /* PyMem_GetAllocator(OBJ) is the hook now (either face) */
     bool full_face;                  /* the OBJ face last installed is the full one */
-    bool thin_passthrough;           /* the thin face is used outside scopes */
     uint64_t chain_repairs;
     uint64_t moved_out;              /* arena blocks realloc'ed into the saved allocator */
 } objarena_hook_stats_t;

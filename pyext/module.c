@@ -759,16 +759,6 @@ static PyObject *objarena_guard_tracemalloc(PyObject *module, PyObject *args) {
     return pair;
 }
 
-/* _set_thin_passthrough(enabled): the thin face outside scopes, or never
- * (as OBJARENA_PASSTHROUGH=full). For tests and benchmarks. */
-static PyObject *objarena_set_thin_passthrough(PyObject *Py_UNUSED(module), PyObject *enabled) {
-    int on = PyObject_IsTrue(enabled);
-    if (on < 0)
-        return NULL;
-    objarena_hook_set_thin_passthrough(on);
-    Py_RETURN_NONE;
-}
-
 /* atexit: tracemalloc stops itself late in finalization, after which more
  * objects are freed. If our hook sits on tracemalloc, stop it now, through
  * the guard, while the chain can still be repaired. */
@@ -794,7 +784,6 @@ static PyMethodDef module_methods[] = {
     {"_tracemalloc_start", (PyCFunction)(void (*)(void))objarena_tracemalloc_start, METH_FASTCALL,
      "start(nframe: int = 1)\n\nStart tracing Python memory allocations (over objarena's full hook)."},
     {"_guard_tracemalloc", objarena_guard_tracemalloc, METH_VARARGS, NULL},
-    {"_set_thin_passthrough", objarena_set_thin_passthrough, METH_O, NULL},
     {"_at_exit", objarena_at_exit, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
