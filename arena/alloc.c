@@ -84,19 +84,32 @@ static void *alloc_large(arena_t *a, size_t size) {
     return c->base;
 }
 
-/* Makes a fresh chunk the current one (from the pool when it has one). */
-static bool refill_chunk(arena_t *a) {
+/* The bytes a request of `size` (<= small_max) takes from the bump pointer. */
+static size_t bump_block_size(const arena_t *a, size_t size) {
+    size_t block = arena_round_size(size);
+    if (a->reuse && size <= ARENA_CLASS_MAX)
+        block = arena_class_size[arena_size_class(block)];
+    return block;
+}
+
+/* Makes room for a block of `block` bytes: the next span of the current
+ * adopted chunk, a warm chunk of the pool, an adopted retained chunk, or a
+ * fresh chunk, in that order (cheapest and least address space first). */
+static bool refill_chunk(arena_t *a, size_t block) {
+    if (a->current && a->current->adopted && adopt_next_span(a, block))
+        return true;
     if (!within_limit(a, a->chunk_size))
         return false;
     chunk_t *c = a->pool ? pool_take(a->pool, a) : NULL;
+    if (!c && a->adopt && adopt_retained_chunk(a, block))
+        return true;
     if (!c)
         c = chunk_map(a, a->chunk_size, a->chunk_size, CHUNK_SMALL);
     if (!c) {
         a->last_error = ARENA_ENOMEM;
         return false;
     }
-    if (a->current)
-        a->current->used_end = a->bump;
+    arena_leave_current(a);
     a->current = c;
     a->bump = c->base;
     a->end = c->base + c->size;
@@ -112,9 +125,9 @@ void *arena_alloc_slow(arena_t *a, size_t size) {
     }
     if (size > a->small_max)
         return alloc_large(a, size);
-    if (!refill_chunk(a))
+    if (!refill_chunk(a, bump_block_size(a, size)))
         return NULL;
-    return arena_alloc(a, size); /* fits now: small_max < chunk_size */
+    return arena_alloc(a, size); /* fits now: every refill leaves room for the block */
 }
 
 void *arena_calloc(arena_t *a, size_t count, size_t size) {
@@ -139,7 +152,7 @@ void *arena_realloc(arena_t *a, void *ptr, size_t size) {
     }
     char *p = ptr;
     if (c->kind == CHUNK_SMALL) {
-        size_t block = c->reuse ? chunk_reuse_block_size(c, p) : 0;
+        size_t block = c->reuse && chunk_block_is_own(c, p) ? chunk_reuse_block_size(c, p) : 0;
         if (size <= block && size > block / 2)
             return p; /* in place inside its block, unless a smaller class saves half */
         if (c == a->current && p == a->last_block && size <= a->small_max) {

@@ -9,6 +9,7 @@ static _Atomic uint64_t next_arena_id = 1;
 void arena_config_init(arena_config_t *config) {
     memset(config, 0, sizeof *config);
     config->chunk_size = ARENA_DEFAULT_CHUNK_SIZE;
+    config->adopt_retained = true;
 }
 
 bool arena_valid_chunk_size(size_t size) {
@@ -40,6 +41,7 @@ arena_error_t arena_create(const arena_config_t *config, arena_t **out) {
     a->byte_limit = config->byte_limit;
     a->poison = config->poison_on_release;
     a->reuse = config->reuse;
+    a->adopt = config->adopt_retained && !config->poison_on_release;
     a->pool = config->pool;
     a->huge_pages = config->huge_pages || (config->pool && config->pool->huge_pages);
     if (a->pool)
@@ -57,8 +59,7 @@ void arena_release(arena_t *a) {
     if (a->closed)
         return;
     a->closed = true;
-    if (a->current)
-        a->current->used_end = a->bump;
+    arena_leave_current(a);
     a->current = NULL;
     a->bump = a->end = a->last_block = NULL;
 
@@ -69,6 +70,9 @@ void arena_release(arena_t *a) {
     while (c) {
         chunk_t *next = c->next;
         uint64_t live = c->kind == CHUNK_LARGE ? c->live_blocks : chunk_count_live(c);
+        /* In an adopted chunk only the arena's own pages' blocks are its own. */
+        uint64_t own = c->adopted ? chunk_count_live_owned(c, a->id) : live;
+        c->adopted = false;
         if (c->reuse)
             chunk_drop_block_starts(c);
         if (live == 0) {
@@ -79,10 +83,15 @@ void arena_release(arena_t *a) {
             else
                 chunk_unmap(c);
         } else {
-            r->chunks_retained++;
-            r->bytes_retained += c->size;
-            r->live_blocks_at_release += live;
-            a->bytes_mapped -= c->size;
+            if (own) { /* (a chunk that only earlier phases' survivors hold is not this arena's doing) */
+                r->chunks_retained++;
+                r->bytes_retained += c->size;
+                r->live_blocks_at_release += own;
+            }
+            /* Off the arena's list first: prev/next are about to link it into
+             * the retained list, and a neighbour unmapped later in this loop
+             * must not write through them. */
+            chunk_detach(c);
             chunk_retain(c);
             if (c->kind == CHUNK_SMALL)
                 r->bytes_pages_released += chunk_release_free_pages(c);
@@ -117,6 +126,7 @@ void arena_get_stats(const arena_t *a, arena_stats_t *out) {
     out->chunks_mapped = a->chunks_mapped;
     out->large_mappings = a->large_mappings;
     out->blocks_reused = a->blocks_reused;
+    out->chunks_adopted = a->chunks_adopted;
 }
 
 uint64_t arena_id(const arena_t *a) { return a->id; }

@@ -15,7 +15,8 @@
  *   block is returned to the OS at once; every chunk that still holds a live
  *   block is RETAINED: it stays mapped, readable and writable, and is returned
  *   to the OS by the arena_free() of its last live block, whenever that
- *   happens. Nothing reachable is ever unmapped: a chunk is unmapped only when
+ *   happens. Its free pages go back at once; a later arena may allocate into
+ *   them again (adopt_retained), never into its survivors' pages. Nothing reachable is ever unmapped: a chunk is unmapped only when
  *   its live count is zero. (The count is only as exact as the caller's
  *   frees: a block never freed pins its chunk forever; that is a leak, never
  *   a crash.)
@@ -95,6 +96,16 @@ typedef struct arena_config {
     /* Optional pool of warm chunks (see arena_pool_create); chunk_size is
      * then the pool's. The pool must outlive the arena's open phase. */
     struct arena_pool *pool;
+    /* Adoption (on in arena_config_init's defaults): before mapping a fresh
+     * chunk, the arena takes a RETAINED chunk (of any released arena) whose
+     * handed-back pages make up at least a quarter of it, and bump-allocates
+     * into runs of those pages ("spans", each at least the request). The
+     * survivors' pages are never touched: their blocks stay live, keep their
+     * arena id (arena_block_arena_id answers per page) and are not counted
+     * as this arena's at release. So phases whose survivors pin pages reuse
+     * the address space around them instead of mapping new chunks forever.
+     * Never done by poisoning arenas, never with poisoned chunks. */
+    bool adopt_retained;
 } arena_config_t;
 
 typedef struct arena arena_t;
@@ -198,6 +209,7 @@ typedef struct arena_stats {
     uint64_t bytes_pages_released; /* bytes of free pages handed back inside retained chunks */
     uint64_t chunks_parked;     /* empty chunks parked warm in the pool */
     uint64_t blocks_reused;     /* reuse mode: allocations served from a free list */
+    uint64_t chunks_adopted;    /* retained chunks this arena allocated into (adopt_retained) */
     bool released;
 } arena_stats_t;
 
@@ -218,6 +230,7 @@ typedef struct arena_global_stats {
     uint64_t quarantined_bytes;    /* poisoned ranges (debug) */
     uint64_t bytes_pages_released; /* pages handed back inside retained chunks, ever */
     uint64_t warm_bytes;           /* chunks parked in pools (mapped, counted in bytes_mapped) */
+    uint64_t chunks_adopted_total; /* retained chunks taken back by an open arena, ever */
     uint64_t arenas_live;          /* created, not destroyed */
     uint64_t arenas_created;
 } arena_global_stats_t;

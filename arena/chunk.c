@@ -121,8 +121,16 @@ static uint64_t *chunk_block_starts(const chunk_t *c) {
 
 static size_t chunk_block_starts_bytes(const chunk_t *c) { return c->size >> (ARENA_GRANULE_SHIFT + 3); }
 
+void chunk_clear_block_starts(chunk_t *c) {
+    /* Stale bits (an earlier chunk or arena here) would cut blocks short. */
+    memset(chunk_block_starts(c), 0, chunk_block_starts_bytes(c));
+}
+
 static void reset_page_tables(chunk_t *c) {
     size_t first = chunk_first_page(c), count = c->size >> ARENA_PAGE_SHIFT;
+    for (size_t k = first; k < first + count; k++)
+        page_owner_set(k, c->arena_id);
+    c->pages_released = 0;
     memset(arena_region.page_live + first, 0, count * sizeof(uint16_t));
     memset(arena_region.page_state + first, PAGE_IN_USE, count);
     memset(arena_region.page_cross + first, 0, count * sizeof(uint32_t));
@@ -139,16 +147,21 @@ void chunk_attach(struct arena *a, chunk_t *c) {
     c->arena_id = a->id;
     c->poison = a->poison;
     c->reuse = a->reuse && c->kind == CHUNK_SMALL;
+    c->adopted = false;
     if (c->kind == CHUNK_SMALL)
         reset_page_tables(c);
-    if (c->reuse) /* stale bits (an earlier chunk here) would cut blocks short */
-        memset(chunk_block_starts(c), 0, chunk_block_starts_bytes(c));
+    if (c->reuse)
+        chunk_clear_block_starts(c);
+    chunk_link(a, c);
+    chunk_publish(c, c);
+}
+
+void chunk_link(struct arena *a, chunk_t *c) {
     c->prev = NULL;
     c->next = a->chunks;
     if (a->chunks)
         a->chunks->prev = c;
     a->chunks = c;
-    chunk_publish(c, c);
     a->bytes_mapped += c->size;
     if (a->bytes_mapped > a->peak_mapped)
         a->peak_mapped = a->bytes_mapped;
@@ -177,7 +190,8 @@ void chunk_unmap(chunk_t *c) {
         chunk_detach(c);
 
     pthread_mutex_lock(&arena_region.lock);
-    if (c->retained) { /* unlink from the global list */
+    if (c->retained) { /* unlink from the global lists */
+        adoptable_unlink(c);
         if (c->prev)
             c->prev->next = c->next;
         else
@@ -258,6 +272,7 @@ static size_t release_pages(chunk_t *c, size_t first, size_t count) {
             else
                 os_discard(p, bytes);
             memset(arena_region.page_state + (k - run), PAGE_RELEASED, run);
+            c->pages_released += run;
             released += bytes;
             run = 0;
         }
@@ -269,6 +284,7 @@ size_t chunk_release_free_pages(chunk_t *c) {
     size_t released = release_pages(c, chunk_first_page(c), c->size >> ARENA_PAGE_SHIFT);
     pthread_mutex_lock(&arena_region.lock);
     arena_region.stats.bytes_pages_released += released;
+    adoptable_update(c);
     pthread_mutex_unlock(&arena_region.lock);
     return released;
 }
@@ -295,6 +311,15 @@ uint64_t chunk_count_live(chunk_t *c) {
     return live;
 }
 
+uint64_t chunk_count_live_owned(const chunk_t *c, uint64_t id) {
+    size_t first = chunk_first_page(c), count = c->size >> ARENA_PAGE_SHIFT;
+    uint64_t live = 0;
+    for (size_t k = first; k < first + count; k++)
+        if (page_owner_get(k) == id)
+            live += arena_region.page_live[k];
+    return live;
+}
+
 void chunk_mark_crossing(char *p, size_t size) {
     size_t start = region_page_index(p), last = region_page_index(p + size - 1);
     for (size_t k = start + 1; k <= last; k++)
@@ -303,6 +328,10 @@ void chunk_mark_crossing(char *p, size_t size) {
 }
 
 void chunk_free_slow(chunk_t *c, void *ptr) {
+    if (c->adopted) {
+        adopted_chunk_free(c, ptr);
+        return;
+    }
     if (c->live_blocks == 0) {
         arena_assert_internal(!"double free of an arena block");
         return; /* a double free: never let the count wrap */
@@ -331,6 +360,7 @@ void chunk_free_slow(chunk_t *c, void *ptr) {
             if (released) {
                 pthread_mutex_lock(&arena_region.lock);
                 arena_region.stats.bytes_pages_released += released;
+                adoptable_update(c);
                 pthread_mutex_unlock(&arena_region.lock);
             }
         }
@@ -340,7 +370,8 @@ void chunk_free_slow(chunk_t *c, void *ptr) {
 size_t chunk_readable_size(const chunk_t *c, const char *p) {
     if (c->kind == CHUNK_LARGE)
         return c->block_size;
-    if (c->reuse && c->arena)
+    bool own = chunk_block_is_own(c, p);
+    if (c->reuse && c->arena && own)
         return chunk_reuse_block_size(c, p); /* exact */
     size_t page = region_page_index(p);
     /* A block ends in its own page, or in the pages the block crossing out
@@ -352,8 +383,10 @@ size_t chunk_readable_size(const chunk_t *c, const char *p) {
                               arena_region.page_state[k] != PAGE_RELEASED;
          k++)
         limit += ARENA_PAGE_SIZE; /* (a released page follows only a dead crossing block) */
+    /* (An adopted chunk's used_end is its end: the bump pointer bounds only
+     * the arena's own pages, and earlier phases' pages end at page bounds.) */
     const struct arena *a = c->arena;
-    const char *end = (a && a->current == c) ? a->bump : c->used_end;
+    const char *end = (a && a->current == c && own) ? a->bump : c->used_end;
     if (limit > end)
         limit = end;
     return p < limit ? (size_t)(limit - p) : 0;

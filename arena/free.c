@@ -17,21 +17,7 @@ void arena_free(void *ptr) {
         chunk_free_slow(c, ptr);
         return;
     }
-    size_t page = region_page_index(ptr);
-    arena_assert_internal(arena_region.page_live[page] > 0);
-    arena_region.page_live[page]--;
-    struct arena *a = c->arena;
-    a->blocks_freed++;
-    if (a->reuse) {
-        size_t block = chunk_reuse_block_size(c, ptr);
-        if (ARENA_UNLIKELY(block_crosses_page(ptr, block)))
-            arena_region.page_cross_live[page] = 0; /* the block crossing out of its page is dead */
-        if (ARENA_LIKELY(block <= ARENA_CLASS_MAX)) {
-            unsigned cls = arena_size_class(block);
-            *(void **)ptr = a->free_list[cls];
-            a->free_list[cls] = ptr;
-        }
-    }
+    chunk_free_open(c, ptr);
 }
 
 size_t arena_block_readable_size(const void *ptr) {

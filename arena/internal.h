@@ -51,6 +51,10 @@ typedef struct chunk {
     bool poison;             /* quarantine instead of unmapping */
     bool warm;               /* parked in a pool: mapped, no blocks, owned by no arena */
     bool reuse;              /* its blocks' starts are recorded (reuse mode) */
+    bool adopted;            /* a retained chunk an open arena allocates into again (adopt.c) */
+    bool adoptable_listed;   /* on the region's adoptable list */
+    size_t pages_released;   /* pages in state PAGE_RELEASED */
+    struct chunk *adopt_prev, *adopt_next; /* the region's adoptable list */
 } chunk_t;
 /* Live counts: a small chunk of an open arena keeps them per page (in the
  * region's page table) and live_blocks is summed at release; large and
@@ -79,6 +83,7 @@ struct arena {
     uint64_t blocks_freed;
     uint64_t blocks_reused;  /* reuse mode: allocations served from a free list */
     bool reuse;
+    bool adopt;              /* refills may take retained chunks' free pages (adopt.c) */
     /* Reuse mode: per size class, a free list threaded through freed blocks. */
     void *free_list[ARENA_CLASSES];
     /* Slow-path state. */
@@ -91,6 +96,8 @@ struct arena {
     uint64_t peak_mapped;
     uint64_t chunks_mapped;
     uint64_t large_mappings;
+    uint64_t chunks_adopted;
+    size_t span_cursor;      /* current adopted chunk: first page not yet considered for a span */
     uint64_t id;
     arena_error_t last_error;
     bool poison;
@@ -104,6 +111,7 @@ typedef struct region {
     /* Base and size live in arena_ownership (arena.h), the one copy that
      * arena_owns() and everything below read. */
     _Atomic(chunk_t *) *slot_owner;
+    uint64_t *page_owner;    /* per region page: id of the arena whose blocks it holds */
     uint16_t *page_live;     /* per region page: live blocks starting in it */
     uint8_t *page_state;     /* per region page: PAGE_IN_USE or PAGE_RELEASED */
     uint64_t *block_starts;  /* bit per 16-byte granule: a reuse-mode block starts there */
@@ -114,6 +122,7 @@ typedef struct region {
     size_t first_free_hint;  /* no free slot below this index */
     pthread_mutex_t lock;    /* guards slot_used, stats, the retained list, the metadata pool */
     chunk_t *retained;       /* chunks of released arenas that still hold blocks */
+    chunk_t *adoptable;      /* the retained chunks worth adopting (adopt.c) */
     chunk_t *free_metadata;  /* recycled chunk_t structs */
     arena_global_stats_t stats;
     size_t configured_reserve;
@@ -147,6 +156,24 @@ static inline bool block_crosses_page(const void *p, size_t size) {
 }
 
 static inline size_t chunk_first_page(const chunk_t *c) { return region_page_index(c->base); }
+
+static inline size_t chunk_page_count(const chunk_t *c) { return c->size >> ARENA_PAGE_SHIFT; }
+
+/* Id of the arena whose blocks page `page` holds (racy reads are fine: ids
+ * are written whole, and only while the page holds no live block). */
+static inline uint64_t page_owner_get(size_t page) {
+    return __atomic_load_n(&arena_region.page_owner[page], __ATOMIC_RELAXED);
+}
+static inline void page_owner_set(size_t page, uint64_t id) {
+    __atomic_store_n(&arena_region.page_owner[page], id, __ATOMIC_RELAXED);
+}
+
+/* Does block p of small chunk c belong to c's open arena? Always, except in
+ * an adopted chunk, whose pages pinned by earlier phases' survivors keep
+ * their own owners (and have no start bits). */
+static inline bool chunk_block_is_own(const chunk_t *c, const void *p) {
+    return !c->adopted || page_owner_get(region_page_index(p)) == c->arena_id;
+}
 
 static inline size_t chunk_first_slot(const chunk_t *c) { return region_offset(c->base) >> REGION_SLOT_SHIFT; }
 
@@ -221,6 +248,9 @@ void chunk_drop_block_starts(chunk_t *c);
 /* Sums the per-page live counts of a small chunk into live_blocks. */
 uint64_t chunk_count_live(chunk_t *c);
 
+/* Sums the live counts of the pages of small chunk c that arena `id` owns. */
+uint64_t chunk_count_live_owned(const chunk_t *c, uint64_t id);
+
 /* Hands back to the OS every page of a retained chunk that holds no live
  * block and that no live block crosses into. Returns the bytes released. */
 size_t chunk_release_free_pages(chunk_t *c);
@@ -238,6 +268,9 @@ chunk_t *pool_take(struct arena_pool *pool, struct arena *a);
  * warm chunks). */
 void chunk_attach(struct arena *a, chunk_t *c);
 
+/* Zeroes a chunk's range of the block-start bitmap. */
+void chunk_clear_block_starts(chunk_t *c);
+
 /* Unlinks a chunk from its open arena's list and its byte count. */
 void chunk_detach(chunk_t *c);
 
@@ -246,6 +279,53 @@ void chunk_publish(chunk_t *c, chunk_t *owner);
 
 /* Power of two in [ARENA_MIN_CHUNK_SIZE, ARENA_MAX_CHUNK_SIZE]? */
 bool arena_valid_chunk_size(size_t size);
+
+/* Frees block ptr of small chunk c of an open arena (its own block): the
+ * body of arena_free's fast path, shared with adopted chunks. */
+static inline void chunk_free_open(chunk_t *c, void *ptr) {
+    size_t page = region_page_index(ptr);
+    arena_assert_internal(arena_region.page_live[page] > 0);
+    arena_region.page_live[page]--;
+    struct arena *a = c->arena;
+    a->blocks_freed++;
+    if (a->reuse) {
+        size_t block = chunk_reuse_block_size(c, ptr);
+        if (ARENA_UNLIKELY(block_crosses_page(ptr, block)))
+            arena_region.page_cross_live[page] = 0; /* the block crossing out of its page is dead */
+        if (ARENA_LIKELY(block <= ARENA_CLASS_MAX)) {
+            unsigned cls = arena_size_class(block);
+            *(void **)ptr = a->free_list[cls];
+            a->free_list[cls] = ptr;
+        }
+    }
+}
+
+/* --- adopt.c: retained chunks back in use --- */
+
+/* Takes a retained chunk with a run of free pages of at least `block` bytes
+ * into arena a and makes that run current. false: none (a is unchanged). */
+bool adopt_retained_chunk(struct arena *a, size_t block);
+
+/* Makes the next run of free pages (>= block bytes) of a's current, adopted
+ * chunk current. false: none left (a is unchanged). */
+bool adopt_next_span(struct arena *a, size_t block);
+
+/* Before the arena's current chunk or span changes: records where its last
+ * block ends (used_end, or a start bit in an adopted chunk). */
+void arena_leave_current(struct arena *a);
+
+/* free of a block in an adopted chunk. */
+void adopted_chunk_free(chunk_t *c, void *ptr);
+
+/* Puts a retained chunk on, or takes it off, the adoptable list as its
+ * free pages warrant. Region lock held. */
+void adoptable_update(chunk_t *c);
+
+/* Takes c off the adoptable list, if on it. Region lock held. */
+void adoptable_unlink(chunk_t *c);
+
+/* Links a chunk into its arena's list and byte counts. */
+void chunk_link(struct arena *a, chunk_t *c);
 
 /* --- alloc.c --- */
 void *arena_alloc_slow(struct arena *a, size_t size);

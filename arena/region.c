@@ -8,6 +8,7 @@
 
 #include "arena/internal.h"
 #include "arena/os_mem.h"
+#include "arena/testing.h"
 
 region_t arena_region = {.lock = PTHREAD_MUTEX_INITIALIZER};
 struct arena_ownership_map arena_ownership;
@@ -41,7 +42,7 @@ static void region_init(void) {
         size_t pages = reserve >> ARENA_PAGE_SHIFT;
         size_t table_bytes = slots * sizeof(chunk_t *);
         size_t bitmap_bytes = (slots + 63) / 64 * sizeof(uint64_t);
-        size_t page_bytes = pages * (sizeof(uint16_t) + 2 * sizeof(uint8_t) + sizeof(uint32_t));
+        size_t page_bytes = pages * (sizeof(uint64_t) + sizeof(uint32_t) + sizeof(uint16_t) + 2 * sizeof(uint8_t));
         size_t granule_bytes = reserve >> (ARENA_GRANULE_SHIFT + 3); /* one bit per granule */
         /* The tables cost only the pages that chunks actually use. */
         char *tables = os_alloc_table(table_bytes + bitmap_bytes + page_bytes + granule_bytes);
@@ -50,11 +51,13 @@ static void region_init(void) {
             continue;
         }
         char *page_tables = tables + table_bytes + bitmap_bytes;
+        arena_region.page_owner = (uint64_t *)page_tables; /* widest first: every table stays aligned */
+        page_tables += pages * sizeof(uint64_t);
         arena_region.page_cross = (uint32_t *)page_tables;
         arena_region.page_live = (uint16_t *)(page_tables + pages * sizeof(uint32_t));
         arena_region.page_state = (uint8_t *)(page_tables + pages * (sizeof(uint32_t) + sizeof(uint16_t)));
         arena_region.page_cross_live = arena_region.page_state + pages;
-        arena_region.block_starts = (uint64_t *)(page_tables + page_bytes);
+        arena_region.block_starts = (uint64_t *)(tables + table_bytes + bitmap_bytes + page_bytes);
         uintptr_t aligned = ((uintptr_t)raw + ARENA_MAX_CHUNK_SIZE - 1) & ~(uintptr_t)(ARENA_MAX_CHUNK_SIZE - 1);
         arena_region.slot_owner = (_Atomic(chunk_t *) *)tables;
         arena_region.slot_used = (uint64_t *)(tables + table_bytes);
@@ -89,7 +92,10 @@ arena_error_t arena_region_configure(size_t reserve_bytes) {
 
 uint64_t arena_block_arena_id(const void *ptr) {
     chunk_t *c = chunk_map_lookup(ptr);
-    return c ? c->arena_id : 0;
+    if (!c)
+        return 0;
+    /* Small chunks answer per page: an adopted chunk holds pages of several arenas. */
+    return c->kind == CHUNK_SMALL ? page_owner_get(region_page_index(ptr)) : c->arena_id;
 }
 
 void arena_global_stats(arena_global_stats_t *out) {
@@ -112,4 +118,33 @@ const char *arena_error_name(arena_error_t err) {
     case ARENA_ECLOSED: return "arena released";
     }
     return "unknown error";
+}
+
+const char *arena_testing_check_lists(void) {
+    const char *problem = NULL;
+    pthread_mutex_lock(&arena_region.lock);
+    uint64_t retained = 0, limit = arena_region.stats.chunks_retained + 1;
+    const chunk_t *prev = NULL;
+    for (const chunk_t *c = arena_region.retained; c && !problem; prev = c, c = c->next) {
+        if (++retained > limit)
+            problem = "retained list: longer than chunks_retained (a cycle?)";
+        else if (c->prev != prev)
+            problem = "retained list: prev does not match";
+        else if (!c->retained || c->arena || c->adopted)
+            problem = "retained list: a member that is not a retained chunk";
+    }
+    if (!problem && retained != arena_region.stats.chunks_retained)
+        problem = "retained list: length differs from chunks_retained";
+    uint64_t adoptable = 0;
+    prev = NULL;
+    for (const chunk_t *c = arena_region.adoptable; c && !problem; prev = c, c = c->adopt_next) {
+        if (++adoptable > retained)
+            problem = "adoptable list: longer than the retained list (a cycle?)";
+        else if (c->adopt_prev != prev)
+            problem = "adoptable list: adopt_prev does not match";
+        else if (!c->adoptable_listed || !c->retained)
+            problem = "adoptable list: a member that is not a listed retained chunk";
+    }
+    pthread_mutex_unlock(&arena_region.lock);
+    return problem;
 }

@@ -10,6 +10,12 @@ extern "C" {
  * fails as if the OS refused memory. -1 turns injection off. */
 void arena_testing_fail_commit_after(long successful_commits);
 
+/* Walks the region's retained and adoptable lists and checks their links
+ * (prev/next agree, no cycle, every member flagged as such) and their
+ * lengths against the global stats. Returns NULL when all holds, else a
+ * static description of the first violation. */
+const char *arena_testing_check_lists(void);
+
 #ifdef __cplusplus
 }
 #endif

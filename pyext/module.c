@@ -409,6 +409,7 @@ static PyObject *stats_dict(const objarena_scope_t *scope) {
         set_u64(d, "bytes_pages_released", st.bytes_pages_released) < 0 ||
         set_u64(d, "chunks_parked", st.chunks_parked) < 0 ||
         set_u64(d, "blocks_reused", st.blocks_reused) < 0 ||
+        set_u64(d, "chunks_adopted", st.chunks_adopted) < 0 ||
         PyDict_SetItemString(d, "exited", st.released ? Py_True : Py_False) < 0) {
         Py_DECREF(d);
         return NULL;
@@ -678,6 +679,7 @@ static PyObject *objarena_info(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(
         set_u64(d, "quarantined_bytes", g.quarantined_bytes) < 0 ||
         set_u64(d, "bytes_pages_released", g.bytes_pages_released) < 0 ||
         set_u64(d, "warm_bytes", g.warm_bytes) < 0 ||
+        set_u64(d, "chunks_adopted_total", g.chunks_adopted_total) < 0 ||
         PyDict_SetItemString(d, "mem_hook_installed", hs.mem_installed ? Py_True : Py_False) < 0 ||
         set_u64(d, "reserve_bytes", g.reserve_bytes) < 0) {
         Py_DECREF(d);

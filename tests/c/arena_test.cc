@@ -8,8 +8,10 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <map>
 #include <random>
+#include <string>
 #include <thread>
 #include <atomic>
 #include <vector>
@@ -22,10 +24,15 @@ namespace {
 
 constexpr size_t kChunk = 64 * 1024;  // small chunks keep the tests quick
 
+// Adoption is off unless a test asks for it: most tests count the chunks
+// they map, and survivors that earlier tests left retained must not show up
+// in them. The model test and the ArenaAdopt tests turn it on.
 arena_t *MakeArena(size_t chunk = kChunk, size_t limit = 0, bool poison = false, bool reuse = false,
-                   arena_pool_t *pool = nullptr) {
+                   arena_pool_t *pool = nullptr, bool adopt = false) {
     arena_config_t config;
     arena_config_init(&config);
+    EXPECT_TRUE(config.adopt_retained);  // the default
+    config.adopt_retained = adopt;
     config.chunk_size = chunk;
     config.byte_limit = limit;
     config.poison_on_release = poison;
@@ -40,6 +47,17 @@ arena_global_stats_t Global() {
     arena_global_stats_t g;
     arena_global_stats(&g);
     return g;
+}
+
+constexpr size_t kPage = 4096;
+
+uintptr_t ChunkOf(const void *p) { return reinterpret_cast<uintptr_t>(p) & ~(uintptr_t)(kChunk - 1); }
+size_t PageOf(const void *p) { return (reinterpret_cast<uintptr_t>(p) & (kChunk - 1)) / kPage; }
+
+// "" when the region's retained and adoptable lists are consistent.
+std::string ListProblem() {
+    const char *problem = arena_testing_check_lists();
+    return problem ? problem : "";
 }
 
 arena_stats_t Stats(arena_t *a) {
@@ -366,6 +384,32 @@ TEST(ArenaRelease, SurvivorsPinOnlyTheirChunksAndLastFreeUnmaps) {
     EXPECT_EQ(g2.retained_unmapped_total, g0.retained_unmapped_total + 2);
 }
 
+TEST(ArenaRelease, RetainedChunksBetweenEmptyOnesKeepTheRetainedListIntact) {
+    // Chunks in list order (newest first): survivor, empty, survivor, empty.
+    // Release unmaps the empty ones while the others are already on the
+    // retained list; unlinking an empty chunk from the arena's list must not
+    // write through its retained neighbour's links.
+    ASSERT_EQ(ListProblem(), "");
+    arena_t *a = MakeArena();
+    std::vector<char *> survivors;
+    for (int chunk = 0; chunk < 4; chunk++) {
+        std::vector<char *> blocks;
+        for (size_t i = 0; i < kChunk / 64; i++) blocks.push_back(static_cast<char *>(arena_alloc(a, 64)));
+        ASSERT_EQ(ChunkOf(blocks.front()), ChunkOf(blocks.back()));
+        for (size_t i = 0; i < blocks.size(); i++)
+            if (chunk % 2 == 1 && i == 7) survivors.push_back(blocks[i]);
+            else arena_free(blocks[i]);
+    }
+    arena_release(a);
+    EXPECT_EQ(Stats(a).chunks_retained, 2u);
+    EXPECT_EQ(ListProblem(), "");
+    arena_free(survivors[1]);  // the newest first: it was linked first
+    EXPECT_EQ(ListProblem(), "");
+    arena_free(survivors[0]);
+    EXPECT_EQ(ListProblem(), "");
+    arena_destroy(a);
+}
+
 int stack_probe;
 TEST(ArenaOwns, ForeignPointersAreNotOwned) {
     arena_t *a = MakeArena();
@@ -438,11 +482,13 @@ TEST(ArenaPoison, TouchingReleasedMemoryFaults) {
 struct ModelBlock {
     size_t size;
     unsigned char fill;
+    uint64_t arena;  // id of the arena that handed it out
 };
 
 void CheckBlock(void *p, const ModelBlock &b) {
     const unsigned char *c = static_cast<const unsigned char *>(p);
     ASSERT_TRUE(arena_owns(p));
+    ASSERT_EQ(arena_block_arena_id(p), b.arena);
     for (size_t i = 0; i < b.size; i += (b.size / 8) + 1) ASSERT_EQ(c[i], b.fill) << i;
     if (b.size) {
         ASSERT_EQ(c[b.size - 1], b.fill);
@@ -456,7 +502,8 @@ TEST_P(ArenaModel, RandomSequenceMatchesReferenceModel) {
     const bool reuse = std::get<1>(GetParam());
     arena_global_stats_t g0 = Global();
     std::map<char *, ModelBlock> live;
-    arena_t *a = MakeArena(kChunk, 0, false, reuse);
+    // Adoption on: later arenas allocate around the survivors of earlier ones.
+    arena_t *a = MakeArena(kChunk, 0, false, reuse, nullptr, /*adopt=*/true);
     std::vector<arena_t *> released;
     auto random_size = [&]() -> size_t {
         unsigned r = rng() % 100;
@@ -471,6 +518,7 @@ TEST_P(ArenaModel, RandomSequenceMatchesReferenceModel) {
         return it;
     };
     unsigned char next_fill = 1;
+    uint64_t adopted = 0;
     for (int step = 0; step < 20000; step++) {
         unsigned op = rng() % 100;
         if (op < 50 || live.empty()) {
@@ -478,7 +526,7 @@ TEST_P(ArenaModel, RandomSequenceMatchesReferenceModel) {
             char *p = static_cast<char *>(arena_alloc(a, size));
             ASSERT_NE(p, nullptr);
             ASSERT_EQ(reinterpret_cast<uintptr_t>(p) % 16, 0u);
-            ModelBlock b{size, next_fill++};
+            ModelBlock b{size, next_fill++, arena_id(a)};
             memset(p, b.fill, size);
             ASSERT_TRUE(live.emplace(p, b).second) << "address handed out twice";
         } else if (op < 65) {
@@ -493,6 +541,7 @@ TEST_P(ArenaModel, RandomSequenceMatchesReferenceModel) {
             if (kept) {
                 ASSERT_EQ((unsigned char)q[kept - 1], b.fill);
             }
+            if (q != it->first) b.arena = arena_id(a);
             live.erase(it);
             b.size = size;
             b.fill = next_fill++;
@@ -507,8 +556,15 @@ TEST_P(ArenaModel, RandomSequenceMatchesReferenceModel) {
             arena_release(a);
             arena_stats_t s = Stats(a);
             ASSERT_EQ(s.bytes_mapped, 0u);
+            // Its escapes are exactly its own live blocks, not the survivors
+            // of earlier arenas in the chunks it adopted.
+            uint64_t own = 0;
+            for (auto &kv : live) own += kv.second.arena == arena_id(a);
+            ASSERT_EQ(s.live_blocks_at_release, own);
+            ASSERT_EQ(ListProblem(), "");
+            adopted += s.chunks_adopted;
             released.push_back(a);
-            a = MakeArena(kChunk, 0, false, reuse);
+            a = MakeArena(kChunk, 0, false, reuse, nullptr, /*adopt=*/true);
         }
         if (step % 1000 == 0) {
             char *prev_end = nullptr;
@@ -523,12 +579,16 @@ TEST_P(ArenaModel, RandomSequenceMatchesReferenceModel) {
         CheckBlock(kv.first, kv.second);
         arena_free(kv.first);
     }
+    adopted += Stats(a).chunks_adopted;
     arena_destroy(a);
     for (arena_t *r : released) arena_destroy(r);
     arena_global_stats_t g1 = Global();
     EXPECT_EQ(g1.bytes_mapped, g0.bytes_mapped);
     EXPECT_EQ(g1.chunks_retained, g0.chunks_retained);
     EXPECT_EQ(g1.blocks_retained, g0.blocks_retained);
+    EXPECT_GT(adopted, 0u);  // the sequence did exercise adoption
+    EXPECT_EQ(ListProblem(), "");
+    EXPECT_EQ(g1.chunks_adopted_total - g0.chunks_adopted_total, adopted);
 }
 
 INSTANTIATE_TEST_SUITE_P(Seeds, ArenaModel,
@@ -857,5 +917,132 @@ TEST(ArenaPool, ReleasedChunksStayWarmForTheNextArena) {
     arena_destroy(b);
 }
 
+
+// ---- adoption: later arenas allocate around earlier arenas' survivors ----
+
+
+// Fills exactly one chunk of arena a with 64-byte blocks and frees all but
+// those in the listed pages (one survivor each, holding `text`).
+std::vector<char *> LeaveSurvivors(arena_t *a, std::initializer_list<size_t> pages, const char *text) {
+    std::vector<char *> blocks, survivors;
+    for (size_t i = 0; i < kChunk / 64; i++) blocks.push_back(static_cast<char *>(arena_alloc(a, 64)));
+    EXPECT_EQ(ChunkOf(blocks.front()), ChunkOf(blocks.back()));
+    for (size_t page : pages) {
+        char *s = blocks[page * (kPage / 64) + 5];
+        strcpy(s, text);
+        survivors.push_back(s);
+    }
+    for (char *b : blocks)
+        if (std::find(survivors.begin(), survivors.end(), b) == survivors.end()) arena_free(b);
+    return survivors;
+}
+
+TEST(ArenaAdopt, AllocatesAroundSurvivorsInARetainedChunk) {
+    arena_t *a = MakeArena(kChunk);  // a fresh chunk (no leftovers of earlier tests)
+    std::vector<char *> survivors = LeaveSurvivors(a, {3, 9}, "survivor");
+    arena_release(a);
+    ASSERT_EQ(Stats(a).chunks_retained, 1u);
+    ASSERT_EQ(Stats(a).bytes_pages_released, 14 * kPage);
+    uint64_t mapped_total = Global().chunks_mapped_total;
+    uint64_t retained = Global().chunks_retained;
+
+    arena_t *b = MakeArena(kChunk, 0, false, false, nullptr, /*adopt=*/true);
+    std::vector<char *> mine;
+    for (size_t i = 0; i < 14 * (kPage / 64); i++) {  // the 14 free pages, exactly
+        char *p = static_cast<char *>(arena_alloc(b, 64));
+        ASSERT_NE(p, nullptr);
+        ASSERT_EQ(ChunkOf(p), ChunkOf(survivors[0])) << i;
+        ASSERT_NE(PageOf(p), 3u);
+        ASSERT_NE(PageOf(p), 9u);
+        if (!mine.empty()) {
+            ASSERT_GT(p, mine.back());  // spans in address order, no block twice
+        }
+        memset(p, 0xEE, 64);
+        mine.push_back(p);
+    }
+    EXPECT_EQ(Stats(b).chunks_adopted, 1u);
+    EXPECT_EQ(Global().chunks_mapped_total, mapped_total);  // no fresh chunk
+    EXPECT_EQ(Global().chunks_retained, retained - 1);      // it is b's now
+    EXPECT_STREQ(survivors[0], "survivor");
+    EXPECT_STREQ(survivors[1], "survivor");
+    EXPECT_EQ(arena_block_arena_id(survivors[0]), arena_id(a));
+    EXPECT_EQ(arena_block_arena_id(mine[0]), arena_id(b));
+
+    // realloc of a survivor through b copies it whole, although b's bump
+    // pointer lies below it (the copy bound of an earlier phase's page is
+    // its page, not b's bump pointer).
+    char *moved = static_cast<char *>(arena_realloc(b, survivors[0], 3000));
+    ASSERT_NE(moved, nullptr);
+    EXPECT_STREQ(moved, "survivor");
+    EXPECT_EQ(arena_block_arena_id(moved), arena_id(b));
+
+    // b's escapes are its own blocks only; the earlier survivor left is a's.
+    for (size_t i = 1; i < mine.size(); i++) arena_free(mine[i]);
+    arena_release(b);
+    EXPECT_EQ(Stats(b).live_blocks_at_release, 2u);  // mine[0] and moved
+    EXPECT_STREQ(survivors[1], "survivor");
+    EXPECT_STREQ(moved, "survivor");
+    arena_free(mine[0]);
+    arena_free(moved);
+    EXPECT_TRUE(arena_owns(survivors[1]));
+    EXPECT_STREQ(survivors[1], "survivor");
+    arena_free(survivors[1]);
+    EXPECT_FALSE(arena_owns(survivors[1]));  // its last block: the chunk is gone
+    EXPECT_EQ(Global().chunks_retained, retained - 1);
+    arena_destroy(a);
+    arena_destroy(b);
+}
+
+TEST(ArenaAdopt, ReuseModeKnowsWhereASpanEnds) {
+    arena_t *a = MakeArena(kChunk);  // a fresh chunk (no leftovers of earlier tests)
+    std::vector<char *> survivors = LeaveSurvivors(a, {3}, "pinned");
+    arena_release(a);
+    arena_t *b = MakeArena(kChunk, 0, false, /*reuse=*/true, nullptr, /*adopt=*/true);
+    std::vector<char *> mine;
+    for (size_t i = 0; i < 3 * (kPage / 64) + 1; i++) mine.push_back(static_cast<char *>(arena_alloc(b, 64)));
+    ASSERT_EQ(Stats(b).chunks_adopted, 1u);
+    char *last_of_span = mine[3 * (kPage / 64) - 1];
+    ASSERT_EQ(PageOf(last_of_span), 2u);
+    ASSERT_EQ(PageOf(mine.back()), 4u);  // the next span starts after the survivor's page
+    // The block before the survivor's page is 64 bytes, not "up to the next
+    // block start" (which would swallow the survivor's page)...
+    EXPECT_EQ(arena_block_readable_size(last_of_span), 64u);
+    // ...so its free puts it on the 64-byte list and the next 64-byte
+    // request gets it back.
+    arena_free(last_of_span);
+    EXPECT_EQ(arena_alloc(b, 64), last_of_span);
+    EXPECT_STREQ(survivors[0], "pinned");
+    arena_destroy(b);
+    for (char *p : mine) (void)p;  // all b's: retained with b's chunk, never freed here
+    arena_free(survivors[0]);
+    arena_destroy(a);
+}
+
+TEST(ArenaAdopt, PhasesThatEachKeepABlockStopMappingFreshChunks) {
+    uint64_t mapped[2];
+    for (bool adopt : {false, true}) {
+        uint64_t before = Global().chunks_mapped_total;
+        std::vector<char *> kept;
+        for (int phase = 0; phase < 64; phase++) {
+            arena_t *x = MakeArena(kChunk, 0, false, false, nullptr, adopt);
+            std::vector<char *> blocks;
+            for (int i = 0; i < 100; i++) blocks.push_back(static_cast<char *>(arena_alloc(x, 64)));
+            for (int i = 0; i < 100; i++)
+                if (i != 50) arena_free(blocks[i]);
+            snprintf(blocks[50], 64, "phase %d", phase);
+            kept.push_back(blocks[50]);
+            arena_destroy(x);
+        }
+        mapped[adopt] = Global().chunks_mapped_total - before;
+        for (int phase = 0; phase < 64; phase++) {
+            char expect[64];
+            snprintf(expect, sizeof expect, "phase %d", phase);
+            EXPECT_STREQ(kept[phase], expect);
+            arena_free(kept[phase]);
+        }
+    }
+    EXPECT_EQ(mapped[false], 64u);  // one chunk per phase, each pinned by one block
+    EXPECT_LE(mapped[true], 8u);    // the survivors share chunks
+}
 
 }  // namespace

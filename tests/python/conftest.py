@@ -22,21 +22,22 @@ class Child:
         return self
 
 
-def run_child(code, *, env=None, xopts=(), poison=True, timeout=180):
+def run_child(code, *, env=None, xopts=(), poison=True, timeout=180, args=()):
     """Runs `code` in a fresh interpreter (this one) with objarena importable.
 
     poison=True sets OBJARENA_POISON=1: every released chunk becomes
-    PROT_NONE, so any use of memory objarena gave back faults at once."""
+    PROT_NONE, so any use of memory objarena gave back faults at once.
+    args become the child's sys.argv[1:]."""
     full_env = dict(os.environ)
     full_env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     if poison:
         full_env["OBJARENA_POISON"] = "1"
     full_env.update(env or {})
-    args = [sys.executable]
+    argv = [sys.executable]
     for x in xopts:
-        args += ["-X", x]
-    args += ["-c", textwrap.dedent(code)]
-    proc = subprocess.run(args, capture_output=True, text=True, env=full_env, timeout=timeout)
+        argv += ["-X", x]
+    argv += ["-c", textwrap.dedent(code), *args]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=full_env, timeout=timeout)
     return Child(proc)
 
 

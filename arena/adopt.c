@@ -1,0 +1,213 @@
+/* Adoption: retained chunks back in use.
+ *
+ * A phase that keeps 0.1% of its objects leaves every chunk it touched
+ * retained, with a few pages pinned by survivors and the rest handed back.
+ * Without adoption each later phase maps fresh chunks, so the retained ones
+ * pile up: their pages cost no RSS, but they use the region's address space
+ * (a worker running one scope per request, each leaving one object in a
+ * cache, runs out of region after reserve/chunk_size requests) and metadata.
+ *
+ * An adopting arena takes a retained chunk whose handed-back pages are at
+ * least a quarter of it and bump-allocates into runs of those pages
+ * ("spans"). Rules that keep every survivor safe:
+ * - A span is a run of PAGE_RELEASED pages only: no live block starts in it
+ *   and none crosses into it (page_pinned), so nothing live is overwritten.
+ * - Every page records its owner (page_owner): the span's pages become the
+ *   arena's, the survivors' pages keep their arena's id. Frees in an adopted
+ *   chunk take the slow path and ask the page: the arena's own blocks are
+ *   freed as in any of its chunks (free lists, exact sizes from start bits);
+ *   a survivor's free only drops its page's live count (its page has no
+ *   start bits and is never recycled while the chunk is adopted).
+ * - Start bits: the chunk's whole bitmap range is cleared at adoption, and
+ *   when the arena leaves a span a start bit is set at its bump pointer, so
+ *   the last block of a span never measures into the next span.
+ * - At release, only blocks in the arena's own pages count as its escapes;
+ *   the chunk is then an ordinary retained chunk again (page-bounded sizes).
+ */
+#include <string.h>
+
+#include "arena/internal.h"
+#include "arena/track.h"
+
+/* A retained chunk is worth adopting when at least a quarter of its pages
+ * have been handed back (fewer: the spans are too short to pay the refill). */
+static bool chunk_adoptable(const chunk_t *c) {
+    return c->retained && c->kind == CHUNK_SMALL && !c->poison && c->pages_released * 4 >= chunk_page_count(c);
+}
+
+void adoptable_unlink(chunk_t *c) {
+    if (!c->adoptable_listed)
+        return;
+    if (c->adopt_prev)
+        c->adopt_prev->adopt_next = c->adopt_next;
+    else
+        arena_region.adoptable = c->adopt_next;
+    if (c->adopt_next)
+        c->adopt_next->adopt_prev = c->adopt_prev;
+    c->adopt_prev = c->adopt_next = NULL;
+    c->adoptable_listed = false;
+}
+
+void adoptable_update(chunk_t *c) {
+    bool want = chunk_adoptable(c);
+    if (want == c->adoptable_listed)
+        return;
+    if (!want) {
+        adoptable_unlink(c);
+        return;
+    }
+    c->adopt_prev = NULL;
+    c->adopt_next = arena_region.adoptable;
+    if (c->adopt_next)
+        c->adopt_next->adopt_prev = c;
+    arena_region.adoptable = c;
+    c->adoptable_listed = true;
+}
+
+/* First run of at least `pages` released pages of c at or after page `from`
+ * (region page indexes). Returns its first page and stores its length, or
+ * returns SIZE_MAX. */
+static size_t span_find(const chunk_t *c, size_t from, size_t pages, size_t *length) {
+    size_t end = chunk_first_page(c) + chunk_page_count(c);
+    size_t k = from;
+    while (k < end) {
+        while (k < end && arena_region.page_state[k] != PAGE_RELEASED)
+            k++;
+        size_t first = k;
+        while (k < end && arena_region.page_state[k] == PAGE_RELEASED)
+            k++;
+        if (k > first && k - first >= pages) {
+            *length = k - first;
+            return first;
+        }
+    }
+    return SIZE_MAX;
+}
+
+static size_t pages_for(size_t block) { return (block + ARENA_PAGE_SIZE - 1) >> ARENA_PAGE_SHIFT; }
+
+/* Makes pages [first, first+length) of adopted chunk c the arena's current
+ * span. */
+static void span_activate(struct arena *a, chunk_t *c, size_t first, size_t length) {
+    size_t end = first + length;
+    for (size_t k = first; k < end; k++) {
+        arena_assert_internal(arena_region.page_live[k] == 0);
+        arena_region.page_state[k] = PAGE_IN_USE;
+        arena_region.page_cross[k] = 0;
+        arena_region.page_cross_live[k] = 0;
+        page_owner_set(k, a->id);
+    }
+    c->pages_released -= length;
+    /* A dead block that crossed out of the span into the page after it must
+     * not make that page look like part of the span's blocks. */
+    if (end < chunk_first_page(c) + chunk_page_count(c)) {
+        uint32_t cross = arena_region.page_cross[end];
+        if (cross > first && cross <= end)
+            arena_region.page_cross[end] = 0;
+    }
+    char *p = c->base + ((first - chunk_first_page(c)) << ARENA_PAGE_SHIFT);
+    track_mem_noaccess(p, length << ARENA_PAGE_SHIFT);
+    a->current = c;
+    a->bump = p;
+    a->end = p + (length << ARENA_PAGE_SHIFT);
+    a->last_block = NULL;
+    a->span_cursor = end;
+}
+
+/* The arena leaves its current span or chunk. An adopted chunk's used_end
+ * is its end, so the end of a span's last block is said another way: while
+ * the arena is open (reuse mode) by a start bit at the bump pointer. Sizes
+ * are page-bounded otherwise (bump mode, and after the release), so realloc
+ * may copy the span's unused tail after that block (mapped, never handed
+ * out): the tail stops being poisoned for ASan. */
+void arena_leave_current(struct arena *a) {
+    chunk_t *c = a->current;
+    if (!c)
+        return;
+    if (!c->adopted) {
+        c->used_end = a->bump;
+        return;
+    }
+    if (c->reuse && a->bump < c->base + c->size)
+        block_start_mark(a->bump);
+    track_mem_undefined(a->bump, (size_t)(a->end - a->bump));
+}
+
+bool adopt_next_span(struct arena *a, size_t block) {
+    chunk_t *c = a->current;
+    size_t length;
+    size_t first = span_find(c, a->span_cursor, pages_for(block), &length);
+    if (first == SIZE_MAX)
+        return false;
+    arena_leave_current(a);
+    span_activate(a, c, first, length);
+    return true;
+}
+
+bool adopt_retained_chunk(struct arena *a, size_t block) {
+    size_t pages = pages_for(block), first = SIZE_MAX, length = 0;
+    chunk_t *c = NULL;
+    int tries = 0; /* bounded: a refill must stay cheap */
+    pthread_mutex_lock(&arena_region.lock);
+    for (chunk_t *candidate = arena_region.adoptable; candidate && tries < 8;
+         candidate = candidate->adopt_next, tries++) {
+        if (candidate->size != a->chunk_size) /* (byte_limit and small_max assume the arena's size) */
+            continue;
+        first = span_find(candidate, chunk_first_page(candidate), pages, &length);
+        if (first != SIZE_MAX) {
+            c = candidate;
+            break;
+        }
+    }
+    if (c) {
+        adoptable_unlink(c);
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            arena_region.retained = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+        arena_global_stats_t *g = &arena_region.stats;
+        g->chunks_retained--;
+        g->bytes_retained -= c->size;
+        g->blocks_retained -= c->live_blocks;
+        g->chunks_adopted_total++;
+    }
+    pthread_mutex_unlock(&arena_region.lock);
+    if (!c)
+        return false;
+
+    c->retained = false;
+    c->adopted = true;
+    c->slow_free = true; /* frees ask the page whose block it is */
+    c->arena = a;
+    c->arena_id = a->id;
+    c->used_end = c->base + c->size;
+    c->reuse = a->reuse;
+    if (c->reuse)
+        chunk_clear_block_starts(c);
+    /* Survivors' pages are bounded by pages now (used_end is the chunk's
+     * end), so realloc may copy past a survivor into the unused rest of its
+     * page: mapped memory, never handed out again; not poisoned for ASan. */
+    for (size_t k = chunk_first_page(c), end = k + chunk_page_count(c); k < end; k++)
+        if (arena_region.page_state[k] != PAGE_RELEASED)
+            track_mem_undefined(c->base + ((k - chunk_first_page(c)) << ARENA_PAGE_SHIFT), ARENA_PAGE_SIZE);
+    chunk_link(a, c);
+    a->chunks_adopted++;
+    arena_leave_current(a);
+    span_activate(a, c, first, length);
+    return true;
+}
+
+void adopted_chunk_free(chunk_t *c, void *ptr) {
+    size_t page = region_page_index(ptr);
+    if (page_owner_get(page) == c->arena_id) {
+        chunk_free_open(c, ptr);
+        return;
+    }
+    if (arena_region.page_live[page] == 0) {
+        arena_assert_internal(!"double free of an arena block");
+        return; /* a double free: never let the count wrap */
+    }
+    arena_region.page_live[page]--; /* an earlier phase's survivor; its page waits for the release */
+}
