@@ -97,9 +97,11 @@ typedef struct arena_config {
      * then the pool's. The pool must outlive the arena's open phase. */
     struct arena_pool *pool;
     /* Adoption (on in arena_config_init's defaults): before mapping a fresh
-     * chunk, the arena takes a RETAINED chunk (of any released arena) whose
-     * handed-back pages make up at least a quarter of it, and bump-allocates
-     * into runs of those pages ("spans", each at least the request). The
+     * chunk, the arena takes a RETAINED chunk (of any released arena, of the
+     * arena's chunk size) with a run of at least 64 handed-back pages (a
+     * quarter of chunks under 1 MiB) and bump-allocates into such runs
+     * ("spans"; shorter runs would scatter the phase's objects, which makes
+     * walking them in allocation order slower). The
      * survivors' pages are never touched: their blocks stay live, keep their
      * arena id (arena_block_arena_id answers per page) and are not counted
      * as this arena's at release. So phases whose survivors pin pages reuse

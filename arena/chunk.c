@@ -130,7 +130,6 @@ static void reset_page_tables(chunk_t *c) {
     size_t first = chunk_first_page(c), count = c->size >> ARENA_PAGE_SHIFT;
     for (size_t k = first; k < first + count; k++)
         page_owner_set(k, c->arena_id);
-    c->pages_released = 0;
     memset(arena_region.page_live + first, 0, count * sizeof(uint16_t));
     memset(arena_region.page_state + first, PAGE_IN_USE, count);
     memset(arena_region.page_cross + first, 0, count * sizeof(uint32_t));
@@ -272,7 +271,6 @@ static size_t release_pages(chunk_t *c, size_t first, size_t count) {
             else
                 os_discard(p, bytes);
             memset(arena_region.page_state + (k - run), PAGE_RELEASED, run);
-            c->pages_released += run;
             released += bytes;
             run = 0;
         }

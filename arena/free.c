@@ -14,7 +14,12 @@ void arena_free(void *ptr) {
         return;
     }
     if (ARENA_UNLIKELY(c->slow_free)) {
-        chunk_free_slow(c, ptr);
+        /* An adopted chunk's own blocks (all but earlier phases' survivors)
+         * are freed here, not two calls away: a phase may run in one. */
+        if (c->adopted && page_owner_get(region_page_index(ptr)) == c->arena_id)
+            chunk_free_open(c, ptr);
+        else
+            chunk_free_slow(c, ptr);
         return;
     }
     chunk_free_open(c, ptr);

@@ -53,7 +53,6 @@ typedef struct chunk {
     bool reuse;              /* its blocks' starts are recorded (reuse mode) */
     bool adopted;            /* a retained chunk an open arena allocates into again (adopt.c) */
     bool adoptable_listed;   /* on the region's adoptable list */
-    size_t pages_released;   /* pages in state PAGE_RELEASED */
     struct chunk *adopt_prev, *adopt_next; /* the region's adoptable list */
 } chunk_t;
 /* Live counts: a small chunk of an open arena keeps them per page (in the

@@ -939,7 +939,7 @@ std::vector<char *> LeaveSurvivors(arena_t *a, std::initializer_list<size_t> pag
 
 TEST(ArenaAdopt, AllocatesAroundSurvivorsInARetainedChunk) {
     arena_t *a = MakeArena(kChunk);  // a fresh chunk (no leftovers of earlier tests)
-    std::vector<char *> survivors = LeaveSurvivors(a, {3, 9}, "survivor");
+    std::vector<char *> survivors = LeaveSurvivors(a, {4, 9}, "survivor");
     arena_release(a);
     ASSERT_EQ(Stats(a).chunks_retained, 1u);
     ASSERT_EQ(Stats(a).bytes_pages_released, 14 * kPage);
@@ -952,7 +952,7 @@ TEST(ArenaAdopt, AllocatesAroundSurvivorsInARetainedChunk) {
         char *p = static_cast<char *>(arena_alloc(b, 64));
         ASSERT_NE(p, nullptr);
         ASSERT_EQ(ChunkOf(p), ChunkOf(survivors[0])) << i;
-        ASSERT_NE(PageOf(p), 3u);
+        ASSERT_NE(PageOf(p), 4u);
         ASSERT_NE(PageOf(p), 9u);
         if (!mine.empty()) {
             ASSERT_GT(p, mine.back());  // spans in address order, no block twice
@@ -995,15 +995,15 @@ TEST(ArenaAdopt, AllocatesAroundSurvivorsInARetainedChunk) {
 
 TEST(ArenaAdopt, ReuseModeKnowsWhereASpanEnds) {
     arena_t *a = MakeArena(kChunk);  // a fresh chunk (no leftovers of earlier tests)
-    std::vector<char *> survivors = LeaveSurvivors(a, {3}, "pinned");
+    std::vector<char *> survivors = LeaveSurvivors(a, {4}, "pinned");
     arena_release(a);
     arena_t *b = MakeArena(kChunk, 0, false, /*reuse=*/true, nullptr, /*adopt=*/true);
     std::vector<char *> mine;
-    for (size_t i = 0; i < 3 * (kPage / 64) + 1; i++) mine.push_back(static_cast<char *>(arena_alloc(b, 64)));
+    for (size_t i = 0; i < 4 * (kPage / 64) + 1; i++) mine.push_back(static_cast<char *>(arena_alloc(b, 64)));
     ASSERT_EQ(Stats(b).chunks_adopted, 1u);
-    char *last_of_span = mine[3 * (kPage / 64) - 1];
-    ASSERT_EQ(PageOf(last_of_span), 2u);
-    ASSERT_EQ(PageOf(mine.back()), 4u);  // the next span starts after the survivor's page
+    char *last_of_span = mine[4 * (kPage / 64) - 1];
+    ASSERT_EQ(PageOf(last_of_span), 3u);
+    ASSERT_EQ(PageOf(mine.back()), 5u);  // the next span starts after the survivor's page
     // The block before the survivor's page is 64 bytes, not "up to the next
     // block start" (which would swallow the survivor's page)...
     EXPECT_EQ(arena_block_readable_size(last_of_span), 64u);
@@ -1042,7 +1042,32 @@ TEST(ArenaAdopt, PhasesThatEachKeepABlockStopMappingFreshChunks) {
         }
     }
     EXPECT_EQ(mapped[false], 64u);  // one chunk per phase, each pinned by one block
-    EXPECT_LE(mapped[true], 8u);    // the survivors share chunks
+    EXPECT_LE(mapped[true], 16u);   // the survivors share chunks
+}
+
+TEST(ArenaAdopt, RunsShorterThanTheMinimumSpanAreLeftAlone) {
+    // Survivors every third page: no run of 4 free pages (a quarter of a
+    // 64 KiB chunk), so adopting would scatter the next phase: a fresh chunk.
+    arena_t *a = MakeArena();
+    std::vector<char *> survivors = LeaveSurvivors(a, {2, 5, 8, 11, 14}, "short runs");
+    arena_release(a);
+    arena_t *b = MakeArena(kChunk, 0, false, false, nullptr, /*adopt=*/true);
+    char *p = static_cast<char *>(arena_alloc(b, 64));
+    EXPECT_NE(ChunkOf(p), ChunkOf(survivors[0]));
+    arena_destroy(b);
+    // One more free page and page 2's run is 4 long: now it qualifies.
+    arena_free(survivors[1]);  // page 5: pages 3..7 are free now
+    arena_t *c = MakeArena(kChunk, 0, false, false, nullptr, /*adopt=*/true);
+    char *q = static_cast<char *>(arena_alloc(c, 64));
+    EXPECT_EQ(ChunkOf(q), ChunkOf(survivors[0]));
+    EXPECT_EQ(PageOf(q), 3u);
+    EXPECT_EQ(Stats(c).chunks_adopted, 1u);
+    arena_free(q);
+    arena_destroy(c);
+    for (char *s : survivors)
+        if (s != survivors[1]) arena_free(s);
+    arena_free(p);
+    arena_destroy(a);
 }
 
 }  // namespace
