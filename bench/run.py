@@ -49,6 +49,7 @@ VARIANTS = [
     "objarena_scope_noreuse",
     "objarena_scope_reuse",
     "objarena_scope_mem",
+    "objarena_scope_noadopt",
     "objarena_pool",
     "objarena_passthrough",
     "glibc",
@@ -132,6 +133,7 @@ def plan_variants(args, info, pythonpath):
                 why = {"objarena_scope_noreuse": "scope() has no `reuse` keyword",
                        "objarena_scope_reuse": "scope() has no `reuse` keyword",
                        "objarena_scope_mem": "scope() has no `domains` keyword",
+                       "objarena_scope_noadopt": "scope() has no `adopt` keyword",
                        "objarena_pool": "no objarena.Pool"}.get(v, "unsupported")
                 detail = oa.get(v + "_error")
                 plan[v] = {"skip": why + (f" ({detail})" if detail and v == "objarena_pool" else "")}

@@ -49,6 +49,29 @@ static void *move_out(PyMemAllocatorEx *fw, void *ptr, size_t size) {
     return q;
 }
 
+/* The arena refused a block (out of line: never on the fast path). A
+ * scope's `limit` is the caller's own cap, and an overflowing calloc is bad
+ * input: the NULL stands and CPython raises MemoryError. Running out of the
+ * region's address space or of OS memory for a chunk is objarena's
+ * shortfall, not the program's: the saved allocator serves the block, as if
+ * no scope were active (so it is not given back with the phase), and the
+ * scope counts it. old != NULL: a realloc of arena block old, which moves. */
+static __attribute__((noinline)) void *alloc_refused(objarena_frame_t *f, int domain, void *old, size_t count,
+                                                     size_t size, bool zero) {
+    f->alloc_failures++;
+    if (arena_last_error(f->arena) != ARENA_ENOMEM)
+        return NULL;
+    PyMemAllocatorEx *fw = forward(domain);
+    void *p;
+    if (old)
+        p = move_out(fw, old, size);
+    else
+        p = zero ? fw->calloc(fw->ctx, count, size) : fw->malloc(fw->ctx, size);
+    if (p)
+        f->alloc_fallbacks++;
+    return p;
+}
+
 #define DEFINE_HOOKS(prefix, TLS, DOMAIN)                                              \
     static void *prefix##_malloc(void *ctx, size_t size) {                             \
         (void)ctx;                                                                     \
@@ -56,7 +79,7 @@ static void *move_out(PyMemAllocatorEx *fw, void *ptr, size_t size) {
         if (f) {                                                                       \
             void *p = arena_alloc(f->arena, size);                                     \
             if (__builtin_expect(p == NULL, 0))                                        \
-                f->alloc_failures++;                                                   \
+                return alloc_refused(f, DOMAIN, NULL, 1, size, false);                 \
             return p;                                                                  \
         }                                                                              \
         PyMemAllocatorEx *fw = forward(DOMAIN);                                        \
@@ -68,7 +91,7 @@ static void *move_out(PyMemAllocatorEx *fw, void *ptr, size_t size) {
         if (f) {                                                                       \
             void *p = arena_calloc(f->arena, count, size);                             \
             if (__builtin_expect(p == NULL, 0))                                        \
-                f->alloc_failures++;                                                   \
+                return alloc_refused(f, DOMAIN, NULL, count, size, true);              \
             return p;                                                                  \
         }                                                                              \
         PyMemAllocatorEx *fw = forward(DOMAIN);                                        \
@@ -93,7 +116,7 @@ static void *move_out(PyMemAllocatorEx *fw, void *ptr, size_t size) {
             if (f) {                                                                   \
                 void *q = arena_realloc(f->arena, ptr, size);                          \
                 if (!q)                                                                \
-                    f->alloc_failures++;                                               \
+                    return alloc_refused(f, DOMAIN, ptr, 1, size, false);              \
                 return q;                                                              \
             }                                                                          \
             return move_out(forward(DOMAIN), ptr, size);                               \
@@ -101,7 +124,7 @@ static void *move_out(PyMemAllocatorEx *fw, void *ptr, size_t size) {
         if (f && ptr == NULL) {                                                        \
             void *p = arena_alloc(f->arena, size);                                     \
             if (!p)                                                                    \
-                f->alloc_failures++;                                                   \
+                return alloc_refused(f, DOMAIN, NULL, 1, size, false);                 \
             return p;                                                                  \
         }                                                                              \
         PyMemAllocatorEx *fw = forward(DOMAIN);                                        \

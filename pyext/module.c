@@ -107,11 +107,11 @@ static int parse_flag(PyObject *value, const char *name, bool *out) {
 
 static PyObject *Scope_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"limit", "chunk_size", "strict", "collect", "poison", "reuse",
-                             "domains", "pool", "huge_pages", NULL};
+                             "domains", "pool", "huge_pages", "adopt", NULL};
     PyObject *limit = NULL, *chunk_size = NULL, *strict = NULL, *collect = NULL, *poison = NULL;
-    PyObject *reuse = NULL, *domains = NULL, *pool = NULL, *huge_pages = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOOOOOOOO:scope", kwlist, &limit, &chunk_size, &strict,
-                                     &collect, &poison, &reuse, &domains, &pool, &huge_pages))
+    PyObject *reuse = NULL, *domains = NULL, *pool = NULL, *huge_pages = NULL, *adopt = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOOOOOOOOO:scope", kwlist, &limit, &chunk_size, &strict,
+                                     &collect, &poison, &reuse, &domains, &pool, &huge_pages, &adopt))
         return NULL;
     objarena_scope_options_t options;
     objarena_scope_options_init(&options);
@@ -121,6 +121,7 @@ static PyObject *Scope_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
         parse_flag(strict, "strict", &strict_flag) < 0 || parse_flag(collect, "collect", &options.collect) < 0 ||
         parse_flag(poison, "poison", &options.poison) < 0 || parse_flag(reuse, "reuse", &options.reuse) < 0 ||
         parse_flag(huge_pages, "huge_pages", &options.huge_pages) < 0 ||
+        parse_flag(adopt, "adopt", &options.adopt) < 0 ||
         parse_domains(domains, &options.capture_mem) < 0)
         return NULL;
     if (pool && pool != Py_None) {
@@ -342,7 +343,7 @@ static PyGetSetDef Scope_getset[] = {
 
 PyDoc_STRVAR(Scope_doc,
 "scope(*, limit=None, chunk_size=None, strict=False, collect=True, poison=False,\n"
-"      reuse=True, domains=(\"obj\",), pool=None, huge_pages=False)\n\n"
+"      reuse=True, domains=(\"obj\",), pool=None, huge_pages=False, adopt=True)\n\n"
 "A phase whose object allocations (PYMEM_DOMAIN_OBJ) on this thread come from\n"
 "a fresh arena, given back to the OS when the phase ends.\n\n"
 "limit: bytes the arena may map; past it allocations fail (MemoryError inside\n"
@@ -356,7 +357,9 @@ PyDoc_STRVAR(Scope_doc,
 "domains: (\"obj\",) or (\"obj\", \"mem\"): also capture PyMem_Malloc (list/set\n"
 "  storage, 3.13 dict keys...).\n"
 "pool: an objarena.Pool whose warm chunks the scope uses and returns to.\n"
-"huge_pages: MADV_HUGEPAGE on fresh chunks of 2 MiB or more.\n\n"
+"huge_pages: MADV_HUGEPAGE on fresh chunks of 2 MiB or more.\n"
+"adopt: before mapping a fresh chunk, allocate into the free pages of chunks\n"
+"  that earlier scopes' survivors keep (never into a survivor's page).\n\n"
 "Nothing reachable is ever freed: chunks holding survivors are retained until\n"
 "their last block is freed, and reported in .stats.");
 
@@ -399,6 +402,7 @@ static PyObject *stats_dict(const objarena_scope_t *scope) {
         set_u64(d, "frees_absorbed", st.blocks_freed) < 0 ||
         set_u64(d, "frees_forwarded", scope->frame.frees_forwarded) < 0 ||
         set_u64(d, "alloc_failures", scope->frame.alloc_failures) < 0 ||
+        set_u64(d, "alloc_fallbacks", scope->frame.alloc_fallbacks) < 0 ||
         set_u64(d, "chunks_mapped", st.chunks_mapped) < 0 ||
         set_u64(d, "large_mappings", st.large_mappings) < 0 ||
         set_u64(d, "chunks_released", st.chunks_released) < 0 ||

@@ -12,6 +12,7 @@ void objarena_scope_options_init(objarena_scope_options_t *options) {
     memset(options, 0, sizeof *options);
     options->collect = true;
     options->reuse = true; /* see README: measured against bump mode */
+    options->adopt = true;
 }
 
 static int check_main_interpreter(void) {
@@ -68,6 +69,7 @@ int objarena_scope_enter(objarena_scope_t *s) {
     config.reuse = s->options.reuse;
     config.huge_pages = s->options.huge_pages;
     config.pool = s->options.pool;
+    config.adopt_retained = s->options.adopt;
     arena_t *arena = NULL;
     arena_error_t err = arena_create(&config, &arena);
     if (err != ARENA_OK) {

@@ -31,6 +31,7 @@ typedef struct objarena_scope_options {
     bool reuse;         /* recycle blocks freed inside the scope (size classes) */
     bool capture_mem;   /* capture PYMEM_DOMAIN_MEM too (list/set storage...) */
     bool huge_pages;    /* MADV_HUGEPAGE on fresh chunks >= 2 MiB */
+    bool adopt;         /* allocate into earlier scopes' retained chunks (default true) */
     arena_pool_t *pool; /* warm chunks (not owned); must outlive the scope */
 } objarena_scope_options_t;
 

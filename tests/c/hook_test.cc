@@ -34,6 +34,7 @@ extern "C" {
 #include <vector>
 
 #include "arena/arena.h"
+#include "arena/testing.h"
 
 #ifndef OBJARENA_PYTHON_EXECUTABLE
 #error "OBJARENA_PYTHON_EXECUTABLE must be defined by cc_embed_test_matrix"
@@ -614,6 +615,56 @@ TEST(Limit, AllocationsFailPastTheLimitAndTheScopeStillExits) {
     ASSERT_NE(after, nullptr);
     EXPECT_FALSE(arena_owns(after));
     PyObject_Free(after);
+}
+
+// Running out of chunks (the region full, the OS refusing) is objarena's
+// shortfall: the saved allocator serves the block and the scope counts it.
+TEST(Fallback, RefusedChunksComeFromTheSavedAllocator) {
+    if (ChildMode())
+        GTEST_SKIP() << "child process";
+    Scope s;
+    ASSERT_NE(s.get(), nullptr);
+    ASSERT_EQ(s.Enter(), 0);
+    char *small = static_cast<char *>(PyObject_Malloc(64));
+    ASSERT_NE(small, nullptr);
+    ASSERT_TRUE(arena_owns(small));
+    memset(small, 0x5A, 64);
+    objarena_hook_stats_t h0;
+    objarena_hook_get_stats(&h0);
+
+    arena_testing_fail_commit_after(0);  // the next chunk commit fails
+    char *big = static_cast<char *>(PyObject_Malloc(2 * kMiB));
+    ASSERT_NE(big, nullptr);
+    EXPECT_FALSE(arena_owns(big));
+    memset(big, 1, 2 * kMiB);
+    EXPECT_EQ(s->frame.alloc_fallbacks, 1u);
+
+    arena_testing_fail_commit_after(0);
+    char *zeroed = static_cast<char *>(PyObject_Calloc(1024, 1024));
+    ASSERT_NE(zeroed, nullptr);
+    EXPECT_FALSE(arena_owns(zeroed));
+    for (size_t i = 0; i < 1024 * 1024; i += 4093) ASSERT_EQ(zeroed[i], 0);
+    EXPECT_EQ(s->frame.alloc_fallbacks, 2u);
+
+    arena_testing_fail_commit_after(0);  // realloc of an arena block: it moves out, contents and all
+    char *moved = static_cast<char *>(PyObject_Realloc(small, kMiB));
+    ASSERT_NE(moved, nullptr);
+    EXPECT_FALSE(arena_owns(moved));
+    for (int i = 0; i < 64; i++) ASSERT_EQ(moved[i], 0x5A);
+    EXPECT_EQ(s->frame.alloc_fallbacks, 3u);
+    objarena_hook_stats_t h1;
+    objarena_hook_get_stats(&h1);
+    EXPECT_EQ(h1.moved_out, h0.moved_out + 1);
+    EXPECT_EQ(s->frame.alloc_failures, 3u);
+
+    // Bad input still fails: an overflowing calloc is not the region's doing.
+    EXPECT_EQ(PyObject_Calloc(SIZE_MAX / 2, 4), nullptr);
+    EXPECT_EQ(s->frame.alloc_fallbacks, 3u);
+    PyObject_Free(big);
+    PyObject_Free(zeroed);
+    PyObject_Free(moved);
+    ASSERT_EQ(s.Exit(), 0);
+    arena_testing_fail_commit_after(-1);
 }
 
 // ----------------------------------------------------------- survivors

@@ -389,6 +389,35 @@ print("DONE", len(after), len(small))
 """)
 
 
+def test_region_exhausted_inside_a_scope_falls_back_to_the_saved_allocator(child):
+    # A 1 GiB region and a phase that keeps 1.1 GiB: running out of objarena's
+    # address space is objarena's problem, not the program's. The blocks the
+    # region cannot hold come from the saved allocator (and are not freed with
+    # the phase); nothing raises, nothing is lost. `limit` still raises (above).
+    # (No poison: a poisoned region never reuses the address space freed here.)
+    check(child, """
+keep = []
+with objarena.scope() as phase:
+    grown = bytearray(b"g" * 100)   # its buffer is an arena block: the region has room
+    for i in range(1100):
+        keep.append(bytes([i % 251]) * (1 << 20))
+    before = phase.stats["alloc_fallbacks"]
+    for _ in range(16):
+        grown += bytes(grown)       # to 6.5 MB, past the region's end (hook_test checks the realloc move)
+    assert phase.stats["alloc_fallbacks"] > before
+st = phase.stats
+assert st["alloc_fallbacks"] >= 100 and st["alloc_fallbacks"] <= st["alloc_failures"], st
+assert objarena.owns(keep[0]) and not objarena.owns(keep[-1])
+assert all(len(b) == 1 << 20 and b[0] == b[-1] == i % 251 for i, b in enumerate(keep))
+assert len(grown) == 100 << 16 and grown.count(b"g") == len(grown)
+del keep
+with objarena.scope() as later:           # the region has room again
+    again = [fresh(str(i)) for i in range(1000)]
+assert later.stats["alloc_failures"] == 0 and objarena.owns(again[0])
+print("DONE", len(again))
+""", env={"OBJARENA_RESERVE_BYTES": str(1 << 30)}, poison=False)
+
+
 def test_interpreter_exit_with_survivors(child):
     # Survivors are freed during Py_Finalize, through the hook that stays installed.
     check(child, """

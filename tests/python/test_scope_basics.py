@@ -76,6 +76,8 @@ def test_stats_is_a_read_only_mapping_with_the_documented_keys():
         ({"limit": "10"}, TypeError),
         ({"limit": 1.5}, TypeError),
         ({"limit": True}, TypeError),
+        ({"adopt": 1}, TypeError),
+        ({"adopt": None}, TypeError),
         ({"limit": 2**80}, ValueError),
         ({"chunk_size": 3 * 65536}, ValueError),
         ({"chunk_size": 1024}, ValueError),
