@@ -12,7 +12,8 @@
  * bump-allocates into such runs ("spans"). Rules that keep every survivor safe:
  * - A span is a run of PAGE_RELEASED pages only: no live block starts in it
  *   and none crosses into it (page_pinned), so nothing live is overwritten.
- * - Every page records its owner (page_owner): the span's pages become the
+ * - Every page of an adopted chunk records its owner (page_owner, filled at
+ *   the chunk's first adoption): the span's pages become the adopting
  *   arena's, the survivors' pages keep their arena's id. Frees in an adopted
  *   chunk take the slow path and ask the page: the arena's own blocks are
  *   freed as in any of its chunks (free lists, exact sizes from start bits);
@@ -186,23 +187,19 @@ bool adopt_retained_chunk(struct arena *a, size_t block) {
         }
     }
     if (c) {
-        adoptable_unlink(c);
-        if (c->prev)
-            c->prev->next = c->next;
-        else
-            arena_region.retained = c->next;
-        if (c->next)
-            c->next->prev = c->prev;
-        arena_global_stats_t *g = &arena_region.stats;
-        g->chunks_retained--;
-        g->bytes_retained -= c->size;
-        g->blocks_retained -= c->live_blocks;
-        g->chunks_adopted_total++;
+        retained_unlink(c);
+        arena_region.stats.blocks_retained -= c->live_blocks;
+        arena_region.stats.chunks_adopted_total++;
     }
     pthread_mutex_unlock(&arena_region.lock);
     if (!c)
         return false;
 
+    if (!atomic_load_explicit(&c->owners_per_page, memory_order_relaxed)) {
+        for (size_t k = chunk_first_page(c), end = k + chunk_page_count(c); k < end; k++)
+            page_owner_set(k, c->arena_id); /* the survivors' arena, before c changes hands */
+        atomic_store_explicit(&c->owners_per_page, true, memory_order_release);
+    }
     c->retained = false;
     c->adopted = true;
     c->slow_free = true; /* frees ask the page whose block it is */

@@ -128,8 +128,9 @@ void chunk_clear_block_starts(chunk_t *c) {
 
 static void reset_page_tables(chunk_t *c) {
     size_t first = chunk_first_page(c), count = c->size >> ARENA_PAGE_SHIFT;
-    for (size_t k = first; k < first + count; k++)
-        page_owner_set(k, c->arena_id);
+    /* (page_owner is left untouched until an adoption needs it: 2 KiB of
+     * table per 1 MiB chunk that most chunks never use) */
+    atomic_store_explicit(&c->owners_per_page, false, memory_order_relaxed);
     memset(arena_region.page_live + first, 0, count * sizeof(uint16_t));
     memset(arena_region.page_state + first, PAGE_IN_USE, count);
     memset(arena_region.page_cross + first, 0, count * sizeof(uint32_t));
@@ -189,14 +190,9 @@ void chunk_unmap(chunk_t *c) {
         chunk_detach(c);
 
     pthread_mutex_lock(&arena_region.lock);
-    if (c->retained) { /* unlink from the global lists */
-        adoptable_unlink(c);
-        if (c->prev)
-            c->prev->next = c->next;
-        else
-            arena_region.retained = c->next;
-        if (c->next)
-            c->next->prev = c->prev;
+    if (c->retained) {
+        retained_unlink(c);
+        arena_region.stats.retained_unmapped_total++;
     }
     size_t first = chunk_first_slot(c);
     arena_global_stats_t *g = &arena_region.stats;
@@ -215,13 +211,21 @@ void chunk_unmap(chunk_t *c) {
     g->chunks_unmapped_total++;
     if (c->warm)
         g->warm_bytes -= c->size;
-    if (c->retained) {
-        g->chunks_retained--;
-        g->bytes_retained -= c->size;
-        g->retained_unmapped_total++;
-    }
     metadata_put(c);
     pthread_mutex_unlock(&arena_region.lock);
+}
+
+void retained_unlink(chunk_t *c) {
+    adoptable_unlink(c);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        arena_region.retained = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    arena_region.stats.chunks_retained--;
+    arena_region.stats.bytes_retained -= c->size;
 }
 
 void chunk_retain(chunk_t *c) {

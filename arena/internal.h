@@ -53,6 +53,7 @@ typedef struct chunk {
     bool reuse;              /* its blocks' starts are recorded (reuse mode) */
     bool adopted;            /* a retained chunk an open arena allocates into again (adopt.c) */
     bool adoptable_listed;   /* on the region's adoptable list */
+    _Atomic bool owners_per_page; /* page_owner holds its pages' owners (since its first adoption) */
     struct chunk *adopt_prev, *adopt_next; /* the region's adoptable list */
 } chunk_t;
 /* Live counts: a small chunk of an open arena keeps them per page (in the
@@ -110,7 +111,7 @@ typedef struct region {
     /* Base and size live in arena_ownership (arena.h), the one copy that
      * arena_owns() and everything below read. */
     _Atomic(chunk_t *) *slot_owner;
-    uint64_t *page_owner;    /* per region page: id of the arena whose blocks it holds */
+    uint64_t *page_owner;    /* per region page of an adopted chunk: id of the arena whose blocks it holds */
     uint16_t *page_live;     /* per region page: live blocks starting in it */
     uint8_t *page_state;     /* per region page: PAGE_IN_USE or PAGE_RELEASED */
     uint64_t *block_starts;  /* bit per 16-byte granule: a reuse-mode block starts there */
@@ -233,6 +234,10 @@ void chunk_unmap(chunk_t *c);
 /* Detaches a chunk that still holds live blocks from its arena and moves it
  * to the global retained list. */
 void chunk_retain(chunk_t *c);
+
+/* Takes a retained chunk off the retained (and adoptable) list and out of
+ * the retained stats. Region lock held. */
+void retained_unlink(chunk_t *c);
 
 /* Bytes readable from p inside chunk c (see arena_block_readable_size). */
 size_t chunk_readable_size(const chunk_t *c, const char *p);

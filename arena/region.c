@@ -94,8 +94,11 @@ uint64_t arena_block_arena_id(const void *ptr) {
     chunk_t *c = chunk_map_lookup(ptr);
     if (!c)
         return 0;
-    /* Small chunks answer per page: an adopted chunk holds pages of several arenas. */
-    return c->kind == CHUNK_SMALL ? page_owner_get(region_page_index(ptr)) : c->arena_id;
+    /* A chunk that was ever adopted answers per page: it holds pages of
+     * several arenas. (The flag is set after its table is filled.) */
+    if (atomic_load_explicit(&c->owners_per_page, memory_order_acquire))
+        return page_owner_get(region_page_index(ptr));
+    return c->arena_id;
 }
 
 void arena_global_stats(arena_global_stats_t *out) {
