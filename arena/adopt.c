@@ -14,11 +14,11 @@
  *   and none crosses into it (page_pinned), so nothing live is overwritten.
  * - Every page of an adopted chunk records its owner (page_owner, filled at
  *   the chunk's first adoption): the span's pages become the adopting
- *   arena's, the survivors' pages keep their arena's id. Frees in an adopted
- *   chunk take the slow path and ask the page: the arena's own blocks are
- *   freed as in any of its chunks (free lists, exact sizes from start bits);
- *   a survivor's free only drops its page's live count (its page has no
- *   start bits and is never recycled while the chunk is adopted).
+ *   arena's, the survivors' pages keep their arena's id. A free in an
+ *   adopted chunk asks the page: the arena's own blocks are freed as in any
+ *   of its chunks (free lists, exact sizes from start bits; inline in
+ *   arena_free); a survivor's free only drops its page's live count (its
+ *   page has no start bits and is never recycled while the chunk is adopted).
  * - Start bits: the chunk's whole bitmap range is cleared at adoption, and
  *   when the arena leaves a span a start bit is set at its bump pointer, so
  *   the last block of a span never measures into the next span.
