@@ -72,28 +72,43 @@ static __attribute__((noinline)) void *alloc_refused(objarena_frame_t *f, int do
     return p;
 }
 
+/* Per domain: the hooks, plus their in-scope halves out of line. The split
+ * keeps each hook free of a stack frame (both of its paths end in a tail
+ * call), so forwarding outside a scope costs what it did before failures
+ * fell back; the in-scope half keeps only the size live across the arena
+ * call (the frame is re-read from the thread-local on the rare failure). */
 #define DEFINE_HOOKS(prefix, TLS, DOMAIN)                                              \
+    static __attribute__((noinline)) void *prefix##_scope_malloc(arena_t *a, size_t size) { \
+        void *p = arena_alloc(a, size);                                                \
+        if (__builtin_expect(p != NULL, 1))                                            \
+            return p;                                                                  \
+        return alloc_refused(TLS, DOMAIN, NULL, 1, size, false);                       \
+    }                                                                                  \
+    static __attribute__((noinline)) void *prefix##_scope_calloc(arena_t *a, size_t count, size_t size) { \
+        void *p = arena_calloc(a, count, size);                                        \
+        if (__builtin_expect(p != NULL, 1))                                            \
+            return p;                                                                  \
+        return alloc_refused(TLS, DOMAIN, NULL, count, size, true);                    \
+    }                                                                                  \
+    static __attribute__((noinline)) void *prefix##_scope_realloc(arena_t *a, void *ptr, size_t size) { \
+        void *q = arena_realloc(a, ptr, size);                                         \
+        if (__builtin_expect(q != NULL, 1))                                            \
+            return q;                                                                  \
+        return alloc_refused(TLS, DOMAIN, ptr, 1, size, false);                        \
+    }                                                                                  \
     static void *prefix##_malloc(void *ctx, size_t size) {                             \
         (void)ctx;                                                                     \
         objarena_frame_t *f = TLS;                                                     \
-        if (f) {                                                                       \
-            void *p = arena_alloc(f->arena, size);                                     \
-            if (__builtin_expect(p == NULL, 0))                                        \
-                return alloc_refused(f, DOMAIN, NULL, 1, size, false);                 \
-            return p;                                                                  \
-        }                                                                              \
+        if (f)                                                                         \
+            return prefix##_scope_malloc(f->arena, size);                              \
         PyMemAllocatorEx *fw = forward(DOMAIN);                                        \
         return fw->malloc(fw->ctx, size);                                              \
     }                                                                                  \
     static void *prefix##_calloc(void *ctx, size_t count, size_t size) {               \
         (void)ctx;                                                                     \
         objarena_frame_t *f = TLS;                                                     \
-        if (f) {                                                                       \
-            void *p = arena_calloc(f->arena, count, size);                             \
-            if (__builtin_expect(p == NULL, 0))                                        \
-                return alloc_refused(f, DOMAIN, NULL, count, size, true);              \
-            return p;                                                                  \
-        }                                                                              \
+        if (f)                                                                         \
+            return prefix##_scope_calloc(f->arena, count, size);                       \
         PyMemAllocatorEx *fw = forward(DOMAIN);                                        \
         return fw->calloc(fw->ctx, count, size);                                       \
     }                                                                                  \
@@ -113,20 +128,12 @@ static __attribute__((noinline)) void *alloc_refused(objarena_frame_t *f, int do
         (void)ctx;                                                                     \
         objarena_frame_t *f = TLS;                                                     \
         if (arena_owns(ptr)) {                                                         \
-            if (f) {                                                                   \
-                void *q = arena_realloc(f->arena, ptr, size);                          \
-                if (!q)                                                                \
-                    return alloc_refused(f, DOMAIN, ptr, 1, size, false);              \
-                return q;                                                              \
-            }                                                                          \
+            if (f)                                                                     \
+                return prefix##_scope_realloc(f->arena, ptr, size);                    \
             return move_out(forward(DOMAIN), ptr, size);                               \
         }                                                                              \
-        if (f && ptr == NULL) {                                                        \
-            void *p = arena_alloc(f->arena, size);                                     \
-            if (!p)                                                                    \
-                return alloc_refused(f, DOMAIN, NULL, 1, size, false);                 \
-            return p;                                                                  \
-        }                                                                              \
+        if (f && ptr == NULL)                                                          \
+            return prefix##_scope_malloc(f->arena, size);                              \
         PyMemAllocatorEx *fw = forward(DOMAIN);                                        \
         return fw->realloc(fw->ctx, ptr, size);                                        \
     }
