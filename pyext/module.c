@@ -361,7 +361,9 @@ PyDoc_STRVAR(Scope_doc,
 "adopt: before mapping a fresh chunk, allocate into the free pages of chunks\n"
 "  that earlier scopes' survivors keep (never into a survivor's page).\n\n"
 "Nothing reachable is ever freed: chunks holding survivors are retained until\n"
-"their last block is freed, and reported in .stats.");
+"their last block is freed, and reported in .stats. If no chunk can be had (the\n"
+"region's address space or the OS's memory ran out), blocks come from the saved\n"
+"allocator instead (.stats['alloc_fallbacks']); only `limit` raises MemoryError.");
 
 static PyTypeObject ScopeType = {
     PyVarObject_HEAD_INIT(NULL, 0)
