@@ -43,20 +43,31 @@ static size_t adopt_min_span_pages(const chunk_t *c) {
     return quarter < 64 ? quarter : 64;
 }
 
-/* Length of the longest run of released pages of c. */
-static size_t longest_released_run(const chunk_t *c) {
-    size_t best = 0, run = 0;
-    for (size_t k = chunk_first_page(c), end = k + chunk_page_count(c); k < end; k++) {
-        run = arena_region.page_state[k] == PAGE_RELEASED ? run + 1 : 0;
-        if (run > best)
-            best = run;
+/* First run of at least `pages` released pages of c at or after page `from`
+ * (region page indexes). Returns its first page and stores its length, or
+ * returns SIZE_MAX. */
+static size_t span_find(const chunk_t *c, size_t from, size_t pages, size_t *length) {
+    size_t end = chunk_first_page(c) + chunk_page_count(c);
+    size_t k = from;
+    while (k < end) {
+        while (k < end && arena_region.page_state[k] != PAGE_RELEASED)
+            k++;
+        size_t first = k;
+        while (k < end && arena_region.page_state[k] == PAGE_RELEASED)
+            k++;
+        if (k > first && k - first >= pages) {
+            *length = k - first;
+            return first;
+        }
     }
-    return best;
+    return SIZE_MAX;
 }
 
 /* A retained chunk is worth adopting when it has a span of the minimum. */
 static bool chunk_adoptable(const chunk_t *c) {
-    return c->retained && c->kind == CHUNK_SMALL && !c->poison && longest_released_run(c) >= adopt_min_span_pages(c);
+    size_t length;
+    return c->retained && c->kind == CHUNK_SMALL && !c->poison &&
+           span_find(c, chunk_first_page(c), adopt_min_span_pages(c), &length) != SIZE_MAX;
 }
 
 void adoptable_unlink(chunk_t *c) {
@@ -86,26 +97,6 @@ void adoptable_update(chunk_t *c) {
         c->adopt_next->adopt_prev = c;
     arena_region.adoptable = c;
     c->adoptable_listed = true;
-}
-
-/* First run of at least `pages` released pages of c at or after page `from`
- * (region page indexes). Returns its first page and stores its length, or
- * returns SIZE_MAX. */
-static size_t span_find(const chunk_t *c, size_t from, size_t pages, size_t *length) {
-    size_t end = chunk_first_page(c) + chunk_page_count(c);
-    size_t k = from;
-    while (k < end) {
-        while (k < end && arena_region.page_state[k] != PAGE_RELEASED)
-            k++;
-        size_t first = k;
-        while (k < end && arena_region.page_state[k] == PAGE_RELEASED)
-            k++;
-        if (k > first && k - first >= pages) {
-            *length = k - first;
-            return first;
-        }
-    }
-    return SIZE_MAX;
 }
 
 /* Pages a span of chunk c must have to take a block of `block` bytes. */
@@ -222,12 +213,10 @@ bool adopt_retained_chunk(struct arena *a, size_t block) {
     return true;
 }
 
-void adopted_chunk_free(chunk_t *c, void *ptr) {
+void adopted_survivor_free(chunk_t *c, void *ptr) {
     size_t page = region_page_index(ptr);
-    if (page_owner_get(page) == c->arena_id) {
-        chunk_free_open(c, ptr);
-        return;
-    }
+    arena_assert_internal(page_owner_get(page) != c->arena_id); /* (arena_free frees the arena's own) */
+    (void)c;
     if (arena_region.page_live[page] == 0) {
         arena_assert_internal(!"double free of an arena block");
         return; /* a double free: never let the count wrap */

@@ -331,7 +331,7 @@ void chunk_mark_crossing(char *p, size_t size) {
 
 void chunk_free_slow(chunk_t *c, void *ptr) {
     if (c->adopted) {
-        adopted_chunk_free(c, ptr);
+        adopted_survivor_free(c, ptr);
         return;
     }
     if (c->live_blocks == 0) {

@@ -318,8 +318,9 @@ bool adopt_next_span(struct arena *a, size_t block);
  * block ends (used_end, or a start bit in an adopted chunk). */
 void arena_leave_current(struct arena *a);
 
-/* free of a block in an adopted chunk. */
-void adopted_chunk_free(chunk_t *c, void *ptr);
+/* free of an earlier phase's survivor in an adopted chunk (arena_free frees
+ * the adopting arena's own blocks itself). */
+void adopted_survivor_free(chunk_t *c, void *ptr);
 
 /* Puts a retained chunk on, or takes it off, the adoptable list as its
  * free pages warrant. Region lock held. */
