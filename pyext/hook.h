@@ -48,7 +48,7 @@ typedef struct objarena_frame {
     uint64_t frees_forwarded;       /* frees sent to the saved allocator while capturing */
     uint64_t alloc_failures;        /* allocations the arena refused (limit, region or OS memory) */
     uint64_t alloc_fallbacks;       /* of those, served by the saved allocator instead (not limit) */
-    bool capture_mem;               /* also capture PYMEM_DOMAIN_MEM */
+    bool capture_mem;               /* also capture PYMEM_DOMAIN_MEM requests of up to 512 bytes */
     struct objarena_frame *parent;  /* next frame down this thread's stack */
     unsigned long thread_id;        /* PyThread_get_thread_ident() of the owner */
     int state;                      /* objarena_frame_state */

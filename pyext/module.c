@@ -107,11 +107,13 @@ static int parse_flag(PyObject *value, const char *name, bool *out) {
 
 static PyObject *Scope_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"limit", "chunk_size", "strict", "collect", "poison", "reuse",
-                             "domains", "pool", "huge_pages", "adopt", NULL};
+                             "domains", "pool", "huge_pages", "adopt", "trim_malloc", NULL};
     PyObject *limit = NULL, *chunk_size = NULL, *strict = NULL, *collect = NULL, *poison = NULL;
     PyObject *reuse = NULL, *domains = NULL, *pool = NULL, *huge_pages = NULL, *adopt = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOOOOOOOOO:scope", kwlist, &limit, &chunk_size, &strict,
-                                     &collect, &poison, &reuse, &domains, &pool, &huge_pages, &adopt))
+    PyObject *trim_malloc = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOOOOOOOOOO:scope", kwlist, &limit, &chunk_size, &strict,
+                                     &collect, &poison, &reuse, &domains, &pool, &huge_pages, &adopt,
+                                     &trim_malloc))
         return NULL;
     objarena_scope_options_t options;
     objarena_scope_options_init(&options);
@@ -123,6 +125,11 @@ static PyObject *Scope_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
         parse_flag(huge_pages, "huge_pages", &options.huge_pages) < 0 ||
         parse_flag(adopt, "adopt", &options.adopt) < 0 ||
         parse_domains(domains, &options.capture_mem) < 0)
+        return NULL;
+    /* A pool keeps memory warm on purpose: its scopes leave the C heap alone
+     * too (Pool.trim() and close() trim it), unless asked. */
+    options.trim_malloc = !(pool && pool != Py_None);
+    if (trim_malloc != Py_None && parse_flag(trim_malloc, "trim_malloc", &options.trim_malloc) < 0)
         return NULL;
     if (pool && pool != Py_None) {
         if (!PyObject_TypeCheck(pool, &PoolType)) {
@@ -343,7 +350,8 @@ static PyGetSetDef Scope_getset[] = {
 
 PyDoc_STRVAR(Scope_doc,
 "scope(*, limit=None, chunk_size=None, strict=False, collect=True, poison=False,\n"
-"      reuse=True, domains=(\"obj\",), pool=None, huge_pages=False, adopt=True)\n\n"
+"      reuse=True, domains=(\"obj\",), pool=None, huge_pages=False, adopt=True,\n"
+"      trim_malloc=None)\n\n"
 "A phase whose object allocations (PYMEM_DOMAIN_OBJ) on this thread come from\n"
 "a fresh arena, given back to the OS when the phase ends.\n\n"
 "limit: bytes the arena may map; past it allocations fail (MemoryError inside\n"
@@ -354,12 +362,17 @@ PyDoc_STRVAR(Scope_doc,
 "poison: make released memory inaccessible (debug; also OBJARENA_POISON=1).\n"
 "reuse: recycle blocks of up to 256 KiB freed inside the scope (per-size\n"
 "  free lists); False: pure bump allocation, frees are no-ops until exit.\n"
-"domains: (\"obj\",) or (\"obj\", \"mem\"): also capture PyMem_Malloc (list/set\n"
-"  storage, 3.13 dict keys...).\n"
+"domains: (\"obj\",) or (\"obj\", \"mem\"): also capture PyMem_Malloc requests of\n"
+"  up to 512 bytes (small list/set storage, 3.13 dict keys...); larger ones, and\n"
+"  captured blocks grown past 512 bytes, stay with the saved allocator.\n"
 "pool: an objarena.Pool whose warm chunks the scope uses and returns to.\n"
 "huge_pages: MADV_HUGEPAGE on fresh chunks of 2 MiB or more.\n"
 "adopt: before mapping a fresh chunk, allocate into the free pages of chunks\n"
-"  that earlier scopes' survivors keep (never into a survivor's page).\n\n"
+"  that earlier scopes' survivors keep (never into a survivor's page).\n"
+"trim_malloc: when the outermost scope of the thread exits, hand the C heap's\n"
+"  free memory back to the OS (glibc malloc_trim(0)): blocks over 512 bytes\n"
+"  (big list arrays, buffers) come from malloc, which keeps freed heap memory.\n"
+"  Default: True, False for pool scopes (Pool.trim() and close() do it).\n\n"
 "Nothing reachable is ever freed: chunks holding survivors are retained until\n"
 "their last block is freed, and reported in .stats. If no chunk can be had (the\n"
 "region's address space or the OS's memory ran out), blocks come from the saved\n"
@@ -526,6 +539,8 @@ static PyObject *Pool_close(PoolObject *self, PyObject *Py_UNUSED(ignored)) {
         PyErr_SetString(PyExc_RuntimeError, "a scope of this pool is still active");
         return NULL;
     }
+    if (self->pool)
+        objarena_trim_malloc(); /* (see Pool.trim) */
     self->pool = NULL;
     Py_RETURN_NONE;
 }
@@ -557,6 +572,7 @@ static PyObject *Pool_trim(PoolObject *self, PyObject *args, PyObject *kwds) {
     }
     if (self->pool)
         arena_pool_trim(self->pool, keep_bytes);
+    objarena_trim_malloc(); /* what the pool's scopes left in the C heap (see scope's trim_malloc) */
     Py_RETURN_NONE;
 }
 
@@ -626,9 +642,11 @@ static PyMethodDef Pool_methods[] = {
     {"scope", (PyCFunction)(void (*)(void))Pool_scope, METH_VARARGS | METH_KEYWORDS,
      "scope(**options) -> scope\n\nA scope whose chunks come from, and go back to, this pool."},
     {"trim", (PyCFunction)(void (*)(void))Pool_trim, METH_VARARGS | METH_KEYWORDS,
-     "trim(keep_bytes=0)\n\nGive warm chunks back to the OS until at most keep_bytes stay."},
+     "trim(keep_bytes=0)\n\nGive warm chunks back to the OS until at most keep_bytes stay, and the C\n"
+     "heap's free memory (malloc_trim(0), which the pool's scopes skip)."},
     {"close", (PyCFunction)Pool_close, METH_NOARGS,
-     "close()\n\nGive every warm chunk back; the pool can make no more scopes."},
+     "close()\n\nGive every warm chunk back, and the C heap's free memory; the pool can make no\n"
+     "more scopes."},
     {"__enter__", (PyCFunction)Pool_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)(void (*)(void))Pool_exit, METH_FASTCALL, NULL},
     {NULL, NULL, 0, NULL},

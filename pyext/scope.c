@@ -2,6 +2,9 @@
 #include "pyext/scope.h"
 
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 static bool env_poison(void) {
     const char *v = getenv("OBJARENA_POISON");
@@ -13,6 +16,13 @@ void objarena_scope_options_init(objarena_scope_options_t *options) {
     options->collect = true;
     options->reuse = true; /* see README: measured against bump mode */
     options->adopt = true;
+    options->trim_malloc = true;
+}
+
+void objarena_trim_malloc(void) {
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
 }
 
 static int check_main_interpreter(void) {
@@ -124,6 +134,10 @@ static void finish_exit(objarena_scope_t *s) {
     objarena_scope_stats(s, &s->exit_stats);
     arena_destroy(s->frame.arena);
     s->frame.arena = NULL;
+    /* Outermost only: an inner scope's exit would trim a heap the outer
+     * phase is still using. */
+    if (s->options.trim_malloc && !objarena_thread_top())
+        objarena_trim_malloc();
 }
 
 int objarena_scope_exit(objarena_scope_t *s) {

@@ -29,9 +29,10 @@ typedef struct objarena_scope_options {
     bool collect;       /* run the exit clean-up (default true) */
     bool poison;        /* poison released memory (debug) */
     bool reuse;         /* recycle blocks freed inside the scope (size classes) */
-    bool capture_mem;   /* capture PYMEM_DOMAIN_MEM too (list/set storage...) */
+    bool capture_mem;   /* capture PYMEM_DOMAIN_MEM requests of up to 512 bytes too (small list/set storage...) */
     bool huge_pages;    /* MADV_HUGEPAGE on fresh chunks >= 2 MiB */
     bool adopt;         /* allocate into earlier scopes' retained chunks (default true) */
+    bool trim_malloc;   /* outermost exit: malloc_trim(0), glibc's free heap back to the OS (default true) */
     arena_pool_t *pool; /* warm chunks (not owned); must outlive the scope */
 } objarena_scope_options_t;
 
@@ -69,6 +70,12 @@ int objarena_pause_exit(objarena_frame_t *pause);
 /* Current stats of a scope: live counters while active, the exit snapshot
  * afterwards. */
 void objarena_scope_stats(const objarena_scope_t *scope, arena_stats_t *out);
+
+/* Hands the free memory of the C heap back to the OS (glibc's malloc_trim(0);
+ * nothing elsewhere). The phase's blocks over pymalloc's 512 bytes (list
+ * arrays, buffers) come from malloc, and glibc keeps freed heap memory below
+ * its trim threshold, which grows to the largest freed mmap'd block. */
+void objarena_trim_malloc(void);
 
 /* Frees CPython's caches that pin phase memory: full gc (even when gc is
  * disabled), PyType_ClearCache, the slice cache. Runs with capture off. */

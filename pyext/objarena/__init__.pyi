@@ -38,6 +38,8 @@ class scope:
         domains: tuple[Literal["obj", "mem"], ...] | list[Literal["obj", "mem"]] | None = None,
         pool: Pool | None = None,
         huge_pages: bool = False,
+        adopt: bool = True,
+        trim_malloc: bool | None = None,
     ) -> scope: ...
     def __enter__(self) -> scope: ...
     # Never swallows the exception; raises EscapeError for a strict scope
@@ -75,6 +77,8 @@ class Pool:
         reuse: bool = True,
         domains: tuple[Literal["obj", "mem"], ...] | list[Literal["obj", "mem"]] | None = None,
         huge_pages: bool = False,
+        adopt: bool = True,
+        trim_malloc: bool | None = None,
     ) -> scope: ...
     def trim(self, keep_bytes: int | None = 0) -> None: ...
     def close(self) -> None: ...

@@ -107,6 +107,11 @@ class Scope {
         if (!s_)
             PyErr_Print();
     }
+    explicit Scope(const objarena_scope_options_t &o) {
+        s_ = objarena_scope_new(&o);
+        if (!s_)
+            PyErr_Print();
+    }
     ~Scope() {
         if (s_ && s_->frame.state == FRAME_ACTIVE && objarena_thread_top() == &s_->frame) {
             if (objarena_scope_exit(s_) < 0)
@@ -385,6 +390,54 @@ TEST(InScope, ForeignBlocksGoToTheSavedAllocator) {
 }
 
 // ------------------------------------------------- realloc over scopes
+
+// MEM capture takes requests of up to 512 bytes (pymalloc's small blocks);
+// larger ones, and captured blocks grown past 512, go to the saved allocator.
+TEST(MemCapture, SmallRequestsOnlyAndGrowthMovesOut) {
+    if (ChildMode())
+        GTEST_SKIP() << "child process";
+    objarena_scope_options_t o;
+    objarena_scope_options_init(&o);
+    o.capture_mem = true;
+    Scope s(o);
+    ASSERT_EQ(s.Enter(), 0);
+    void *small = PyMem_Malloc(512), *big = PyMem_Malloc(513);
+    ASSERT_NE(small, nullptr);
+    ASSERT_NE(big, nullptr);
+    EXPECT_TRUE(arena_owns(small));
+    EXPECT_FALSE(arena_owns(big));
+    auto *cz_small = static_cast<unsigned char *>(PyMem_Calloc(16, 32));
+    auto *cz_big = static_cast<unsigned char *>(PyMem_Calloc(17, 32));
+    ASSERT_NE(cz_small, nullptr);
+    ASSERT_NE(cz_big, nullptr);
+    EXPECT_TRUE(arena_owns(cz_small));
+    EXPECT_FALSE(arena_owns(cz_big));
+    for (size_t i = 0; i < 17 * 32; i++)
+        ASSERT_EQ(cz_big[i], 0) << i;
+    auto *grow = static_cast<unsigned char *>(PyMem_Malloc(100));
+    ASSERT_NE(grow, nullptr);
+    for (int i = 0; i < 100; i++)
+        grow[i] = static_cast<unsigned char>(i);
+    grow = static_cast<unsigned char *>(PyMem_Realloc(grow, 400));
+    ASSERT_NE(grow, nullptr);
+    EXPECT_TRUE(arena_owns(grow));
+    grow = static_cast<unsigned char *>(PyMem_Realloc(grow, 4000));
+    ASSERT_NE(grow, nullptr);
+    EXPECT_FALSE(arena_owns(grow)) << "grown past 512: moved to the saved allocator";
+    for (int i = 0; i < 100; i++)
+        ASSERT_EQ(grow[i], i) << i;
+    void *fresh_big = PyMem_Realloc(nullptr, 600), *fresh_small = PyMem_Realloc(nullptr, 64);
+    EXPECT_FALSE(arena_owns(fresh_big));
+    EXPECT_TRUE(arena_owns(fresh_small));
+    void *obj = PyObject_Malloc(4000); // the OBJ domain has no such bound
+    EXPECT_TRUE(arena_owns(obj));
+    for (void *p : {small, big, static_cast<void *>(cz_small), static_cast<void *>(cz_big),
+                    static_cast<void *>(grow), fresh_big, fresh_small})
+        PyMem_Free(p);
+    PyObject_Free(obj);
+    ASSERT_EQ(s.Exit(), 0);
+    EXPECT_EQ(s->exit_stats.live_blocks_at_release, 0u);
+}
 
 TEST(ReallocAcrossScopes, AfterExitMovesToTheSavedAllocator) {
     if (ChildMode())

@@ -1,5 +1,7 @@
 """Reuse mode, MEM-domain capture, warm pools, page-granular release."""
 import gc
+import os
+import sys
 
 import pytest
 
@@ -37,16 +39,25 @@ def test_reuse_mode_keeps_a_temporaries_loop_flat():
     assert reuse.stats["peak_mapped"] * 10 < bump.stats["peak_mapped"]
 
 
-def test_mem_domain_capture_takes_list_storage():
+def test_mem_domain_capture_takes_small_list_storage_only():
     with objarena.scope(domains=("obj",)) as obj_only:
-        a = [fresh(str(i)) for i in range(50_000)]
+        a = [[fresh(str(i))] for i in range(50_000)]
     with objarena.scope(domains=("obj", "mem")) as both:
-        b = [fresh(str(i)) for i in range(50_000)]
+        b = [[fresh(str(i))] for i in range(50_000)]
     assert objarena.info()["mem_hook_installed"]
-    # The list's item array (400 KB) went through PyMem_Malloc.
+    # Each inner list's item array (8 bytes, 16 with rounding) went through
+    # PyMem_Malloc, and is captured: at most 512 bytes.
     assert both.stats["bytes_requested"] > obj_only.stats["bytes_requested"] + 300_000
     assert a[49_999] == b[49_999]
-    del a, b
+    # The outer list's item array grows past 512 bytes: it leaves the arena
+    # for the saved allocator then (only its first few sizes were captured).
+    with objarena.scope(domains=("obj",)) as flat_obj:
+        c = [fresh(str(i)) for i in range(50_000)]
+    with objarena.scope(domains=("obj", "mem")) as flat_both:
+        d = [fresh(str(i)) for i in range(50_000)]
+    assert 0 < flat_both.stats["bytes_requested"] - flat_obj.stats["bytes_requested"] < 4096
+    assert c == d
+    del a, b, c, d
     gc.collect()
 
 
@@ -176,3 +187,53 @@ def test_adopt_false_maps_fresh_chunks():
     assert after["chunks_adopted_total"] == before["chunks_adopted_total"]
     assert after["retained_chunks"] - before["retained_chunks"] >= 15  # ~one per phase, as before adoption
     assert [k.name for k in kept] == [fresh(str(i)) for i in range(20)]
+
+
+TRIM_CHILD = """
+import sys
+import objarena
+
+def rss_kib():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+option = {"default": {}, "on": {"trim_malloc": True}, "off": {"trim_malloc": False}}[sys.argv[1]]
+pool = objarena.Pool() if sys.argv[2] == "pool" else None
+if pool:
+    option["pool"] = pool
+# A 24 MB list array comes from malloc's mmap; its free raises glibc's mmap
+# (and trim) threshold, so the second one comes from the heap, whose free
+# memory glibc then keeps.
+with objarena.scope(**option):
+    big = [None] * 3_000_000
+    del big
+    big = [None] * 3_000_000
+    big[-1] = 1
+    del big
+print(rss_kib())
+if pool:
+    pool.trim()
+    print(rss_kib())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+@pytest.mark.skipif(os.environ.get("OBJARENA_ASAN") == "1",
+                    reason="under ASan malloc is ASan's: glibc's heap holds nothing to trim")
+def test_scope_exit_hands_the_c_heap_back(child):
+    def rss_after(option, pool="nopool"):
+        return [int(x) for x in child(TRIM_CHILD, args=(option, pool)).check().stdout.split()]
+
+    kept = rss_after("off")[0]
+    assert rss_after("default")[0] < kept - 16 * 1024
+    assert rss_after("on")[0] < kept - 16 * 1024
+    # A pool's scope keeps memory warm on purpose; its trim() hands it back.
+    pool_exit, pool_trimmed = rss_after("default", "pool")
+    assert pool_exit > pool_trimmed + 16 * 1024
+    assert rss_after("on", "pool")[0] < pool_exit - 16 * 1024
+
+
+def test_trim_malloc_takes_a_bool():
+    with pytest.raises(TypeError):
+        objarena.scope(trim_malloc=1)
+    assert objarena.scope(trim_malloc=None).state == "new"
