@@ -88,6 +88,7 @@ SCOPE_VARIANT_KWARGS = {
     "objarena_scope_reuse": {"reuse": True},
     "objarena_scope_mem": {"domains": ("obj", "mem")},
     "objarena_scope_noadopt": {"adopt": False},
+    "objarena_scope_notrim": {"trim_malloc": False},
 }
 
 

@@ -50,6 +50,7 @@ VARIANTS = [
     "objarena_scope_reuse",
     "objarena_scope_mem",
     "objarena_scope_noadopt",
+    "objarena_scope_notrim",
     "objarena_pool",
     "objarena_passthrough",
     "glibc",
@@ -134,6 +135,7 @@ def plan_variants(args, info, pythonpath):
                        "objarena_scope_reuse": "scope() has no `reuse` keyword",
                        "objarena_scope_mem": "scope() has no `domains` keyword",
                        "objarena_scope_noadopt": "scope() has no `adopt` keyword",
+                       "objarena_scope_notrim": "scope() has no `trim_malloc` keyword",
                        "objarena_pool": "no objarena.Pool"}.get(v, "unsupported")
                 detail = oa.get(v + "_error")
                 plan[v] = {"skip": why + (f" ({detail})" if detail and v == "objarena_pool" else "")}
