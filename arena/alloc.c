@@ -9,34 +9,49 @@ static inline void page_live_inc(const void *p) {
     arena_region.page_live[region_page_index(p)]++;
 }
 
-/* Fast path budget (bump mode): a size compare, a round-up, a bounds
- * compare, a page-counter increment, a page-crossing test (taken by ~1% of
- * small blocks) and four stores. Reuse mode first tries its size class's
- * free list (a load, a compare, two stores, the page-crossing test) and, on
- * a bump, sets the block's start bit. Everything else is out of line. */
-void *arena_alloc(arena_t *a, size_t size) {
-    size_t block = arena_round_size(size);
-    uint8_t cls = 0;
-    if (a->reuse && size <= ARENA_CLASS_MAX) {
-        if (ARENA_LIKELY(block <= ARENA_LINEAR_MAX)) {
-            cls = (uint8_t)(block >> 4);
-        } else {
-            cls = (uint8_t)arena_size_class_geometric(block);
-            block = arena_class_size[cls];
-        }
-        char *p = a->free_list[cls];
-        if (p) {
-            track_mem_undefined(p, block);
-            a->free_list[cls] = *(void **)p;
-            page_live_inc(p);
-            if (ARENA_UNLIKELY(block_crosses_page(p, block)))
-                arena_region.page_cross_live[region_page_index(p)] = 1; /* live again */
-            a->blocks_reused++;
-            a->blocks_allocated++;
-            a->bytes_requested += size;
-            return p;
-        }
-    }
+/* Pops a block of class cls (block: the class's size) off the free list,
+ * or NULL. */
+static inline char *free_list_pop(arena_t *a, size_t cls, size_t block, size_t size) {
+    char *p = a->free_list[cls];
+    if (!p)
+        return NULL;
+    track_mem_undefined(p, block);
+    a->free_list[cls] = *(void **)p;
+    page_live_inc(p);
+    if (ARENA_UNLIKELY(block_crosses_page(p, block)))
+        arena_region.page_cross_live[region_page_index(p)] = 1; /* live again */
+    a->blocks_reused++;
+    a->blocks_allocated++;
+    a->bytes_requested += size;
+    return p;
+}
+
+/* The rare halves of arena_alloc, out of line and reached by tail calls,
+ * so that the fast paths save no register. */
+
+static void *alloc_bump(arena_t *a, size_t size, size_t block);
+
+/* A reuse-mode request whose class is geometric (over 3 KiB). */
+static __attribute__((noinline)) void *alloc_geometric_class(arena_t *a, size_t size) {
+    unsigned cls = arena_size_class_geometric(arena_round_size(size));
+    size_t block = arena_class_size[cls];
+    char *p = free_list_pop(a, cls, block, size);
+    return p ? p : alloc_bump(a, size, block);
+}
+
+/* A bump block that crosses a page boundary: the pages it covers learn
+ * where it starts. */
+static __attribute__((noinline)) void *alloc_bump_crossing(arena_t *a, char *p, size_t block, size_t size) {
+    chunk_mark_crossing(p, block);
+    a->blocks_allocated++;
+    a->bytes_requested += size;
+    track_mem_undefined(p, block);
+    return p;
+}
+
+/* Bump allocation of `block` bytes (size rounded up, or its class's size in
+ * reuse mode). */
+static void *alloc_bump(arena_t *a, size_t size, size_t block) {
     char *p = a->bump;
     if (ARENA_LIKELY(size <= a->small_max && block <= (size_t)(a->end - p))) {
         a->bump = p + block;
@@ -45,13 +60,31 @@ void *arena_alloc(arena_t *a, size_t size) {
         if (a->reuse)
             block_start_mark(p);
         if (ARENA_UNLIKELY(block_crosses_page(p, block)))
-            chunk_mark_crossing(p, block);
+            return alloc_bump_crossing(a, p, block, size);
         a->blocks_allocated++;
         a->bytes_requested += size;
         track_mem_undefined(p, block);
         return p;
     }
     return arena_alloc_slow(a, size);
+}
+
+/* Fast path budget (bump mode): a size compare, a round-up, a bounds
+ * compare, a page-counter increment, a page-crossing test (taken by ~1% of
+ * small blocks) and four stores. Reuse mode first tries its size class's
+ * free list (a load, a compare, two stores, the page-crossing test) and, on
+ * a bump, sets the block's start bit. Everything else is a tail call to an
+ * out-of-line half, so neither path saves a register. */
+void *arena_alloc(arena_t *a, size_t size) {
+    size_t block = arena_round_size(size);
+    if (a->reuse && size <= ARENA_CLASS_MAX) {
+        if (ARENA_UNLIKELY(block > ARENA_LINEAR_MAX))
+            return alloc_geometric_class(a, size);
+        char *p = free_list_pop(a, block >> 4, block, size);
+        if (p)
+            return p;
+    }
+    return alloc_bump(a, size, block);
 }
 
 static bool within_limit(arena_t *a, size_t more) {

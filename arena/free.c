@@ -6,13 +6,10 @@
 /* Fast path budget: the ownership lookup (a subtract, a compare, a load),
  * one flag test, a page-counter decrement and a counter; reuse mode adds the
  * block's size from the start bitmap (a load and a count-trailing-zeros for
- * blocks up to ~1 KiB) and two stores to push the block. */
-void arena_free(void *ptr) {
-    chunk_t *c = chunk_map_lookup(ptr);
-    if (ARENA_UNLIKELY(c == NULL)) {
-        arena_assert_internal(ptr == NULL && "arena_free of a foreign pointer");
-        return;
-    }
+ * blocks up to 1 KiB), a page-crossing test and two stores to push the
+ * block. No register is saved: the rest is a tail call. */
+void arena_free_owned(void *owner, void *ptr) {
+    chunk_t *c = owner;
     if (ARENA_UNLIKELY(c->slow_free)) {
         /* An adopted chunk's own blocks (all but earlier phases' survivors)
          * are freed here, not two calls away: a phase may run in one. */
@@ -23,6 +20,26 @@ void arena_free(void *ptr) {
         return;
     }
     chunk_free_open(c, ptr);
+}
+
+void arena_free(void *ptr) {
+    chunk_t *c = chunk_map_lookup(ptr);
+    if (ARENA_UNLIKELY(c == NULL)) {
+        arena_assert_internal(ptr == NULL && "arena_free of a foreign pointer");
+        return;
+    }
+    arena_free_owned(c, ptr);
+}
+
+void chunk_free_open_rare(struct arena *a, chunk_t *c, void *ptr, size_t page) {
+    size_t block = chunk_reuse_block_size(c, ptr);
+    if (block_crosses_page(ptr, block))
+        arena_region.page_cross_live[page] = 0; /* the block crossing out of its page is dead */
+    if (ARENA_LIKELY(block <= ARENA_CLASS_MAX)) {
+        unsigned cls = arena_size_class(block);
+        *(void **)ptr = a->free_list[cls];
+        a->free_list[cls] = ptr;
+    }
 }
 
 size_t arena_block_readable_size(const void *ptr) {

@@ -284,24 +284,37 @@ void chunk_publish(chunk_t *c, chunk_t *owner);
 /* Power of two in [ARENA_MIN_CHUNK_SIZE, ARENA_MAX_CHUNK_SIZE]? */
 bool arena_valid_chunk_size(size_t size);
 
+/* chunk_free_open's rare half (free.c): a block whose size the start
+ * bitmap's word does not give (over 1 KiB, or last before the bump
+ * pointer), or that crosses a page. */
+void chunk_free_open_rare(struct arena *a, chunk_t *c, void *ptr, size_t page);
+
 /* Frees block ptr of small chunk c of an open arena (its own block): the
- * body of arena_free's fast path, shared with adopted chunks. */
+ * body of arena_free's fast path, shared with adopted chunks. The common
+ * case (reuse mode, a block of up to 1 KiB whose end the next start bit in
+ * its bitmap word marks, inside one page) stays here and needs no saved
+ * register; its class is its size / 16 (the linear classes). */
+_Static_assert(64 << ARENA_GRANULE_SHIFT <= ARENA_LINEAR_MAX, "a bitmap word's blocks have linear classes");
 static inline void chunk_free_open(chunk_t *c, void *ptr) {
-    size_t page = region_page_index(ptr);
+    uintptr_t offset = region_offset(ptr); /* (one load of the base: atomic loads are not merged) */
+    size_t page = offset >> ARENA_PAGE_SHIFT;
     arena_assert_internal(arena_region.page_live[page] > 0);
     arena_region.page_live[page]--;
     struct arena *a = c->arena;
     a->blocks_freed++;
-    if (a->reuse) {
-        size_t block = chunk_reuse_block_size(c, ptr);
-        if (ARENA_UNLIKELY(block_crosses_page(ptr, block)))
-            arena_region.page_cross_live[page] = 0; /* the block crossing out of its page is dead */
-        if (ARENA_LIKELY(block <= ARENA_CLASS_MAX)) {
-            unsigned cls = arena_size_class(block);
+    if (!a->reuse)
+        return;
+    size_t g = offset >> ARENA_GRANULE_SHIFT;
+    uint64_t later = (arena_region.block_starts[g >> 6] >> (g & 63)) >> 1;
+    if (ARENA_LIKELY(later != 0)) {
+        unsigned cls = (unsigned)__builtin_ctzll(later) + 1;
+        if (ARENA_LIKELY(!block_crosses_page(ptr, (size_t)cls << ARENA_GRANULE_SHIFT))) {
             *(void **)ptr = a->free_list[cls];
             a->free_list[cls] = ptr;
+            return;
         }
     }
+    chunk_free_open_rare(a, c, ptr, page);
 }
 
 /* --- adopt.c: retained chunks back in use --- */

@@ -125,8 +125,9 @@ static __attribute__((noinline)) void *alloc_refused(objarena_frame_t *f, int do
     }                                                                                  \
     static void prefix##_free(void *ctx, void *ptr) {                                  \
         (void)ctx;                                                                     \
-        if (arena_owns(ptr)) {                                                         \
-            arena_free(ptr);                                                           \
+        void *owner = arena_owner_of(ptr);                                             \
+        if (owner) {                                                                   \
+            arena_free_owned(owner, ptr);                                              \
             return;                                                                    \
         }                                                                              \
         objarena_frame_t *f = TLS;                                                     \
@@ -153,7 +154,7 @@ static __attribute__((noinline)) void *alloc_refused(objarena_frame_t *f, int do
  * thread-local test, and ctx is already the saved allocator's. */
 #define DEFINE_THIN_HOOKS(prefix, DOMAIN)                                              \
     static void prefix##_free(void *ctx, void *ptr) {                                  \
-        if (arena_owns(ptr)) {                                                         \
+        if (arena_owns(ptr)) { /* (rare without a scope: arena_free looks it up again) */ \
             arena_free(ptr);                                                           \
             return;                                                                    \
         }                                                                              \
