@@ -14,6 +14,7 @@
 #include <string>
 #include <thread>
 #include <atomic>
+#include <set>
 #include <vector>
 
 #include "arena/arena.h"
@@ -119,6 +120,41 @@ TEST(ArenaAlloc, AlignmentAndZeroSize) {
     char *q = static_cast<char *>(arena_alloc(a, 24));
     EXPECT_GE(q - p, 32);
     arena_destroy(a);
+}
+
+// arena_owner_of is arena_owns's lookup, and arena_free_owned frees with it:
+// both modes, small and large blocks, and a block freed again to its class.
+TEST(ArenaFree, OwnedFreeMatchesArenaFree) {
+    for (bool reuse : {false, true}) {
+        arena_t *a = MakeArena(kChunk, 0, false, reuse);
+        int on_stack = 0;
+        EXPECT_EQ(arena_owner_of(&on_stack), nullptr);
+        EXPECT_EQ(arena_owner_of(nullptr), nullptr);
+        std::vector<void *> blocks;
+        for (size_t size : {16, 48, 1000, 1040, 3000, 5000, 40000})
+            blocks.push_back(arena_alloc(a, size));
+        for (void *p : blocks) {
+            ASSERT_NE(p, nullptr);
+            void *owner = arena_owner_of(p);
+            ASSERT_NE(owner, nullptr);
+            EXPECT_EQ(arena_owns(p), true);
+            arena_free_owned(owner, p);
+        }
+        arena_stats_t st;
+        arena_get_stats(a, &st);
+        EXPECT_EQ(st.blocks_freed, blocks.size()) << reuse;
+        if (reuse) {  // each freed block went to its class: the same sizes take them back
+            std::set<void *> again;
+            for (size_t size : {16, 48, 1000, 1040, 3000, 5000})
+                again.insert(arena_alloc(a, size));
+            for (size_t i = 0; i + 1 < blocks.size(); i++)
+                EXPECT_TRUE(again.count(blocks[i])) << i;
+        }
+        arena_release(a);
+        arena_get_stats(a, &st);
+        EXPECT_EQ(st.live_blocks_at_release, reuse ? 6u : 0u);
+        arena_destroy(a);
+    }
 }
 
 TEST(ArenaAlloc, CallocZeroesAndChecksOverflow) {
