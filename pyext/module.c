@@ -372,7 +372,9 @@ PyDoc_STRVAR(Scope_doc,
 "trim_malloc: when the outermost scope of the thread exits, hand the C heap's\n"
 "  free memory back to the OS (glibc malloc_trim(0)): blocks over 512 bytes\n"
 "  (big list arrays, buffers) come from malloc, which keeps freed heap memory.\n"
-"  Default: True, False for pool scopes (Pool.trim() and close() do it).\n\n"
+"  Default: True, False for pool scopes (Pool.trim() and close() do it). Paced:\n"
+"  an exit skips its trim while less than 50 times the last trim's duration has\n"
+"  passed (info()['malloc_trims'], ['malloc_trims_skipped']).\n\n"
 "Nothing reachable is ever freed: chunks holding survivors are retained until\n"
 "their last block is freed, and reported in .stats. If no chunk can be had (the\n"
 "region's address space or the OS's memory ran out), blocks come from the saved\n"
@@ -684,6 +686,8 @@ static PyObject *objarena_info(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(
     int depth = 0, capturing = objarena_thread_capture() != NULL;
     for (objarena_frame_t *f = objarena_thread_top(); f; f = f->parent)
         depth += f->arena != NULL;
+    uint64_t trims, trims_skipped;
+    objarena_trim_stats(&trims, &trims_skipped);
     PyObject *d = PyDict_New();
     if (!d)
         return NULL;
@@ -693,7 +697,8 @@ static PyObject *objarena_info(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(
         PyDict_SetItemString(d, "installed_over_tracemalloc", hs.installed_over_tracemalloc ? Py_True : Py_False) < 0 ||
         PyDict_SetItemString(d, "capturing", capturing ? Py_True : Py_False) < 0 ||
         set_u64(d, "scope_depth", (uint64_t)depth) < 0 || set_u64(d, "chain_repairs", hs.chain_repairs) < 0 ||
-        set_u64(d, "blocks_moved_out", hs.moved_out) < 0 || set_u64(d, "arenas_live", g.arenas_live) < 0 ||
+        set_u64(d, "blocks_moved_out", hs.moved_out) < 0 || set_u64(d, "malloc_trims", trims) < 0 ||
+        set_u64(d, "malloc_trims_skipped", trims_skipped) < 0 || set_u64(d, "arenas_live", g.arenas_live) < 0 ||
         set_u64(d, "arenas_created", g.arenas_created) < 0 || set_u64(d, "bytes_mapped", g.bytes_mapped) < 0 ||
         set_u64(d, "peak_mapped", g.peak_mapped) < 0 || set_u64(d, "chunks_live", g.chunks_live) < 0 ||
         set_u64(d, "large_live", g.large_live) < 0 || set_u64(d, "retained_chunks", g.chunks_retained) < 0 ||

@@ -2,6 +2,7 @@
 #include "pyext/scope.h"
 
 #include <string.h>
+#include <time.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -19,10 +20,45 @@ void objarena_scope_options_init(objarena_scope_options_t *options) {
     options->trim_malloc = true;
 }
 
+/* Trim pacing (state changed with the GIL held): a scope's exit trims only
+ * when TRIM_PACE times the last trim's duration has passed since it ended.
+ * A trim walks all of malloc's free chunks (0.1-1.3 ms in bench/), so a
+ * worker that opens a scope per short request would otherwise spend much
+ * of its time trimming; paced, trimming takes at most ~1/TRIM_PACE of the
+ * wall time, and phases longer than that trim at every exit. */
+#define TRIM_PACE 50
+static struct {
+    double last_end, last_cost; /* monotonic seconds */
+    uint64_t done, skipped;
+} trim_state;
+
+static double monotonic_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 void objarena_trim_malloc(void) {
+    double start = monotonic_seconds();
 #ifdef __GLIBC__
     malloc_trim(0);
 #endif
+    trim_state.last_end = monotonic_seconds();
+    trim_state.last_cost = trim_state.last_end - start;
+    trim_state.done++;
+}
+
+static void trim_malloc_paced(void) {
+    if (monotonic_seconds() - trim_state.last_end < TRIM_PACE * trim_state.last_cost) {
+        trim_state.skipped++;
+        return;
+    }
+    objarena_trim_malloc();
+}
+
+void objarena_trim_stats(uint64_t *done, uint64_t *skipped) {
+    *done = trim_state.done;
+    *skipped = trim_state.skipped;
 }
 
 static int check_main_interpreter(void) {
@@ -137,7 +173,7 @@ static void finish_exit(objarena_scope_t *s) {
     /* Outermost only: an inner scope's exit would trim a heap the outer
      * phase is still using. */
     if (s->options.trim_malloc && !objarena_thread_top())
-        objarena_trim_malloc();
+        trim_malloc_paced();
 }
 
 int objarena_scope_exit(objarena_scope_t *s) {

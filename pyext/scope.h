@@ -74,8 +74,13 @@ void objarena_scope_stats(const objarena_scope_t *scope, arena_stats_t *out);
 /* Hands the free memory of the C heap back to the OS (glibc's malloc_trim(0);
  * nothing elsewhere). The phase's blocks over pymalloc's 512 bytes (list
  * arrays, buffers) come from malloc, and glibc keeps freed heap memory below
- * its trim threshold, which grows to the largest freed mmap'd block. */
+ * its trim threshold, which grows to the largest freed mmap'd block.
+ * Unconditional (Pool.trim, close); a scope's exit paces its trims so they
+ * take at most ~2% of the wall time (scope.c). GIL held. */
 void objarena_trim_malloc(void);
+
+/* Trims done, and scope exits that skipped theirs to keep the pace. */
+void objarena_trim_stats(uint64_t *done, uint64_t *skipped);
 
 /* Frees CPython's caches that pin phase memory: full gc (even when gc is
  * disabled), PyType_ClearCache, the slice cache. Runs with capture off. */

@@ -233,6 +233,26 @@ def test_scope_exit_hands_the_c_heap_back(child):
     assert rss_after("on", "pool")[0] < pool_exit - 16 * 1024
 
 
+@pytest.mark.skipif(os.environ.get("OBJARENA_ASAN") == "1",
+                    reason="under ASan glibc's heap is empty: its trims take no time to pace")
+def test_scope_exits_trim_at_a_bounded_pace():
+    # A worker opening a scope per short request must not spend its time in
+    # malloc_trim: an exit trims only after 50 times the last trim's duration.
+    before = objarena.info()
+    for _ in range(300):
+        with objarena.scope(collect=False):
+            pass
+    after = objarena.info()
+    trims = after["malloc_trims"] - before["malloc_trims"]
+    skipped = after["malloc_trims_skipped"] - before["malloc_trims_skipped"]
+    assert trims + skipped == 300
+    assert 1 <= trims < skipped
+    with objarena.scope(collect=False, trim_malloc=False):
+        pass
+    assert objarena.info()["malloc_trims"] + objarena.info()["malloc_trims_skipped"] == (
+        after["malloc_trims"] + after["malloc_trims_skipped"])
+
+
 def test_trim_malloc_takes_a_bool():
     with pytest.raises(TypeError):
         objarena.scope(trim_malloc=1)
