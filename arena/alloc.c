@@ -66,7 +66,7 @@ static void *alloc_bump(arena_t *a, size_t size, size_t block) {
         track_mem_undefined(p, block);
         return p;
     }
-    return arena_alloc_slow(a, size);
+    return arena_alloc_slow(a, size, block);
 }
 
 /* Fast path budget (bump mode): a size compare, a round-up, a bounds
@@ -117,14 +117,6 @@ static void *alloc_large(arena_t *a, size_t size) {
     return c->base;
 }
 
-/* The bytes a request of `size` (<= small_max) takes from the bump pointer. */
-static size_t bump_block_size(const arena_t *a, size_t size) {
-    size_t block = arena_round_size(size);
-    if (a->reuse && size <= ARENA_CLASS_MAX)
-        block = arena_class_size[arena_size_class(block)];
-    return block;
-}
-
 /* Makes room for a block of `block` bytes: the next span of the current
  * adopted chunk, a warm chunk of the pool, an adopted retained chunk, or a
  * fresh chunk, in that order (cheapest and least address space first). */
@@ -151,14 +143,14 @@ static bool refill_chunk(arena_t *a, size_t block) {
     return true;
 }
 
-void *arena_alloc_slow(arena_t *a, size_t size) {
+void *arena_alloc_slow(arena_t *a, size_t size, size_t block) {
     if (a->closed) {
         a->last_error = ARENA_ECLOSED;
         return NULL;
     }
     if (size > a->small_max)
         return alloc_large(a, size);
-    if (!refill_chunk(a, bump_block_size(a, size)))
+    if (!refill_chunk(a, block))
         return NULL;
     return arena_alloc(a, size); /* fits now: every refill leaves room for the block */
 }

@@ -282,12 +282,18 @@ static size_t release_pages(chunk_t *c, size_t first, size_t count) {
     return released;
 }
 
-size_t chunk_release_free_pages(chunk_t *c) {
-    size_t released = release_pages(c, chunk_first_page(c), c->size >> ARENA_PAGE_SHIFT);
+/* After release_pages: counts the bytes it handed back and re-checks
+ * whether retained chunk c is worth adopting. */
+static void note_pages_released(chunk_t *c, size_t released) {
     pthread_mutex_lock(&arena_region.lock);
     arena_region.stats.bytes_pages_released += released;
     adoptable_update(c);
     pthread_mutex_unlock(&arena_region.lock);
+}
+
+size_t chunk_release_free_pages(chunk_t *c) {
+    size_t released = release_pages(c, chunk_first_page(c), c->size >> ARENA_PAGE_SHIFT);
+    note_pages_released(c, released); /* (even none now: a chunk retained again may have old runs) */
     return released;
 }
 
@@ -359,12 +365,8 @@ void chunk_free_slow(chunk_t *c, void *ptr) {
             while (next < end && arena_region.page_cross[next] == page + 1)
                 next++;
             size_t released = release_pages(c, page, next - page);
-            if (released) {
-                pthread_mutex_lock(&arena_region.lock);
-                arena_region.stats.bytes_pages_released += released;
-                adoptable_update(c);
-                pthread_mutex_unlock(&arena_region.lock);
-            }
+            if (released)
+                note_pages_released(c, released);
         }
     }
 }

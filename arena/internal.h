@@ -205,16 +205,23 @@ static inline size_t block_span(const void *p, const char *limit) {
     return (size_t)(limit - (const char *)p);
 }
 
-/* Reuse mode: the size of the block at p in small chunk c of an open arena.
- * Fast path: the next start lies in p's own bitmap word (blocks of up to
- * ~1 KiB). Every set bit after p is a block start below the bump pointer
- * (bits are cleared when a chunk is attached and set only by bump
- * allocation), and a word never spans two chunks, so no bound is needed. */
-static inline size_t chunk_reuse_block_size(const chunk_t *c, const void *p) {
-    size_t g = region_granule_index(p);
+/* Reuse mode: the size of the block starting at granule g when the next
+ * start lies in g's own bitmap word (blocks of up to 1 KiB), else 0. Every
+ * set bit after g is a block start below the bump pointer (bits are cleared
+ * when a chunk or span is taken and set only by bump allocation), and a
+ * word never spans two chunks, so no bound is needed. */
+static inline size_t block_size_in_word(size_t g) {
     uint64_t later = (arena_region.block_starts[g >> 6] >> (g & 63)) >> 1;
-    if (ARENA_LIKELY(later != 0))
-        return ((size_t)__builtin_ctzll(later) + 1) << ARENA_GRANULE_SHIFT;
+    return later ? ((size_t)__builtin_ctzll(later) + 1) << ARENA_GRANULE_SHIFT : 0;
+}
+
+/* Reuse mode: the size of the block at p in small chunk c of an open arena:
+ * from its bitmap word, else up to the next start or the chunk's bump
+ * pointer. */
+static inline size_t chunk_reuse_block_size(const chunk_t *c, const void *p) {
+    size_t block = block_size_in_word(region_granule_index(p));
+    if (ARENA_LIKELY(block != 0))
+        return block;
     const struct arena *a = c->arena;
     return block_span(p, a->current == c ? a->bump : c->used_end);
 }
@@ -304,15 +311,12 @@ static inline void chunk_free_open(chunk_t *c, void *ptr) {
     a->blocks_freed++;
     if (!a->reuse)
         return;
-    size_t g = offset >> ARENA_GRANULE_SHIFT;
-    uint64_t later = (arena_region.block_starts[g >> 6] >> (g & 63)) >> 1;
-    if (ARENA_LIKELY(later != 0)) {
-        unsigned cls = (unsigned)__builtin_ctzll(later) + 1;
-        if (ARENA_LIKELY(!block_crosses_page(ptr, (size_t)cls << ARENA_GRANULE_SHIFT))) {
-            *(void **)ptr = a->free_list[cls];
-            a->free_list[cls] = ptr;
-            return;
-        }
+    size_t block = block_size_in_word(offset >> ARENA_GRANULE_SHIFT);
+    if (ARENA_LIKELY(block != 0 && !block_crosses_page(ptr, block))) {
+        size_t cls = block >> 4;
+        *(void **)ptr = a->free_list[cls];
+        a->free_list[cls] = ptr;
+        return;
     }
     chunk_free_open_rare(a, c, ptr, page);
 }
@@ -346,7 +350,11 @@ void adoptable_unlink(chunk_t *c);
 void chunk_link(struct arena *a, chunk_t *c);
 
 /* --- alloc.c --- */
-void *arena_alloc_slow(struct arena *a, size_t size);
+
+/* arena_alloc when the bump pointer cannot take the request: `block` is the
+ * bytes it would take there (size rounded up, or its class's size in reuse
+ * mode). */
+void *arena_alloc_slow(struct arena *a, size_t size, size_t block);
 
 static inline size_t arena_round_size(size_t size) {
     /* 0 -> 16; otherwise up to a multiple of 16. Callers ensure no overflow. */
