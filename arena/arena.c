@@ -8,8 +8,13 @@ static _Atomic uint64_t next_arena_id = 1;
 
 void arena_config_init(arena_config_t *config) {
     memset(config, 0, sizeof *config);
-    config->chunk_size = ARENA_DEFAULT_CHUNK_SIZE;
-    config->adopt_retained = true;
+    config->adopt_retained = true; /* chunk_size 0: the default for the other settings */
+}
+
+size_t arena_default_chunk_size(size_t chunk_size, bool huge_pages) {
+    if (chunk_size)
+        return chunk_size;
+    return huge_pages ? ARENA_HUGE_PAGE_SIZE : ARENA_DEFAULT_CHUNK_SIZE;
 }
 
 bool arena_valid_chunk_size(size_t size) {
@@ -23,10 +28,11 @@ arena_error_t arena_create(const arena_config_t *config, arena_t **out) {
         arena_config_init(&defaults);
         config = &defaults;
     }
-    size_t chunk_size = config->chunk_size ? config->chunk_size : ARENA_DEFAULT_CHUNK_SIZE;
+    bool huge_pages = config->huge_pages || (config->pool && config->pool->huge_pages);
+    size_t chunk_size = arena_default_chunk_size(config->chunk_size, huge_pages);
     if (config->pool)
         chunk_size = config->pool->chunk_size;
-    if (!arena_valid_chunk_size(chunk_size))
+    if (!arena_valid_chunk_size(chunk_size) || (huge_pages && chunk_size < ARENA_HUGE_PAGE_SIZE))
         return ARENA_EINVAL;
     arena_error_t err = region_ensure();
     if (err != ARENA_OK)
@@ -43,7 +49,7 @@ arena_error_t arena_create(const arena_config_t *config, arena_t **out) {
     a->reuse = config->reuse;
     a->adopt = config->adopt_retained && !config->poison_on_release;
     a->pool = config->pool;
-    a->huge_pages = config->huge_pages || (config->pool && config->pool->huge_pages);
+    a->huge_pages = huge_pages;
     if (a->pool)
         a->pool->arenas_open++;
     a->id = atomic_fetch_add(&next_arena_id, 1);

@@ -58,6 +58,7 @@ extern "C" {
 #define ARENA_MIN_CHUNK_SIZE ((size_t)1 << 16)      /* 64 KiB: one region slot */
 #define ARENA_MAX_CHUNK_SIZE ((size_t)1 << 30)      /* 1 GiB */
 #define ARENA_DEFAULT_RESERVE ((size_t)64 << 30)    /* 64 GiB of address space */
+#define ARENA_HUGE_PAGE_SIZE ((size_t)2 << 20)      /* x86-64's transparent huge page */
 
 typedef enum arena_error {
     ARENA_OK = 0,
@@ -70,9 +71,15 @@ typedef enum arena_error {
 /* Returns a static, human-readable name for an error code. */
 const char *arena_error_name(arena_error_t err);
 
+/* The chunk size an arena or pool configured with chunk_size (0: the
+ * default) and huge_pages uses: chunk_size itself, or the default, which
+ * huge pages raise to ARENA_HUGE_PAGE_SIZE. Not validated. */
+size_t arena_default_chunk_size(size_t chunk_size, bool huge_pages);
+
 typedef struct arena_config {
     /* Power of two in [ARENA_MIN_CHUNK_SIZE, ARENA_MAX_CHUNK_SIZE];
-     * 0 means ARENA_DEFAULT_CHUNK_SIZE. */
+     * 0 means ARENA_DEFAULT_CHUNK_SIZE, or ARENA_HUGE_PAGE_SIZE with
+     * huge_pages. */
     size_t chunk_size;
     /* Upper bound on the bytes this arena may have mapped at once (small and
      * large chunks); 0 means unlimited. Checked when a chunk is mapped, so the
@@ -90,8 +97,13 @@ typedef struct arena_config {
      * takes it (LIFO). New blocks are still bump-allocated, so objects made
      * together share pages. Off: pure bump ("frees are no-ops"). */
     bool reuse;
-    /* Ask for transparent huge pages (MADV_HUGEPAGE) on fresh chunks of at
-     * least 2 MiB. */
+    /* Ask for transparent huge pages (MADV_HUGEPAGE) on fresh chunks, so a
+     * phase that maps much fresh memory takes one fault per 2 MiB instead of
+     * 512. Needs chunks of at least ARENA_HUGE_PAGE_SIZE (chunk_size 0 then
+     * means that size; a smaller one, or a pool's, is ARENA_EINVAL). Costs
+     * resident memory: a chunk's 2 MiB become resident as a whole when first
+     * touched. With the kernel's THP defrag set to "madvise" a fault may
+     * compact memory synchronously, so off by default. */
     bool huge_pages;
     /* Optional pool of warm chunks (see arena_pool_create); chunk_size is
      * then the pool's. The pool must outlive the arena's open phase. */
@@ -262,9 +274,9 @@ void arena_global_stats(arena_global_stats_t *out);
  * arena_pool_trim() or arena_pool_destroy(). Same serialization contract as
  * arenas. */
 typedef struct arena_pool_config {
-    size_t chunk_size;      /* 0: ARENA_DEFAULT_CHUNK_SIZE */
+    size_t chunk_size;      /* 0: ARENA_DEFAULT_CHUNK_SIZE (ARENA_HUGE_PAGE_SIZE with huge_pages) */
     size_t max_warm_bytes;  /* cap on parked bytes; 0: 256 MiB */
-    bool huge_pages;        /* MADV_HUGEPAGE on its chunks (>= 2 MiB) */
+    bool huge_pages;        /* MADV_HUGEPAGE on its chunks (as arena_config_t's) */
 } arena_pool_config_t;
 
 typedef struct arena_pool_stats {

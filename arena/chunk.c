@@ -97,7 +97,7 @@ chunk_t *chunk_map(struct arena *a, size_t size, size_t align, chunk_kind_t kind
     c->base = base;
     c->size = size;
     c->kind = (uint8_t)kind;
-    if (kind == CHUNK_SMALL && a->huge_pages && size >= ((size_t)2 << 20))
+    if (kind == CHUNK_SMALL && a->huge_pages && size >= ARENA_HUGE_PAGE_SIZE)
         os_advise_huge(base, size);
     pthread_mutex_lock(&arena_region.lock);
     arena_global_stats_t *g = &arena_region.stats;

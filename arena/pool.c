@@ -8,8 +8,9 @@
 
 arena_error_t arena_pool_create(const arena_pool_config_t *config, arena_pool_t **out) {
     *out = NULL;
-    size_t chunk = config && config->chunk_size ? config->chunk_size : ARENA_DEFAULT_CHUNK_SIZE;
-    if (!arena_valid_chunk_size(chunk))
+    bool huge_pages = config && config->huge_pages;
+    size_t chunk = arena_default_chunk_size(config ? config->chunk_size : 0, huge_pages);
+    if (!arena_valid_chunk_size(chunk) || (huge_pages && chunk < ARENA_HUGE_PAGE_SIZE))
         return ARENA_EINVAL;
     arena_error_t err = region_ensure();
     if (err != ARENA_OK)
@@ -19,7 +20,7 @@ arena_error_t arena_pool_create(const arena_pool_config_t *config, arena_pool_t 
         return ARENA_ENOMEM;
     pool->chunk_size = chunk;
     pool->max_warm_bytes = config && config->max_warm_bytes ? config->max_warm_bytes : DEFAULT_MAX_WARM_BYTES;
-    pool->huge_pages = config && config->huge_pages;
+    pool->huge_pages = huge_pages;
     *out = pool;
     return ARENA_OK;
 }

@@ -89,6 +89,7 @@ SCOPE_VARIANT_KWARGS = {
     "objarena_scope_mem": {"domains": ("obj", "mem")},
     "objarena_scope_noadopt": {"adopt": False},
     "objarena_scope_notrim": {"trim_malloc": False},
+    "objarena_scope_huge": {"huge_pages": True, "chunk_size": 2 << 20},
 }
 
 

@@ -51,6 +51,7 @@ VARIANTS = [
     "objarena_scope_mem",
     "objarena_scope_noadopt",
     "objarena_scope_notrim",
+    "objarena_scope_huge",
     "objarena_pool",
     "objarena_passthrough",
     "glibc",
@@ -392,7 +393,7 @@ def markdown(meta, plan, results, args):
 # Variants that are not objarena: what a pool scope is compared against.
 ALTERNATIVES = ("pymalloc", "glibc", "jemalloc", "mimalloc", "mimalloc313", "per_process")
 # Workloads whose phase keeps (almost) nothing: a bare scope must give back its memory.
-KEEPS_NOTHING = ("json_decode", "ast_compile", "temporaries", "object_graph")
+KEEPS_NOTHING = ("json_decode", "ast_compile", "temporaries", "build_drop_dicts", "object_graph")
 
 
 def target_lines(results, workloads):

@@ -141,6 +141,25 @@ class Temporaries:
         return acc
 
 
+class BuildDropDicts:
+    """The performance issue's own case: build 200k small dicts per phase, then drop them all.
+
+    Unlike temporaries (which frees as it goes), the whole phase is alive at
+    once and dies at the end, so pymalloc gives its arenas back after every
+    phase and faults them in again in the next.
+    """
+
+    def setup(self, scale):
+        self.n = _n(200_000, scale)
+        self.input_bytes = 0
+
+    def phase(self, i):
+        rows = [{"id": k, "name": str(k), "phase": i} for k in range(self.n)]
+        total = sum(len(r["name"]) for r in rows)
+        del rows
+        return total
+
+
 class _Node:
     def __init__(self, ident):
         self.ident = ident
@@ -186,6 +205,7 @@ WORKLOADS = {
     "ast_compile": AstCompile,
     "csv_aggregate": CsvAggregate,
     "temporaries": Temporaries,
+    "build_drop_dicts": BuildDropDicts,
     "object_graph": ObjectGraph,
     "keep_0_1pct": Keep01,
 }

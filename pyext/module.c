@@ -145,6 +145,12 @@ static PyObject *Scope_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
             PyErr_SetString(PyExc_ValueError, "a pool's scopes use the pool's chunk_size");
             return NULL;
         }
+        if (options.huge_pages && p->chunk_size < ARENA_HUGE_PAGE_SIZE) {
+            PyErr_Format(PyExc_ValueError,
+                         "huge_pages needs chunks of at least %zu bytes (one huge page); this pool's are %zu",
+                         (size_t)ARENA_HUGE_PAGE_SIZE, p->chunk_size);
+            return NULL;
+        }
         options.pool = p->pool;
     } else {
         pool = NULL;
@@ -356,7 +362,7 @@ PyDoc_STRVAR(Scope_doc,
 "a fresh arena, given back to the OS when the phase ends.\n\n"
 "limit: bytes the arena may map; past it allocations fail (MemoryError inside\n"
 "  the phase) and the scope still exits cleanly.\n"
-"chunk_size: power of two, 64 KiB to 1 GiB (default 1 MiB).\n"
+"chunk_size: power of two, 64 KiB to 1 GiB (default 1 MiB; 2 MiB with huge_pages).\n"
 "strict: after exit raise EscapeError if any block is still alive.\n"
 "collect: at exit run a full gc and clear CPython's caches (default True).\n"
 "poison: make released memory inaccessible (debug; also OBJARENA_POISON=1).\n"
@@ -366,7 +372,9 @@ PyDoc_STRVAR(Scope_doc,
 "  up to 512 bytes (small list/set storage, 3.13 dict keys...); larger ones, and\n"
 "  captured blocks grown past 512 bytes, stay with the saved allocator.\n"
 "pool: an objarena.Pool whose warm chunks the scope uses and returns to.\n"
-"huge_pages: MADV_HUGEPAGE on fresh chunks of 2 MiB or more.\n"
+"huge_pages: ask for transparent huge pages (MADV_HUGEPAGE) on fresh chunks:\n"
+"  one fault per 2 MiB instead of 512. chunk_size then defaults to 2 MiB and\n"
+"  may not be smaller; a chunk's 2 MiB become resident at its first touch.\n"
 "adopt: before mapping a fresh chunk, allocate into the free pages of chunks\n"
 "  that earlier scopes' survivors keep (never into a survivor's page).\n"
 "trim_malloc: when the outermost scope of the thread exits, hand the C heap's\n"
@@ -514,6 +522,11 @@ static PyObject *Pool_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
         parse_size(chunk_size, "chunk_size", &config.chunk_size) < 0 ||
         parse_flag(huge, "huge_pages", &config.huge_pages) < 0)
         return NULL;
+    if (config.huge_pages && config.chunk_size && config.chunk_size < ARENA_HUGE_PAGE_SIZE) {
+        PyErr_Format(PyExc_ValueError, "huge_pages needs chunk_size of at least %zu bytes (one huge page), got %zu",
+                     (size_t)ARENA_HUGE_PAGE_SIZE, config.chunk_size);
+        return NULL;
+    }
     arena_pool_t *pool = NULL;
     arena_error_t err = arena_pool_create(&config, &pool);
     if (err == ARENA_EINVAL) {
@@ -531,7 +544,7 @@ static PyObject *Pool_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
         return NULL;
     }
     self->pool = pool;
-    self->chunk_size = config.chunk_size ? config.chunk_size : ARENA_DEFAULT_CHUNK_SIZE;
+    self->chunk_size = arena_default_chunk_size(config.chunk_size, config.huge_pages);
     self->huge_pages = config.huge_pages;
     return (PyObject *)self;
 }
@@ -670,7 +683,9 @@ static PyTypeObject PoolType = {
               "Warm memory with an explicit lifetime (like APR pools): empty chunks of its\n"
               "scopes stay mapped, up to max_warm_bytes, and the next scope of the pool\n"
               "allocates into them without page faults. trim()/close() (or leaving a\n"
-              "`with Pool()` block) give the memory back. A bare scope() keeps nothing.",
+              "`with Pool()` block) give the memory back. A bare scope() keeps nothing.\n"
+              "huge_pages: its chunks are advised as transparent huge pages (chunk_size\n"
+              "then defaults to 2 MiB and may not be smaller).",
     .tp_methods = Pool_methods,
     .tp_getset = Pool_getset,
     .tp_new = Pool_new,

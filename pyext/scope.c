@@ -84,12 +84,19 @@ objarena_scope_t *objarena_scope_new(const objarena_scope_options_t *options) {
                      (size_t)ARENA_MIN_CHUNK_SIZE, (size_t)ARENA_MAX_CHUNK_SIZE, chunk);
         return NULL;
     }
+    if (options->huge_pages && !options->pool && chunk && chunk < ARENA_HUGE_PAGE_SIZE) {
+        PyErr_Format(PyExc_ValueError, "huge_pages needs chunk_size of at least %zu bytes (one huge page), got %zu",
+                     (size_t)ARENA_HUGE_PAGE_SIZE, chunk);
+        return NULL;
+    }
     objarena_scope_t *s = PyMem_RawCalloc(1, sizeof *s);
     if (!s) {
         PyErr_NoMemory();
         return NULL;
     }
     s->options = *options;
+    if (!options->pool)
+        s->options.chunk_size = arena_default_chunk_size(chunk, options->huge_pages);
     if (env_poison())
         s->options.poison = true;
     return s;

@@ -100,6 +100,85 @@ TEST(ArenaConfig, RejectsBadChunkSizes) {
     EXPECT_STREQ(arena_error_name(ARENA_ELIMIT), "arena byte limit reached");
 }
 
+// The VmFlags line of the /proc/self/smaps mapping that holds p ("" if none).
+std::string VmFlagsOf(const void *p) {
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f)
+        return "";
+    uintptr_t addr = reinterpret_cast<uintptr_t>(p);
+    bool inside = false;
+    std::string flags;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+            inside = lo <= addr && addr < hi;
+        } else if (inside && strncmp(line, "VmFlags:", 8) == 0) {
+            flags = line + 8;
+            break;
+        }
+    }
+    fclose(f);
+    return flags;
+}
+
+bool AdvisedHuge(const void *p) { return VmFlagsOf(p).find(" hg") != std::string::npos; }
+
+TEST(ArenaHugePages, ChunksAreOneHugePageAndAdvised) {
+    arena_config_t config;
+    arena_config_init(&config);
+    config.huge_pages = true;  // chunk_size left at 0: one huge page
+    arena_t *a = nullptr;
+    ASSERT_EQ(arena_create(&config, &a), ARENA_OK);
+    void *p = arena_alloc(a, 64);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(Stats(a).bytes_mapped, ARENA_HUGE_PAGE_SIZE);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % ARENA_HUGE_PAGE_SIZE, 0u);  // THP needs the alignment
+    EXPECT_TRUE(AdvisedHuge(p)) << VmFlagsOf(p);
+
+    arena_t *plain = MakeArena(ARENA_HUGE_PAGE_SIZE);
+    void *q = arena_alloc(plain, 64);
+    ASSERT_NE(q, nullptr);
+    EXPECT_FALSE(VmFlagsOf(q).empty());
+    EXPECT_FALSE(AdvisedHuge(q)) << VmFlagsOf(q);
+    arena_destroy(plain);
+    arena_destroy(a);
+}
+
+TEST(ArenaHugePages, ChunksSmallerThanAHugePageAreRejected) {
+    arena_config_t config;
+    arena_config_init(&config);
+    config.huge_pages = true;
+    config.chunk_size = ARENA_HUGE_PAGE_SIZE / 2;
+    arena_t *a = reinterpret_cast<arena_t *>(0x1);
+    EXPECT_EQ(arena_create(&config, &a), ARENA_EINVAL);
+    EXPECT_EQ(a, nullptr);
+
+    arena_pool_config_t pool_config = {ARENA_HUGE_PAGE_SIZE / 2, 0, true};
+    arena_pool_t *pool = reinterpret_cast<arena_pool_t *>(0x1);
+    EXPECT_EQ(arena_pool_create(&pool_config, &pool), ARENA_EINVAL);
+    EXPECT_EQ(pool, nullptr);
+
+    pool_config.huge_pages = false;  // a plain pool of 1 MiB chunks...
+    ASSERT_EQ(arena_pool_create(&pool_config, &pool), ARENA_OK);
+    config.chunk_size = 0;
+    config.pool = pool;  // ...cannot serve an arena that asks for huge pages
+    EXPECT_EQ(arena_create(&config, &a), ARENA_EINVAL);
+    EXPECT_EQ(arena_pool_destroy(pool), ARENA_OK);
+
+    pool_config = {0, 0, true};
+    ASSERT_EQ(arena_pool_create(&pool_config, &pool), ARENA_OK);
+    config.huge_pages = false;  // the pool's huge pages apply to its arenas
+    config.pool = pool;
+    ASSERT_EQ(arena_create(&config, &a), ARENA_OK);
+    void *p = arena_alloc(a, 64);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(Stats(a).bytes_mapped, ARENA_HUGE_PAGE_SIZE);
+    EXPECT_TRUE(AdvisedHuge(p)) << VmFlagsOf(p);
+    arena_destroy(a);
+    EXPECT_EQ(arena_pool_destroy(pool), ARENA_OK);
+}
+
 TEST(ArenaAlloc, AlignmentAndZeroSize) {
     arena_t *a = MakeArena();
     std::vector<void *> zero;

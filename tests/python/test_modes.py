@@ -257,3 +257,51 @@ def test_trim_malloc_takes_a_bool():
     with pytest.raises(TypeError):
         objarena.scope(trim_malloc=1)
     assert objarena.scope(trim_malloc=None).state == "new"
+
+
+def vm_flags_of(address):
+    """The VmFlags of the /proc/self/smaps mapping holding address ("" if none)."""
+    inside = False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split(" ", 1)[0]
+            if "-" in head and not head.endswith(":"):
+                lo, hi = (int(x, 16) for x in head.split("-"))
+                inside = lo <= address < hi
+            elif inside and line.startswith("VmFlags:"):
+                return line[len("VmFlags:"):]
+    return ""
+
+
+def test_huge_pages_map_chunks_of_one_advised_huge_page():
+    huge = 2 << 20
+    with objarena.scope(huge_pages=True, adopt=False) as phase:
+        assert f"chunk_size={huge}" in repr(phase)
+        x = fresh("huge")
+        assert objarena.arena_id_of(x) == phase.arena_id
+        assert phase.stats["bytes_mapped"] == huge
+        assert " hg" in vm_flags_of(id(x))
+        del x
+    with objarena.scope(chunk_size=huge, adopt=False):
+        y = fresh("plain")
+        flags = vm_flags_of(id(y))
+        del y
+    assert flags and " hg" not in flags
+
+    with objarena.Pool(huge_pages=True) as pool:
+        assert f"chunk_size={huge}" in repr(pool)
+        with pool.scope(adopt=False) as phase:
+            z = fresh("pooled")
+            assert phase.stats["bytes_mapped"] == huge
+            assert " hg" in vm_flags_of(id(z))
+            del z
+
+
+@pytest.mark.parametrize("make", [
+    lambda: objarena.scope(huge_pages=True, chunk_size=1 << 20),
+    lambda: objarena.Pool(huge_pages=True, chunk_size=1 << 20),
+    lambda: objarena.Pool().scope(huge_pages=True),
+])
+def test_huge_pages_need_chunks_of_a_huge_page(make):
+    with pytest.raises(ValueError, match="huge page"):
+        make()
