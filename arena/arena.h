@@ -171,6 +171,14 @@ struct arena_ownership_map {
 };
 extern struct arena_ownership_map arena_ownership;
 
+/* Is ptr inside the region's address range (mapped or not)? The first half
+ * of arena_owns: a pass-through free tests this alone, and looks the slot
+ * up out of line for the rare pointer inside. */
+static inline bool arena_in_region(const void *ptr) {
+    uintptr_t offset = (uintptr_t)ptr - __atomic_load_n(&arena_ownership.base, __ATOMIC_RELAXED);
+    return offset < __atomic_load_n(&arena_ownership.size, __ATOMIC_ACQUIRE);
+}
+
 /* The chunk holding ptr (opaque), or NULL: arena_owns's lookup, for a
  * caller that frees the block next (arena_free_owned). */
 static inline void *arena_owner_of(const void *ptr) {
@@ -180,14 +188,7 @@ static inline void *arena_owner_of(const void *ptr) {
     return __atomic_load_n(&arena_ownership.slot_owner[offset >> 16], __ATOMIC_ACQUIRE);
 }
 
-/* (Not arena_owner_of(ptr) != NULL: written out, it keeps the compiler's
- * layout of the pass-through free, where the pointer is foreign, as it was.) */
-static inline bool arena_owns(const void *ptr) {
-    uintptr_t offset = (uintptr_t)ptr - __atomic_load_n(&arena_ownership.base, __ATOMIC_RELAXED);
-    if (offset >= __atomic_load_n(&arena_ownership.size, __ATOMIC_ACQUIRE))
-        return false;
-    return __atomic_load_n(&arena_ownership.slot_owner[offset >> 16], __ATOMIC_ACQUIRE) != NULL;
-}
+static inline bool arena_owns(const void *ptr) { return arena_owner_of(ptr) != NULL; }
 
 /* arena_free of ptr, whose arena_owner_of() the caller just read (non-NULL):
  * the same, without the second lookup. */

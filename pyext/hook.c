@@ -23,6 +23,14 @@ static OBJARENA_TLS objarena_frame_t *tls_top;
 enum { HOOK_OBJ = 0, HOOK_MEM = 1, HOOK_DOMAINS = 2 };
 static const PyMemAllocatorDomain hook_domain_id[HOOK_DOMAINS] = {PYMEM_DOMAIN_OBJ, PYMEM_DOMAIN_MEM};
 static _Atomic(PyMemAllocatorEx *) forward_allocator[HOOK_DOMAINS];
+/* The forward allocator's malloc and free, on their own: the hooks jump to
+ * them with one load and the ctx they were called with, which every face
+ * carries from the forward allocator (install_face). Published with the
+ * allocator, before a face that reads them is installed. */
+typedef void *(*malloc_fn_t)(void *ctx, size_t size);
+typedef void (*free_fn_t)(void *ctx, void *ptr);
+static _Atomic(malloc_fn_t) forward_malloc[HOOK_DOMAINS];
+static _Atomic(free_fn_t) forward_free[HOOK_DOMAINS];
 
 static bool hook_installed[HOOK_DOMAINS];
 static bool hook_over_tracemalloc[HOOK_DOMAINS];
@@ -108,12 +116,10 @@ static __attribute__((noinline)) void *alloc_refused(objarena_frame_t *f, int do
         return alloc_refused(TLS, DOMAIN, ptr, 1, size, false);                        \
     }                                                                                  \
     static void *prefix##_malloc(void *ctx, size_t size) {                             \
-        (void)ctx;                                                                     \
         objarena_frame_t *f = TLS;                                                     \
         if (f && size <= (MAX))                                                        \
             return prefix##_scope_malloc(f->arena, size);                              \
-        PyMemAllocatorEx *fw = forward(DOMAIN);                                        \
-        return fw->malloc(fw->ctx, size);                                              \
+        return atomic_load_explicit(&forward_malloc[DOMAIN], memory_order_relaxed)(ctx, size); \
     }                                                                                  \
     static void *prefix##_calloc(void *ctx, size_t count, size_t size) {               \
         (void)ctx;                                                                     \
@@ -124,7 +130,6 @@ static __attribute__((noinline)) void *alloc_refused(objarena_frame_t *f, int do
         return fw->calloc(fw->ctx, count, size);                                       \
     }                                                                                  \
     static void prefix##_free(void *ctx, void *ptr) {                                  \
-        (void)ctx;                                                                     \
         void *owner = arena_owner_of(ptr);                                             \
         if (owner) {                                                                   \
             arena_free_owned(owner, ptr);                                              \
@@ -133,8 +138,7 @@ static __attribute__((noinline)) void *alloc_refused(objarena_frame_t *f, int do
         objarena_frame_t *f = TLS;                                                     \
         if (f)                                                                         \
             f->frees_forwarded++;                                                      \
-        PyMemAllocatorEx *fw = forward(DOMAIN);                                        \
-        fw->free(fw->ctx, ptr);                                                        \
+        atomic_load_explicit(&forward_free[DOMAIN], memory_order_relaxed)(ctx, ptr);   \
     }                                                                                  \
     static void *prefix##_realloc(void *ctx, void *ptr, size_t size) {                 \
         (void)ctx;                                                                     \
@@ -153,12 +157,18 @@ static __attribute__((noinline)) void *alloc_refused(objarena_frame_t *f, int do
 /* The thin face's free and realloc (no scope active anywhere): no
  * thread-local test, and ctx is already the saved allocator's. */
 #define DEFINE_THIN_HOOKS(prefix, DOMAIN)                                              \
-    static void prefix##_free(void *ctx, void *ptr) {                                  \
-        if (arena_owns(ptr)) { /* (rare without a scope: arena_free looks it up again) */ \
-            arena_free(ptr);                                                           \
+    static __attribute__((noinline)) void prefix##_free_in_region(void *ctx, void *ptr) { \
+        void *owner = arena_owner_of(ptr);                                             \
+        if (owner) {                                                                   \
+            arena_free_owned(owner, ptr);                                              \
             return;                                                                    \
         }                                                                              \
-        forward(DOMAIN)->free(ctx, ptr);                                               \
+        atomic_load_explicit(&forward_free[DOMAIN], memory_order_relaxed)(ctx, ptr);   \
+    }                                                                                  \
+    static void prefix##_free(void *ctx, void *ptr) {                                  \
+        if (__builtin_expect(arena_in_region(ptr), 0)) /* rare without a scope */     \
+            return prefix##_free_in_region(ctx, ptr);                                  \
+        atomic_load_explicit(&forward_free[DOMAIN], memory_order_relaxed)(ctx, ptr);   \
     }                                                                                  \
     static void *prefix##_realloc(void *ctx, void *ptr, size_t size) {                 \
         if (arena_owns(ptr))                                                           \
@@ -331,6 +341,8 @@ static int publish_forward(int domain, const PyMemAllocatorEx *saved) {
         return -1;
     }
     *copy = *saved;
+    atomic_store_explicit(&forward_malloc[domain], saved->malloc, memory_order_release);
+    atomic_store_explicit(&forward_free[domain], saved->free, memory_order_release);
     atomic_store_explicit(&forward_allocator[domain], copy, memory_order_release);
     return 0;
 }
