@@ -102,8 +102,11 @@ typedef struct arena_config {
      * 512. Needs chunks of at least ARENA_HUGE_PAGE_SIZE (chunk_size 0 then
      * means that size; a smaller one, or a pool's, is ARENA_EINVAL). Costs
      * resident memory: a chunk's 2 MiB become resident as a whole when first
-     * touched. With the kernel's THP defrag set to "madvise" a fault may
-     * compact memory synchronously, so off by default. */
+     * touched. Handing back a retained chunk's free pages splits its huge
+     * page, so phases whose survivors stay fault in fresh huge pages each
+     * time (measured slower than 4 KiB pages, README), and with the
+     * kernel's THP defrag set to "madvise" a fault may compact memory
+     * synchronously. Off by default. */
     bool huge_pages;
     /* Optional pool of warm chunks (see arena_pool_create); chunk_size is
      * then the pool's. The pool must outlive the arena's open phase. */
