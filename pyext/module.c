@@ -117,6 +117,9 @@ static PyObject *Scope_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
         return NULL;
     objarena_scope_options_t options;
     objarena_scope_options_init(&options);
+    /* Without domains=, capture where this CPython keeps a phase's container
+     * storage: from 3.13 dict key tables come from PyMem_Malloc. */
+    options.capture_mem = PY_VERSION_HEX >= 0x030D0000;
     bool strict_flag = false;
     if (parse_size(limit, "limit", &options.limit) < 0 ||
         parse_size(chunk_size, "chunk_size", &options.chunk_size) < 0 ||
@@ -320,13 +323,18 @@ static PyObject *Scope_get_arena_id(ScopeObject *self, void *Py_UNUSED(closure))
     return PyLong_FromUnsignedLongLong(self->scope->arena_id);
 }
 
+static PyObject *Scope_get_domains(ScopeObject *self, void *Py_UNUSED(closure)) {
+    return self->scope->options.capture_mem ? Py_BuildValue("(ss)", "obj", "mem") : Py_BuildValue("(s)", "obj");
+}
+
 static PyObject *Scope_repr(ScopeObject *self) {
     arena_stats_t st;
     objarena_scope_stats(self->scope, &st);
     const objarena_scope_options_t *o = &self->scope->options;
-    return PyUnicode_FromFormat("<objarena.scope %s limit=%zu chunk_size=%zu strict=%s collect=%s "
+    return PyUnicode_FromFormat("<objarena.scope %s domains=%s limit=%zu chunk_size=%zu strict=%s collect=%s "
                                 "blocks=%llu mapped=%llu retained=%llu>",
-                                frame_state_name(&self->scope->frame), o->limit,
+                                frame_state_name(&self->scope->frame),
+                                o->capture_mem ? "('obj', 'mem')" : "('obj',)", o->limit,
                                 o->chunk_size ? o->chunk_size : (size_t)ARENA_DEFAULT_CHUNK_SIZE,
                                 self->strict ? "True" : "False", o->collect ? "True" : "False",
                                 (unsigned long long)st.blocks_allocated,
@@ -349,6 +357,8 @@ static PyGetSetDef Scope_getset[] = {
     {"stats", (getter)Scope_get_stats, NULL,
      "Read-only mapping: live counters while active, the exit snapshot afterwards.", NULL},
     {"state", (getter)Scope_get_state, NULL, "'new', 'active' or 'exited'.", NULL},
+    {"domains", (getter)Scope_get_domains, NULL, "The allocator domains the scope captures: ('obj',) or ('obj', 'mem').",
+     NULL},
     {"arena_id", (getter)Scope_get_arena_id, NULL, "Process-unique id of the scope's arena (0 before entry).",
      NULL},
     {NULL, NULL, NULL, NULL, NULL},
@@ -356,7 +366,7 @@ static PyGetSetDef Scope_getset[] = {
 
 PyDoc_STRVAR(Scope_doc,
 "scope(*, limit=None, chunk_size=None, strict=False, collect=True, poison=False,\n"
-"      reuse=True, domains=(\"obj\",), pool=None, huge_pages=False, adopt=True,\n"
+"      reuse=True, domains=None, pool=None, huge_pages=False, adopt=True,\n"
 "      trim_malloc=None)\n\n"
 "A phase whose object allocations (PYMEM_DOMAIN_OBJ) on this thread come from\n"
 "a fresh arena, given back to the OS when the phase ends.\n\n"
@@ -371,6 +381,8 @@ PyDoc_STRVAR(Scope_doc,
 "domains: (\"obj\",) or (\"obj\", \"mem\"): also capture PyMem_Malloc requests of\n"
 "  up to 512 bytes (small list/set storage, 3.13 dict keys...); larger ones, and\n"
 "  captured blocks grown past 512 bytes, stay with the saved allocator.\n"
+"  Default: (\"obj\", \"mem\") on 3.13+, where dict key tables are PyMem_Malloc'd,\n"
+"  (\"obj\",) before.\n"
 "pool: an objarena.Pool whose warm chunks the scope uses and returns to.\n"
 "huge_pages: ask for transparent huge pages (MADV_HUGEPAGE) on fresh chunks:\n"
 "  one fault per 2 MiB instead of 512. chunk_size then defaults to 2 MiB and\n"

@@ -305,3 +305,30 @@ def test_huge_pages_map_chunks_of_one_advised_huge_page():
 def test_huge_pages_need_chunks_of_a_huge_page(make):
     with pytest.raises(ValueError, match="huge page"):
         make()
+
+
+def test_default_domains_follow_where_this_python_keeps_dict_keys():
+    expected = ("obj", "mem") if sys.version_info >= (3, 13) else ("obj",)
+    assert objarena.scope().domains == expected
+    assert f"domains={expected!r}" in repr(objarena.scope())
+    assert objarena.scope(domains=("obj",)).domains == ("obj",)
+    assert objarena.scope(domains=["obj", "mem"]).domains == ("obj", "mem")
+    with objarena.Pool() as pool:
+        assert pool.scope().domains == expected
+    # The default captures what the explicit spelling does: small list storage
+    # (PyMem_Malloc) only where "mem" is in the default.
+    with objarena.scope() as default:
+        a = [[fresh(str(i))] for i in range(20_000)]
+    with objarena.scope(domains=expected) as explicit:
+        b = [[fresh(str(i))] for i in range(20_000)]
+    with objarena.scope(domains=("obj",)) as obj_only:
+        c = [[fresh(str(i))] for i in range(20_000)]
+    gap = default.stats["bytes_requested"] - obj_only.stats["bytes_requested"]
+    assert abs(default.stats["bytes_requested"] - explicit.stats["bytes_requested"]) < 4096
+    if "mem" in expected:
+        assert gap > 100_000
+    else:
+        assert abs(gap) < 4096
+    assert a[-1] == b[-1] == c[-1]
+    del a, b, c
+    gc.collect()
