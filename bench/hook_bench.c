@@ -155,7 +155,7 @@ int main(void) {
     Py_Initialize();
     measure_clock_cost();
     timing_t base = pairs();
-    timing_t floor = floor_pairs();
+    timing_t no_work = floor_pairs();
     timing_t arena_only = arena_pairs();
     objarena_scope_options_t o;
     objarena_scope_options_init(&o);
@@ -191,7 +191,7 @@ int main(void) {
     row("scope, reuse", reuse, base);
     row_pair_only("pool scope, bump, warm chunks", warm_bump, base);
     row("pool scope, reuse, warm chunks", warm_reuse, base);
-    row("floor: a hook doing no work", floor, base);
+    row("floor: a hook doing no work", no_work, base);
     row("arena alone (arena_alloc/free, reuse, warm; no hook)", arena_only, base);
     return 0;
 }

@@ -23,14 +23,22 @@ static OBJARENA_TLS objarena_frame_t *tls_top;
 enum { HOOK_OBJ = 0, HOOK_MEM = 1, HOOK_DOMAINS = 2 };
 static const PyMemAllocatorDomain hook_domain_id[HOOK_DOMAINS] = {PYMEM_DOMAIN_OBJ, PYMEM_DOMAIN_MEM};
 static _Atomic(PyMemAllocatorEx *) forward_allocator[HOOK_DOMAINS];
-/* The forward allocator's malloc and free, on their own: the hooks jump to
- * them with one load and the ctx they were called with, which every face
- * carries from the forward allocator (install_face). Published with the
- * allocator, before a face that reads them is installed. */
+/* The forward allocator's ctx, malloc and free, on their own: the full
+ * face's hooks call them with two loads instead of three. The full face
+ * takes the ctx from here, not from its argument: a stale copy of our face
+ * (saved by a hook stacked over it before a chain repair, then restored)
+ * carries the old forward's ctx, and the debug hooks abort on a ctx that is
+ * not theirs. Published with the allocator, before a face that reads them
+ * is installed; read and written with the GIL held. */
 typedef void *(*malloc_fn_t)(void *ctx, size_t size);
 typedef void (*free_fn_t)(void *ctx, void *ptr);
+static _Atomic(void *) forward_ctx[HOOK_DOMAINS];
 static _Atomic(malloc_fn_t) forward_malloc[HOOK_DOMAINS];
 static _Atomic(free_fn_t) forward_free[HOOK_DOMAINS];
+
+static inline void *forward_ctx_of(int domain) {
+    return atomic_load_explicit(&forward_ctx[domain], memory_order_relaxed);
+}
 
 static bool hook_installed[HOOK_DOMAINS];
 static bool hook_over_tracemalloc[HOOK_DOMAINS];
@@ -116,10 +124,12 @@ static __attribute__((noinline)) void *alloc_refused(objarena_frame_t *f, int do
         return alloc_refused(TLS, DOMAIN, ptr, 1, size, false);                        \
     }                                                                                  \
     static void *prefix##_malloc(void *ctx, size_t size) {                             \
+        (void)ctx;                                                                     \
         objarena_frame_t *f = TLS;                                                     \
         if (f && size <= (MAX))                                                        \
             return prefix##_scope_malloc(f->arena, size);                              \
-        return atomic_load_explicit(&forward_malloc[DOMAIN], memory_order_relaxed)(ctx, size); \
+        malloc_fn_t forward_fn = atomic_load_explicit(&forward_malloc[DOMAIN], memory_order_relaxed); \
+        return forward_fn(forward_ctx_of(DOMAIN), size);                               \
     }                                                                                  \
     static void *prefix##_calloc(void *ctx, size_t count, size_t size) {               \
         (void)ctx;                                                                     \
@@ -130,6 +140,7 @@ static __attribute__((noinline)) void *alloc_refused(objarena_frame_t *f, int do
         return fw->calloc(fw->ctx, count, size);                                       \
     }                                                                                  \
     static void prefix##_free(void *ctx, void *ptr) {                                  \
+        (void)ctx;                                                                     \
         void *owner = arena_owner_of(ptr);                                             \
         if (owner) {                                                                   \
             arena_free_owned(owner, ptr);                                              \
@@ -138,7 +149,8 @@ static __attribute__((noinline)) void *alloc_refused(objarena_frame_t *f, int do
         objarena_frame_t *f = TLS;                                                     \
         if (f)                                                                         \
             f->frees_forwarded++;                                                      \
-        atomic_load_explicit(&forward_free[DOMAIN], memory_order_relaxed)(ctx, ptr);   \
+        free_fn_t forward_fn = atomic_load_explicit(&forward_free[DOMAIN], memory_order_relaxed); \
+        forward_fn(forward_ctx_of(DOMAIN), ptr);                                       \
     }                                                                                  \
     static void *prefix##_realloc(void *ctx, void *ptr, size_t size) {                 \
         (void)ctx;                                                                     \
@@ -166,8 +178,10 @@ static __attribute__((noinline)) void *alloc_refused(objarena_frame_t *f, int do
         atomic_load_explicit(&forward_free[DOMAIN], memory_order_relaxed)(ctx, ptr);   \
     }                                                                                  \
     static void prefix##_free(void *ctx, void *ptr) {                                  \
-        if (__builtin_expect(arena_in_region(ptr), 0)) /* rare without a scope */     \
-            return prefix##_free_in_region(ctx, ptr);                                  \
+        if (__builtin_expect(arena_in_region(ptr), 0)) { /* rare without a scope */   \
+            prefix##_free_in_region(ctx, ptr);                                         \
+            return;                                                                    \
+        }                                                                              \
         atomic_load_explicit(&forward_free[DOMAIN], memory_order_relaxed)(ctx, ptr);   \
     }                                                                                  \
     static void *prefix##_realloc(void *ctx, void *ptr, size_t size) {                 \
@@ -217,7 +231,7 @@ static bool wants_full_face(int domain) {
 }
 
 /* Installs a face on top of the domain's chain. Both faces carry the forward
- * allocator's ctx (the full hooks ignore it), so a reader that mixed the
+ * allocator's ctx (the full hooks ignore it and read forward_ctx), so a reader that mixed the
  * fields of the two faces would still call valid pairs. Only called when
  * ours is on top, or to put it on top: a hook stacked on ours keeps the face
  * it wraps. */
@@ -341,6 +355,7 @@ static int publish_forward(int domain, const PyMemAllocatorEx *saved) {
         return -1;
     }
     *copy = *saved;
+    atomic_store_explicit(&forward_ctx[domain], saved->ctx, memory_order_release);
     atomic_store_explicit(&forward_malloc[domain], saved->malloc, memory_order_release);
     atomic_store_explicit(&forward_free[domain], saved->free, memory_order_release);
     atomic_store_explicit(&forward_allocator[domain], copy, memory_order_release);

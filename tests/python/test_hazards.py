@@ -491,6 +491,35 @@ print("DONE", objarena.info()["hook_on_top"])
 """)
 
 
+def test_a_stale_copy_of_the_full_face_restored_after_a_chain_repair(child):
+    # A hook stacked over our full face saved it (with the ctx of what we
+    # forwarded to then: tracemalloc's). tracemalloc stops, we repair the
+    # chain (now forwarding to the debug hooks), and the stacked hook
+    # uninstalls by restoring what it saved. Forwarding with the ctx of that
+    # stale copy would hand the debug hooks tracemalloc's ctx: "bad ID".
+    check(child, """
+import ctypes, tracemalloc
+
+class Allocator(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_void_p) for name in ("ctx", "malloc", "calloc", "realloc", "free")]
+
+PYMEM_DOMAIN_OBJ = 2
+tracemalloc.start()
+with objarena.scope():
+    stale = Allocator()
+    ctypes.pythonapi.PyMem_GetAllocator(PYMEM_DOMAIN_OBJ, ctypes.byref(stale))
+tracemalloc.stop()
+with objarena.scope():                       # the chain is repaired on entry
+    kept = [fresh(str(i)) for i in range(1000)]
+assert objarena.info()["chain_repairs"] >= 1
+ctypes.pythonapi.PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, ctypes.byref(stale))
+junk = [fresh(str(i)) for i in range(20000)]  # forwarded through the stale copy
+del junk, kept
+gc.collect()
+print("DONE")
+""", env={"PYTHONMALLOC": "debug"})
+
+
 def test_tracemalloc_started_before_a_mem_domain_scope(child):
     # The MEM-domain hook is installed over tracemalloc too; stop() must
     # repair both chains before list storage from the arena is freed.

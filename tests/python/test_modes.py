@@ -273,6 +273,8 @@ def vm_flags_of(address):
     return ""
 
 
+@pytest.mark.skipif(not os.path.exists("/sys/kernel/mm/transparent_hugepage"),
+                    reason="no transparent huge pages in this kernel (MADV_HUGEPAGE is refused)")
 def test_huge_pages_map_chunks_of_one_advised_huge_page():
     huge = 2 << 20
     with objarena.scope(huge_pages=True, adopt=False) as phase:
@@ -291,10 +293,17 @@ def test_huge_pages_map_chunks_of_one_advised_huge_page():
     with objarena.Pool(huge_pages=True) as pool:
         assert f"chunk_size={huge}" in repr(pool)
         with pool.scope(adopt=False) as phase:
+            assert f"chunk_size={huge}" in repr(phase)
             z = fresh("pooled")
             assert phase.stats["bytes_mapped"] == huge
             assert " hg" in vm_flags_of(id(z))
             del z
+
+
+def test_bad_chunk_sizes_are_reported_as_such_with_huge_pages_too():
+    for make in (objarena.scope, objarena.Pool):
+        with pytest.raises(ValueError, match="power of two"):
+            make(huge_pages=True, chunk_size=12345)
 
 
 @pytest.mark.parametrize("make", [
