@@ -535,17 +535,8 @@ static PyObject *Pool_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
         parse_size(chunk_size, "chunk_size", &config.chunk_size) < 0 ||
         parse_flag(huge, "huge_pages", &config.huge_pages) < 0)
         return NULL;
-    size_t chunk = config.chunk_size;
-    if (chunk && (chunk < ARENA_MIN_CHUNK_SIZE || chunk > ARENA_MAX_CHUNK_SIZE || (chunk & (chunk - 1)))) {
-        PyErr_Format(PyExc_ValueError, "chunk_size must be a power of two between %zu and %zu bytes, got %zu",
-                     (size_t)ARENA_MIN_CHUNK_SIZE, (size_t)ARENA_MAX_CHUNK_SIZE, chunk);
+    if (objarena_check_chunk_size(config.chunk_size, config.huge_pages) < 0)
         return NULL;
-    }
-    if (config.huge_pages && chunk && chunk < ARENA_HUGE_PAGE_SIZE) {
-        PyErr_Format(PyExc_ValueError, "huge_pages needs chunk_size of at least %zu bytes (one huge page), got %zu",
-                     (size_t)ARENA_HUGE_PAGE_SIZE, config.chunk_size);
-        return NULL;
-    }
     arena_pool_t *pool = NULL;
     arena_error_t err = arena_pool_create(&config, &pool);
     if (err == ARENA_EINVAL) {

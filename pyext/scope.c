@@ -76,19 +76,26 @@ static int check_main_interpreter(void) {
 #endif
 }
 
-objarena_scope_t *objarena_scope_new(const objarena_scope_options_t *options) {
-    size_t chunk = options->chunk_size;
+int objarena_check_chunk_size(size_t chunk, bool huge_pages) {
     if (chunk && (chunk < ARENA_MIN_CHUNK_SIZE || chunk > ARENA_MAX_CHUNK_SIZE || (chunk & (chunk - 1)))) {
         PyErr_Format(PyExc_ValueError,
                      "chunk_size must be a power of two between %zu and %zu bytes, got %zu",
                      (size_t)ARENA_MIN_CHUNK_SIZE, (size_t)ARENA_MAX_CHUNK_SIZE, chunk);
-        return NULL;
+        return -1;
     }
-    if (options->huge_pages && !options->pool && chunk && chunk < ARENA_HUGE_PAGE_SIZE) {
+    if (huge_pages && chunk && chunk < ARENA_HUGE_PAGE_SIZE) {
         PyErr_Format(PyExc_ValueError, "huge_pages needs chunk_size of at least %zu bytes (one huge page), got %zu",
                      (size_t)ARENA_HUGE_PAGE_SIZE, chunk);
-        return NULL;
+        return -1;
     }
+    return 0;
+}
+
+objarena_scope_t *objarena_scope_new(const objarena_scope_options_t *options) {
+    size_t chunk = options->chunk_size;
+    /* (A pool scope's chunk size is its pool's, checked with the pool.) */
+    if (objarena_check_chunk_size(chunk, options->huge_pages && !options->pool) < 0)
+        return NULL;
     objarena_scope_t *s = PyMem_RawCalloc(1, sizeof *s);
     if (!s) {
         PyErr_NoMemory();

@@ -48,6 +48,10 @@ void objarena_scope_options_init(objarena_scope_options_t *options);
 /* Validates options and makes a scope (not entered). NULL + exception. */
 objarena_scope_t *objarena_scope_new(const objarena_scope_options_t *options);
 
+/* A chunk_size option (0: the default) is a power of two in range and, with
+ * huge_pages, at least one huge page: 0, or -1 with ValueError set. */
+int objarena_check_chunk_size(size_t chunk_size, bool huge_pages);
+
 /* Frees a scope that is not active (new or exited). An active scope is
  * exited first (errors are reported as unraisable). */
 void objarena_scope_free(objarena_scope_t *scope);
