@@ -9,6 +9,9 @@ Variants:
   pymalloc         CPython's default allocator
   objarena.scope   each phase inside `with objarena.scope():`
   objarena.run     each phase as `objarena.run(job)` (result copied out)
+  objarena.Pool    each phase in `pool.scope()` of one `objarena.Pool`: warm
+                   chunks between phases; RSS after is measured once the
+                   pool is closed (the end of the batch gives them back)
   glibc            PYTHONMALLOC=malloc
 Columns: median phase time, peak RSS during the phases, RSS after the last
 phase (what a long-lived worker keeps), and each against pymalloc.
@@ -55,6 +58,7 @@ job = {"dicts": dicts_phase, "keep": keep_phase}[workload]
 if variant.startswith("objarena"):
     import objarena
 kept = []
+pool = objarena.Pool() if variant == "objarena.Pool" else None
 gc.collect()
 base = rss_kib("VmRSS")
 reset_peak()
@@ -66,10 +70,15 @@ for _ in range(phases):
             kept.extend(job())
     elif variant == "objarena.run":
         kept.extend(objarena.run(job))
+    elif variant == "objarena.Pool":
+        with pool.scope():
+            kept.extend(job())
     else:
         kept.extend(job())
         gc.collect()
     times.append(time.perf_counter() - t0)
+if pool is not None:
+    pool.close()  # the batch is over: its warm chunks (and the C heap) go back
 print(json.dumps({"times": times, "base_kib": base, "peak_kib": rss_kib("VmHWM"),
                   "after_kib": rss_kib("VmRSS"), "kept": len(kept)}))
 """
@@ -78,6 +87,7 @@ VARIANTS = {
     "pymalloc": {},
     "objarena.scope": {},
     "objarena.run": {},
+    "objarena.Pool": {},
     "glibc malloc": {"PYTHONMALLOC": "malloc"},
 }
 
