@@ -174,18 +174,23 @@ struct arena_ownership_map {
 };
 extern struct arena_ownership_map arena_ownership;
 
+/* ptr's offset from the region's base: huge for pointers below it, and
+ * never under the size (0) before the region exists. */
+static inline uintptr_t arena_region_offset(const void *ptr) {
+    return (uintptr_t)ptr - __atomic_load_n(&arena_ownership.base, __ATOMIC_RELAXED);
+}
+
 /* Is ptr inside the region's address range (mapped or not)? The first half
  * of arena_owns: a pass-through free tests this alone, and looks the slot
  * up out of line for the rare pointer inside. */
 static inline bool arena_in_region(const void *ptr) {
-    uintptr_t offset = (uintptr_t)ptr - __atomic_load_n(&arena_ownership.base, __ATOMIC_RELAXED);
-    return offset < __atomic_load_n(&arena_ownership.size, __ATOMIC_ACQUIRE);
+    return arena_region_offset(ptr) < __atomic_load_n(&arena_ownership.size, __ATOMIC_ACQUIRE);
 }
 
 /* The chunk holding ptr (opaque), or NULL: arena_owns's lookup, for a
  * caller that frees the block next (arena_free_owned). */
 static inline void *arena_owner_of(const void *ptr) {
-    uintptr_t offset = (uintptr_t)ptr - __atomic_load_n(&arena_ownership.base, __ATOMIC_RELAXED);
+    uintptr_t offset = arena_region_offset(ptr);
     if (offset >= __atomic_load_n(&arena_ownership.size, __ATOMIC_ACQUIRE))
         return NULL;
     return __atomic_load_n(&arena_ownership.slot_owner[offset >> 16], __ATOMIC_ACQUIRE);

@@ -16,6 +16,7 @@
  * every slot of a mapped chunk points at the chunk's metadata. */
 #define REGION_SLOT_SHIFT 16
 #define REGION_SLOT_SIZE ((size_t)1 << REGION_SLOT_SHIFT)
+_Static_assert(REGION_SLOT_SHIFT == 16, "arena_owner_of (arena.h) indexes slots by offset >> 16");
 #define REGION_MIN_RESERVE ((size_t)1 << 30)
 
 /* Pages of the region, for per-page live counts and size classes. */
@@ -134,21 +135,9 @@ extern region_t arena_region;
 arena_error_t region_ensure(void);
 
 /* The chunk holding p, or NULL. Any pointer, any thread. */
-/* Offset of p from the region's base (huge for pointers below it). */
-static inline uintptr_t region_offset(const void *p) {
-    return (uintptr_t)p - __atomic_load_n(&arena_ownership.base, __ATOMIC_RELAXED);
-}
+static inline chunk_t *chunk_map_lookup(const void *p) { return (chunk_t *)arena_owner_of(p); }
 
-/* The chunk holding p, or NULL. Any pointer, any thread. */
-static inline chunk_t *chunk_map_lookup(const void *p) {
-    uintptr_t offset = region_offset(p);
-    if (offset >= __atomic_load_n(&arena_ownership.size, __ATOMIC_ACQUIRE))
-        return NULL;
-    return atomic_load_explicit(&arena_region.slot_owner[offset >> REGION_SLOT_SHIFT],
-                                memory_order_acquire);
-}
-
-static inline size_t region_page_index(const void *p) { return region_offset(p) >> ARENA_PAGE_SHIFT; }
+static inline size_t region_page_index(const void *p) { return arena_region_offset(p) >> ARENA_PAGE_SHIFT; }
 
 /* Does the block [p, p + size) cross a page boundary? (size > 0) */
 static inline bool block_crosses_page(const void *p, size_t size) {
@@ -175,9 +164,9 @@ static inline bool chunk_block_is_own(const chunk_t *c, const void *p) {
     return !c->adopted || page_owner_get(region_page_index(p)) == c->arena_id;
 }
 
-static inline size_t chunk_first_slot(const chunk_t *c) { return region_offset(c->base) >> REGION_SLOT_SHIFT; }
+static inline size_t chunk_first_slot(const chunk_t *c) { return arena_region_offset(c->base) >> REGION_SLOT_SHIFT; }
 
-static inline size_t region_granule_index(const void *p) { return region_offset(p) >> ARENA_GRANULE_SHIFT; }
+static inline size_t region_granule_index(const void *p) { return arena_region_offset(p) >> ARENA_GRANULE_SHIFT; }
 
 /* Reuse mode: records that a block starts at p. */
 static inline void block_start_mark(const void *p) {
@@ -303,7 +292,7 @@ void chunk_free_open_rare(struct arena *a, chunk_t *c, void *ptr, size_t page);
  * register; its class is its size / 16 (the linear classes). */
 _Static_assert(64 << ARENA_GRANULE_SHIFT <= ARENA_LINEAR_MAX, "a bitmap word's blocks have linear classes");
 static inline void chunk_free_open(chunk_t *c, void *ptr) {
-    uintptr_t offset = region_offset(ptr); /* (one load of the base: atomic loads are not merged) */
+    uintptr_t offset = arena_region_offset(ptr); /* (one load of the base: atomic loads are not merged) */
     size_t page = offset >> ARENA_PAGE_SHIFT;
     arena_assert_internal(arena_region.page_live[page] > 0);
     arena_region.page_live[page]--;

@@ -233,9 +233,8 @@ static bool wants_full_face(int domain) {
 /* Installs a face on top of the domain's chain. Both faces carry the forward
  * allocator's ctx (the full hooks ignore it and read forward_ctx), so a
  * reader that mixed the fields of the two faces would still call valid
- * pairs. Only called when
- * ours is on top, or to put it on top: a hook stacked on ours keeps the face
- * it wraps. */
+ * pairs. Only called when ours is on top, or to put it on top: a hook
+ * stacked on ours keeps the face it wraps. */
 static void install_face(int domain, bool full) {
     PyMemAllocatorEx *fw = forward(domain);
     PyMemAllocatorEx face = full ? full_face[domain] : thin_face[domain];

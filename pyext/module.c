@@ -148,12 +148,8 @@ static PyObject *Scope_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
             PyErr_SetString(PyExc_ValueError, "a pool's scopes use the pool's chunk_size");
             return NULL;
         }
-        if (options.huge_pages && p->chunk_size < ARENA_HUGE_PAGE_SIZE) {
-            PyErr_Format(PyExc_ValueError,
-                         "huge_pages needs chunks of at least %zu bytes (one huge page); this pool's are %zu",
-                         (size_t)ARENA_HUGE_PAGE_SIZE, p->chunk_size);
+        if (objarena_check_chunk_size(p->chunk_size, options.huge_pages) < 0)
             return NULL;
-        }
         options.pool = p->pool;
         options.chunk_size = p->chunk_size; /* what its arena uses (and repr shows) */
     } else {
@@ -336,7 +332,7 @@ static PyObject *Scope_repr(ScopeObject *self) {
                                 "blocks=%llu mapped=%llu retained=%llu>",
                                 frame_state_name(&self->scope->frame),
                                 o->capture_mem ? "('obj', 'mem')" : "('obj',)", o->limit,
-                                o->chunk_size ? o->chunk_size : (size_t)ARENA_DEFAULT_CHUNK_SIZE,
+                                o->chunk_size,
                                 self->strict ? "True" : "False", o->collect ? "True" : "False",
                                 (unsigned long long)st.blocks_allocated,
                                 (unsigned long long)(st.released ? st.peak_mapped : st.bytes_mapped),
@@ -538,12 +534,7 @@ static PyObject *Pool_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     if (objarena_check_chunk_size(config.chunk_size, config.huge_pages) < 0)
         return NULL;
     arena_pool_t *pool = NULL;
-    arena_error_t err = arena_pool_create(&config, &pool);
-    if (err == ARENA_EINVAL) {
-        PyErr_Format(PyExc_ValueError, "chunk_size must be a power of two between %zu and %zu bytes",
-                     (size_t)ARENA_MIN_CHUNK_SIZE, (size_t)ARENA_MAX_CHUNK_SIZE);
-        return NULL;
-    }
+    arena_error_t err = arena_pool_create(&config, &pool); /* (config checked above: no EINVAL) */
     if (err != ARENA_OK) {
         PyErr_SetString(PyExc_MemoryError, "objarena: cannot create the pool");
         return NULL;
