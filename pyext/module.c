@@ -6,6 +6,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "arena/testing.h"
 #include "pyext/scope.h"
 
 static PyObject *EscapeError;        /* objarena.EscapeError(RuntimeError) */
@@ -817,6 +818,22 @@ static PyObject *objarena_at_exit(PyObject *module, PyObject *Py_UNUSED(ignored)
     Py_RETURN_NONE;
 }
 
+/* _testing_fail_commit_after(n): the OS layer's failure switch (arena/testing.h).
+ * After n more successful chunk commits the next one fails as if the OS had
+ * refused memory; -1 turns injection off. For fault-injection tests only. */
+static PyObject *objarena_testing_fail_commit_after(PyObject *module, PyObject *arg) {
+    (void)module;
+    long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (n < -1) {
+        PyErr_SetString(PyExc_ValueError, "_testing_fail_commit_after: n must be >= -1");
+        return NULL;
+    }
+    arena_testing_fail_commit_after(n);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
     {"info", objarena_info, METH_NOARGS,
      "info() -> dict\n\nProcess-wide state: hook installed and on top, arenas, retained chunks/bytes/blocks."},
@@ -832,6 +849,8 @@ static PyMethodDef module_methods[] = {
      "start(nframe: int = 1)\n\nStart tracing Python memory allocations (over objarena's full hook)."},
     {"_guard_tracemalloc", objarena_guard_tracemalloc, METH_VARARGS, NULL},
     {"_at_exit", objarena_at_exit, METH_NOARGS, NULL},
+    {"_testing_fail_commit_after", objarena_testing_fail_commit_after, METH_O,
+     "_testing_fail_commit_after(n)\n\nTests only: the (n+1)th chunk commit from now fails; -1: off."},
     {NULL, NULL, 0, NULL},
 };
 
