@@ -17,11 +17,11 @@ and `phase.escaped()` say how much, and `scope(strict=True)` raises
 `EscapeError`. Nothing reachable is ever freed.
 """
 import atexit as _atexit
-import functools as _functools
-import pickle as _pickle
 
 import _objarena
 from _objarena import EscapeError, Pool, arena_id_of, collect, info, owns, paused, scope
+
+from ._wrap import Scoped, run, scoped
 
 Scope = scope
 Paused = paused
@@ -30,6 +30,7 @@ __all__ = [
     "EscapeError",
     "Pool",
     "Scope",
+    "Scoped",
     "arena_id_of",
     "collect",
     "info",
@@ -40,51 +41,6 @@ __all__ = [
     "scoped",
 ]
 __version__ = "0.1.0"
-
-
-def run(fn, /, *args, **kwargs):
-    """Call ``fn(*args, **kwargs)`` inside a fresh scope and return a copy of its result.
-
-    The result is copied out with pickle while the scope is paused, the original
-    is dropped, and only then does the scope exit: for a job that returns plain
-    data (numbers, strings, lists, dicts, tuples...) nothing pins the arena and
-    every chunk is released. A result that cannot be pickled raises TypeError
-    (use ``with objarena.scope():`` to keep such results; they are retained).
-    Exceptions raised by ``fn`` propagate unchanged.
-    """
-    return _run_in(scope(), fn, args, kwargs)
-
-
-def _run_in(phase, fn, args, kwargs):
-    with phase:
-        result = fn(*args, **kwargs)
-        with paused():
-            try:
-                data = _pickle.dumps(result, _pickle.HIGHEST_PROTOCOL)
-            except Exception as exc:
-                raise TypeError(
-                    f"objarena.run: the result of {getattr(fn, '__qualname__', fn)!r} cannot be "
-                    f"copied out of the scope ({exc}); return picklable data or use objarena.scope()"
-                ) from exc
-        del result
-    return _pickle.loads(data)
-
-
-def scoped(fn=None, /, **options):
-    """Decorator: run the function like :func:`run`, in a scope made with ``options``.
-
-    ``@objarena.scoped`` or ``@objarena.scoped(limit=2**30, strict=True)``.
-    """
-    scope(**options)  # validate now, not at the first call
-
-    def decorate(func):
-        @_functools.wraps(func)
-        def wrapper(*args, **kwargs):
-            return _run_in(scope(**options), func, args, kwargs)
-
-        return wrapper
-
-    return decorate if fn is None else decorate(fn)
 
 
 def _guard_tracemalloc():

@@ -2,7 +2,7 @@
 # types it re-exports from the `_objarena` extension module.
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Literal, ParamSpec, TypeVar, final, overload
+from typing import Any, Generic, Literal, ParamSpec, TypeVar, final, overload
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -11,6 +11,7 @@ __all__ = [
     "EscapeError",
     "Pool",
     "Scope",
+    "Scoped",
     "arena_id_of",
     "collect",
     "info",
@@ -120,6 +121,19 @@ class EscapeError(RuntimeError):
     types: dict[type, int]
 
 def run(fn: Callable[_P, _R], /, *args: _P.args, **kwargs: _P.kwargs) -> _R: ...
+
+class Scoped(Generic[_P, _R]):
+    """A function wrapped by `scoped`: picklable when the function is (unless pool= is set)."""
+
+    __wrapped__: Callable[_P, _R]
+    __name__: str
+    __qualname__: str
+    def __init__(self, fn: Callable[_P, _R], options: Mapping[str, Any]) -> None: ...
+    @property
+    def options(self) -> dict[str, Any]: ...
+    def make_scope(self, options: Mapping[str, Any] | None = None) -> scope: ...
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R: ...
+
 @overload
 def scoped(
     fn: Callable[_P, _R],
@@ -134,7 +148,7 @@ def scoped(
     domains: tuple[Literal["obj", "mem"], ...] | list[Literal["obj", "mem"]] | None = None,
     pool: Pool | None = None,
     huge_pages: bool = False,
-) -> Callable[_P, _R]: ...
+) -> Scoped[_P, _R]: ...
 @overload
 def scoped(
     fn: None = None,
@@ -149,7 +163,7 @@ def scoped(
     domains: tuple[Literal["obj", "mem"], ...] | list[Literal["obj", "mem"]] | None = None,
     pool: Pool | None = None,
     huge_pages: bool = False,
-) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]: ...
+) -> Callable[[Callable[_P, _R]], Scoped[_P, _R]]: ...
 def info() -> dict[str, int | bool | str]: ...
 def owns(obj: object, /) -> bool: ...
 def arena_id_of(obj: object, /) -> int: ...
