@@ -103,8 +103,12 @@ class Scoped:
         """The scope one call runs in (subclasses may draw it from a pool)."""
         return scope(**(self._options if options is None else options))
 
+    def run_in_scope(self, phase, args, kwargs):
+        """One call of the function in ``phase`` (a scope not yet entered)."""
+        return run_in(phase, self.__wrapped__, args, kwargs)
+
     def __call__(self, *args, **kwargs):
-        return run_in(self.make_scope(), self.__wrapped__, args, kwargs)
+        return self.run_in_scope(self.make_scope(), args, kwargs)
 
     def __get__(self, obj, objtype=None):
         # Decorated methods bind like functions.
