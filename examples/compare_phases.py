@@ -1,133 +1,299 @@
-"""The main job: a batch worker runs phases, and we compare how fast each
-phase runs and how much memory the process holds, per allocator strategy.
+"""The main job: run each example's batch job phase after phase, once per
+allocator variant, each run in a fresh process, and compare time and memory.
 
-Every variant runs in a fresh interpreter so they cannot disturb each other.
-Workloads (one phase each, repeated):
-  dicts   build 200k small dicts, aggregate, drop them all
-  keep    build 300k (i, str(i), [i]) tuples, keep every 1000th (results escape)
+    python examples/compare_phases.py [--full] [--examples etl,worker] [--variants pymalloc,objarena.run]
+                                      [--out-dir DIR] [--no-chart]
+
+(./tools/run_examples sets up a venv with objarena and requirements-dev.txt and runs this.)
+
 Variants:
-  pymalloc         CPython's default allocator
-  objarena.scope   each phase inside `with objarena.scope():`
-  objarena.run     each phase as `objarena.run(job)` (result copied out)
-  objarena.Pool    each phase in `pool.scope()` of one `objarena.Pool`: warm
-                   chunks between phases; RSS after is measured once the
-                   pool is closed (the end of the batch gives them back)
-  glibc            PYTHONMALLOC=malloc
-Columns: median phase time, peak RSS during the phases, RSS after the last
-phase (what a long-lived worker keeps), and each against pymalloc.
+  pymalloc        CPython's default allocator; gc.collect() after each phase
+  objarena.scope  each phase in `with objarena.scope():` (what it returns is kept: it escapes)
+  objarena.run    each phase as `objarena.run(job, batch)` (the result is copied out)
+  objarena.Pool   each phase in `pool.scope()` of one Pool; the pool is closed after the last phase
+  glibc           PYTHONMALLOC=malloc
+  jemalloc, mimalloc  PYTHONMALLOC=malloc + LD_PRELOAD, only where `ldconfig -p` lists the library
 
-    python examples/compare_phases.py [--phases 6]
+While a run goes, this process samples the child's RSS from /proc/<pid>/statm
+(a few hundred times per run; reading it neither takes the child's GIL nor
+allocates in its arena). Written to --out-dir (default .cache/examples/ in the
+repository): examples.png (RSS over time, one panel per example), summary.json
+(every figure in the tables) and samples.json (the raw RSS samples).
 """
 import argparse
+import datetime
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
-import textwrap
+import tempfile
+import time
 
-CHILD = r"""
-import gc, json, os, sys, time
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from run import base_env, find_lib  # noqa: E402  bench/run.py: a clean child environment, library lookup
 
-def rss_kib(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
+from phase_child import EXAMPLES, VARIANTS  # noqa: E402
 
-def reset_peak():
+CHILD = os.path.join(HERE, "phase_child.py")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+MIB = 1024.0
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def ldconfig_lib(name):
+    """Path of lib<name> if the dynamic linker knows it (ldconfig -p), else None."""
     try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
+        listing = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
     except OSError:
-        pass
+        listing = ""
+    for line in listing.splitlines():
+        if line.strip().startswith(f"lib{name}.so") and "=>" in line:
+            return line.split("=>")[1].strip()
+    return find_lib(name, None)
 
-def dicts_phase():
-    rows = [{"id": i, "group": i % 97, "value": i * 0.5} for i in range(200_000)]
-    totals = {}
-    for r in rows:
-        totals[r["group"]] = totals.get(r["group"], 0.0) + r["value"]
-    return []  # nothing escapes
 
-def keep_phase():
-    items = [(i, str(i), [i]) for i in range(300_000)]
-    return items[::1000]  # 0.1% of the phase's objects escape
+def plan(variants):
+    """{variant: extra environment} for the variants this machine can run; prints what it skips."""
+    out = {}
+    for v in variants:
+        if v in ("jemalloc", "mimalloc"):
+            lib = ldconfig_lib(v)
+            if lib is None:
+                log(f"skip {v}: lib{v} is not installed (ldconfig -p)")
+                continue
+            out[v] = {"PYTHONMALLOC": "malloc", "LD_PRELOAD": lib}
+        elif v == "glibc":
+            out[v] = {"PYTHONMALLOC": "malloc"}
+        else:
+            out[v] = {}
+    return out
 
-variant, workload, phases = sys.argv[1], sys.argv[2], int(sys.argv[3])
-job = {"dicts": dicts_phase, "keep": keep_phase}[workload]
-if variant.startswith("objarena"):
-    import objarena
-kept = []
-pool = objarena.Pool() if variant == "objarena.Pool" else None
-gc.collect()
-base = rss_kib("VmRSS")
-reset_peak()
-times = []
-for _ in range(phases):
-    t0 = time.perf_counter()
-    if variant == "objarena.scope":
-        with objarena.scope():
-            kept.extend(job())
-    elif variant == "objarena.run":
-        kept.extend(objarena.run(job))
-    elif variant == "objarena.Pool":
-        with pool.scope():
-            kept.extend(job())
+
+def run_sampled(example, variant, extra_env, size, interval):
+    """Runs one child, sampling its RSS; returns (child's JSON, [(monotonic s, RSS KiB)])."""
+    env = base_env(None)
+    env.update(extra_env)
+    cmd = [sys.executable, CHILD, example, variant, "--size", size]
+    samples = []
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=HERE)
+        statm = f"/proc/{proc.pid}/statm"
+        while proc.poll() is None:
+            try:
+                with open(statm) as f:
+                    rss = int(f.read().split()[1]) * PAGE // 1024
+                samples.append((time.monotonic(), rss))
+            except (OSError, ValueError, IndexError):  # the child is exiting
+                pass
+            time.sleep(interval)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{example}/{variant} failed with exit status {proc.returncode}:\n{stderr[-3000:]}")
+    return json.loads(stdout.strip().splitlines()[-1]), samples
+
+
+def figures(res):
+    """One run's figures, MiB above the baseline unless said otherwise."""
+    ph = res["phases"]
+    base = res["baseline_kib"]
+    f = {
+        "phases": len(ph),
+        "median_phase_s": statistics.median(p["t1"] - p["t0"] for p in ph),
+        "baseline_mib": base / MIB,
+        "peak_mib": max(p["hwm_kib"] for p in ph) / MIB,  # the whole process, during the phases
+        "rss_after_each_mib": [round((p["rss_after_kib"] - base) / MIB, 2) for p in ph],
+        "held_mib": (res["rss_after_last_kib"] - base) / MIB,
+        "minflt_per_phase": statistics.median(p["minflt"] for p in ph),
+    }
+    if "rss_after_close_kib" in res:
+        f["held_after_close_mib"] = (res["rss_after_close_kib"] - base) / MIB
+    stats = [p["stats"] for p in ph if "stats" in p]
+    if stats:
+        released = sum(s["bytes_released"] for s in stats)
+        retained = sum(s["bytes_retained"] for s in stats)
+        f["released_share"] = released / (released + retained) if released + retained else 1.0
+        f["escaped_blocks"] = sum(s["live_blocks_at_exit"] for s in stats)
+        f["phases_with_escapes"] = sum(1 for s in stats if s["live_blocks_at_exit"])
+        f["alloc_fallbacks"] = sum(s["alloc_fallbacks"] for s in stats)
+    return f
+
+
+def ratio(x, base, floor=0.0):
+    if base is None or x is None or base <= floor or x < 0:
+        return "—"
+    return f"{x / base:.2f}x"
+
+
+def held(f):
+    """What the process holds once the batch is over (a pool: after closing it)."""
+    return f.get("held_after_close_mib", f["held_mib"])
+
+
+def pick(seq, k=6):
+    """Up to k evenly spread (index, value) pairs, always the first and the last."""
+    if len(seq) <= k:
+        return list(enumerate(seq))
+    idx = sorted({round(i * (len(seq) - 1) / (k - 1)) for i in range(k)})
+    return [(i, seq[i]) for i in idx]
+
+
+def example_table(name, figs):
+    base = figs.get("pymalloc")
+    n = next(iter(figs.values()))["phases"]
+    cols = ", ".join(str(i + 1) for i, _ in pick(list(range(n))))
+    lines = [f"### {name} ({n} phases)", "",
+             f"| variant | median phase s | × pymalloc | peak RSS MiB | × pymalloc | RSS after phases {cols}, MiB | "
+             "held at end MiB | × pymalloc | released at exit | escaped blocks |",
+             "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
+    for v, f in figs.items():
+        after = " ".join(f"{x:.1f}" for _, x in pick(f["rss_after_each_mib"]))
+        share = f"{f['released_share']:.1%}" if "released_share" in f else "—"
+        esc = (f"{f['escaped_blocks']} in {f['phases_with_escapes']} phase(s)" if f.get("escaped_blocks")
+               else ("0" if "escaped_blocks" in f else "—"))
+        lines.append(
+            f"| {v} | {f['median_phase_s']:.3f} | {ratio(f['median_phase_s'], base and base['median_phase_s'])} | "
+            f"{f['peak_mib']:.1f} | {ratio(f['peak_mib'], base and base['peak_mib'])} | {after} | "
+            f"{held(f):.1f} | {ratio(held(f), base and held(base), 1.0)} | {share} | {esc} |")
+    return lines + [""]
+
+
+def summary_table(results):
+    variants = [v for v in VARIANTS if any(v in figs for figs in results.values())]
+    lines = ["RSS held once the batch is over (MiB above the baseline; × pymalloc) and phase time (× pymalloc):", "",
+             "| example | phases | " + " | ".join(variants) + " |", "|---|---:|" + "---:|" * len(variants)]
+    for name, figs in results.items():
+        base = figs.get("pymalloc")
+        cells = []
+        for v in variants:
+            f = figs.get(v)
+            if f is None:
+                cells.append("—")
+            elif f is base:
+                cells.append(f"{held(f):.1f} MiB")
+            else:
+                r = ratio(held(f), held(base), 1.0) if base else "—"
+                cells.append(f"{held(f):.1f} MiB" + (f" ({r})" if r != "—" else "")
+                             + f", {ratio(f['median_phase_s'], base and base['median_phase_s'])} time")
+        n = next(iter(figs.values()))["phases"]
+        lines.append(f"| {name} | {n} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def verdict(name, figs):
+    base, run = figs.get("pymalloc"), figs.get("objarena.run") or figs.get("objarena.scope")
+    if base is None or run is None:
+        return f"{name}: no comparison (pymalloc or objarena variants not run)"
+    label = "objarena.run" if "objarena.run" in figs else "objarena.scope"
+    n = base["phases"]
+    t = ratio(run["median_phase_s"], base["median_phase_s"])
+
+    def mib(x):
+        return f"{x:.1f} MiB" if x >= 0.05 else f"nothing above its baseline ({x:.1f} MiB)"
+
+    peak = ratio(run["peak_mib"], base["peak_mib"])
+    if held(base) < 1.0:
+        words = (f"{name}: little to give back here: pymalloc held {held(base):.1f} MiB after {n} phases, "
+                 f"{label} {mib(held(run))}; phase time {t}, peak {peak}")
+    elif held(run) < held(base):
+        words = (f"{name}: {label} held {mib(held(run))} after {n} phases where pymalloc held "
+                 f"{held(base):.1f} MiB; phase time {t}, peak {peak}")
     else:
-        kept.extend(job())
-        gc.collect()
-    times.append(time.perf_counter() - t0)
-if pool is not None:
-    pool.close()  # the batch is over: its warm chunks (and the C heap) go back
-print(json.dumps({"times": times, "base_kib": base, "peak_kib": rss_kib("VmHWM"),
-                  "after_kib": rss_kib("VmRSS"), "kept": len(kept)}))
-"""
-
-VARIANTS = {
-    "pymalloc": {},
-    "objarena.scope": {},
-    "objarena.run": {},
-    "objarena.Pool": {},
-    "glibc malloc": {"PYTHONMALLOC": "malloc"},
-}
+        words = (f"{name}: no gain: {label} held {mib(held(run))} after {n} phases, pymalloc "
+                 f"{held(base):.1f} MiB; phase time {t}, peak {peak}")
+    bare = figs.get("objarena.scope")
+    if bare and bare.get("phases_with_escapes"):
+        words += (f"; in a bare scope {bare['escaped_blocks']} block(s) escaped in "
+                  f"{bare['phases_with_escapes']} of {n} phases")
+    return words
 
 
-def run_variant(variant, workload, phases):
-    env = dict(os.environ)
-    env.update(VARIANTS[variant])
-    mode = "objarena.scope" if variant == "objarena.scope" else variant
-    proc = subprocess.run([sys.executable, "-c", CHILD, mode, workload, str(phases)],
-                          capture_output=True, text=True, env=env, check=True)
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--full", action="store_true", help="bigger inputs (the whole stdlib for the compiler)")
+    ap.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # the tests' inputs
+    ap.add_argument("--examples", default=",".join(EXAMPLES), help="comma-separated, of: " + ", ".join(EXAMPLES))
+    ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, of: " + ", ".join(VARIANTS))
+    ap.add_argument("--out-dir", default=os.path.join(ROOT, ".cache", "examples"))
+    ap.add_argument("--no-chart", action="store_true", help="skip the PNG (no matplotlib needed)")
+    args = ap.parse_args(argv)
+    # tools/run_examples runs this from examples/: a relative --out-dir means the caller's directory
+    args.out_dir = os.path.join(os.environ.get("OBJARENA_CALLER_DIR", os.getcwd()), args.out_dir)
+    examples = args.examples.split(",")
+    variants = args.variants.split(",")
+    for name, known, given in (("example", EXAMPLES, examples), ("variant", VARIANTS, variants)):
+        bad = [x for x in given if x not in known]
+        if bad:
+            ap.error(f"unknown {name}(s): {', '.join(bad)}")
+    if "pymalloc" not in variants:
+        variants.insert(0, "pymalloc")  # the baseline of every ratio
 
+    size = "full" if args.full else ("tiny" if args.tiny else "default")
+    t_start = time.monotonic()
+    load_start = os.getloadavg()[0]
+    log(f"Python {sys.version.split()[0]} ({sys.executable}); {os.cpu_count()} CPUs, load average {load_start:.2f}; "
+        f"{size} inputs; one fresh process per example and variant")
+    todo = plan(variants)
+    interval = 0.02 if args.full else 0.005
+    results, samples, runs = {}, {}, {}
+    k, total = 0, len(examples) * len(todo)
+    for name in examples:
+        results[name], samples[name], runs[name] = {}, {}, {}
+        for v, env in todo.items():
+            k += 1
+            t = time.monotonic()
+            res, trace = run_sampled(name, v, env, size, interval)
+            f = figures(res)
+            results[name][v], runs[name][v] = f, res
+            # up to the end of the child's work (not its interpreter's shutdown)
+            samples[name][v] = [(round(ts - res["t_base"], 4), kib) for ts, kib in trace if ts <= res["t_end"]]
+            log(f"[{k:2d}/{total}] {name:9s} {v:15s} phase {f['median_phase_s']:.3f} s  peak {f['peak_mib']:6.1f} MiB  "
+                f"held {held(f):5.1f} MiB  ({len(trace)} RSS samples, {time.monotonic() - t:.1f} s)")
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--phases", type=int, default=6)
-    parser.add_argument("--json", help="also write the raw results here")
-    args = parser.parse_args()
-    results = {}
-    print(f"Python {sys.version.split()[0]}, {args.phases} phases per run, one fresh process per variant\n")
-    for workload in ("dicts", "keep"):
-        print(f"### workload: {workload}\n")
-        print("| variant | median phase s | vs pymalloc | peak RSS MiB | RSS after MiB | vs pymalloc |")
-        print("|---|---|---|---|---|---|")
-        base = None
-        for variant in VARIANTS:
-            r = run_variant(variant, workload, args.phases)
-            results[f"{workload}/{variant}"] = r
-            t = statistics.median(r["times"])
-            after = (r["after_kib"] - r["base_kib"]) / 1024
-            peak = (r["peak_kib"] - r["base_kib"]) / 1024
-            if base is None:
-                base = (t, max(after, 0.1))
-            print(f"| {variant} | {t:.3f} | {t / base[0]:.2f}x | {peak:.1f} | {after:.1f} | "
-                  f"{after / base[1]:.2f}x |")
-        print()
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+    log("")
+    for name in examples:
+        log("\n".join(example_table(name, results[name])))
+    log("\n".join(summary_table(results)))
+    log("Columns: phase time is the median over the phases; peak RSS is the whole process's VmHWM during the "
+        "phases; RSS after phases and held at end are above the baseline taken after the input was made "
+        "(a Pool: after closing it); released at exit is the share of the scopes' chunk bytes unmapped or "
+        "given back to the pool at exit; escaped blocks are live_blocks_at_exit summed over the phases.")
+    log("")
+    verdicts = [verdict(name, results[name]) for name in examples]
+    log("\n".join(verdicts))
+
+    os.makedirs(args.out_dir, exist_ok=True)
+    meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "python": sys.version.split()[0], "executable": sys.executable,
+            "machine": f"{platform.machine()}, Linux {platform.release()}, {os.cpu_count()} CPUs",
+            "size": size, "variants_run": list(todo), "wall_s": round(time.monotonic() - t_start, 1),
+            "loadavg_start": round(load_start, 2), "loadavg_end": round(os.getloadavg()[0], 2),
+            "timing_note": "one run per variant, no repeats: phase times are single measurements"}
+    summary_path = os.path.join(args.out_dir, "summary.json")
+    with open(summary_path, "w") as f:
+        json.dump({"meta": meta, "results": results, "verdicts": verdicts}, f, indent=1)
+    with open(os.path.join(args.out_dir, "samples.json"), "w") as f:
+        json.dump({"meta": meta, "samples": samples,
+                   "phases": {n: {v: [(p["t0"] - r["t_base"], p["t1"] - r["t_base"]) for p in r["phases"]]
+                                  for v, r in rv.items()} for n, rv in runs.items()}}, f)
+    log("")
+    log(f"summary: {summary_path}")
+    if not args.no_chart:
+        import rss_chart
+        png = os.path.join(args.out_dir, "examples.png")
+        rss_chart.draw(png, samples, runs, meta)
+        log(f"chart:   {png}")
+    log(f"({time.monotonic() - t_start:.0f} s)")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""The examples on small inputs, each run as a program in a fresh interpreter
+(as a reader would run it): their numbers are there and add up, and the
+scope statistics match what each example does (released where nothing is
+kept, escapes found where a job leaks, MemoryError where a phase overruns).
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import sysconfig
+
+import pytest
+
+
+def _examples_dir():
+    here = os.path.dirname(os.path.abspath(__file__))
+    candidates = [
+        os.path.join(os.getcwd(), "examples"),  # Bazel's runfiles root, when //examples is in the test's data
+        os.path.join(here, "..", "..", "examples"),  # a checkout
+        os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "..", "examples"),  # runfiles symlink
+    ]
+    for c in candidates:
+        if os.path.isfile(os.path.join(c, "compare_phases.py")):
+            return os.path.abspath(c)
+    raise RuntimeError(f"examples/ not found (looked in {candidates})")
+
+
+EXAMPLES = _examples_dir()
+
+
+def run_example(name, *args, timeout=120):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)  # objarena as this test imports it
+    proc = subprocess.run([sys.executable, os.path.join(EXAMPLES, name), *args], capture_output=True, text=True,
+                          env=env, timeout=timeout, cwd=EXAMPLES)
+    assert proc.returncode == 0, f"{name} failed ({proc.returncode})\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def import_example(name):
+    sys.path.insert(0, EXAMPLES)
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(EXAMPLES)
+
+
+def test_etl_aggregates_every_record_and_keeps_nothing(tmp_path):
+    out = tmp_path / "result.json"
+    stdout = run_example("etl_batches.py", "--batches", "3", "--rows", "1500", "--out", str(out))
+    total = json.loads(out.read_text())
+    assert total["orders"] == total["events"] == 3 * 1500
+    assert "batch 2: 1,500 orders, 1,500 events" in stdout
+    # the same aggregate computed here without objarena: numbers, not just keys
+    etl = import_example("etl_batches")
+    expect = {}
+    for batch in etl.make_batches(3, 1500):
+        etl.merge(expect, etl.job(batch))
+    assert total["revenue_by_region"] == pytest.approx(expect["revenue_by_region"])
+    assert total["events_by_kind"] == expect["events_by_kind"]
+    # one scope per batch (objarena.run), and the copied-out results pin nothing
+    assert total["scopes"] == 3
+    assert total["retained_blocks"] == 0 and total["retained_bytes"] == 0
+
+
+def test_compiler_compiles_every_file_and_releases_each_package(tmp_path):
+    out = tmp_path / "counts.json"
+    stdout = run_example("compile_stdlib.py", "--packages", "json,concurrent", "--json", str(out))
+    rows = json.loads(out.read_text())
+    assert [r["package"] for r in rows] == ["json", "concurrent"]
+    stdlib = sysconfig.get_paths()["stdlib"]
+    for r in rows:
+        files = sum(n.endswith(".py") for root, _, names in os.walk(os.path.join(stdlib, r["package"]))
+                    if "__pycache__" not in root for n in names)
+        assert r["files"] == files and r["lines"] > 100 and r["nodes"] > r["lines"]
+        st = r["stats"]
+        assert st["blocks_allocated"] > 10 * r["files"]
+        # the trees and code objects die in the scope: at most a few interned names survive
+        assert st["live_blocks_at_exit"] < 50, st
+        assert st["chunks_released"] >= 1, st
+    assert re.search(r"^json\s+\d+\s+\d+\s+\d+\s+\d+\.\d%", stdout, re.M), stdout
+
+
+def test_worker_finds_the_leaking_job_and_strict_refuses_it():
+    scoped = json.loads(run_example("worker_loop.py", "--variant", "scoped", "--jobs", "10", "--leaky-job", "4",
+                                    "--size", "2000", "--json", "-"))
+    replies = scoped["replies"]
+    assert [r["job"] for r in replies] == list(range(10))
+    assert all(isinstance(r["rss_mib"], float) and r["records"] >= 1000 for r in replies)
+    leakers = [r["job"] for r in replies if r["escaped"]]
+    assert leakers == [4], replies
+    assert replies[4]["escaped"] == {"list": 1} and replies[4]["live_blocks"] >= 50
+    assert all(r["live_blocks"] == 0 for r in replies if r["job"] != 4), replies
+    strict = scoped["strict"]
+    assert strict["refused"] and strict["blocks"] >= 50 and strict["types"] == {"list": 1}, strict
+    plain = json.loads(run_example("worker_loop.py", "--variant", "plain", "--jobs", "10", "--leaky-job", "4",
+                                   "--size", "2000", "--json", "-"))
+    assert [r["records"] for r in plain["replies"]] == [r["records"] for r in replies]
+    assert [r["best_user"] for r in plain["replies"]] == [r["best_user"] for r in replies]
+
+
+def test_worker_table_shows_both_variants():
+    stdout = run_example("worker_loop.py", "--jobs", "6", "--leaky-job", "2", "--size", "1000")
+    assert "jobs whose objects escaped: [2]" in stdout
+    assert re.search(r"^\s+2\s+\d+\s+-?\d+\.\d\d\s+-?\d+\.\d\d\s+1 list$", stdout, re.M), stdout
+    assert "under scope(strict=True): refused, EscapeError" in stdout
+
+
+def test_budget_refuses_the_runaway_request_and_goes_on(tmp_path):
+    out = tmp_path / "budget.json"
+    stdout = run_example("memory_budget.py", "--limit-mib", "8", "--requests", "5", "--runaway", "2",
+                         "--json", str(out))
+    data = json.loads(out.read_text())
+    outcomes = data["outcomes"]
+    assert [o["ok"] for o in outcomes] == [True, True, False, True, True]
+    runaway = outcomes[2]
+    assert runaway["error"] == "MemoryError" and runaway["alloc_failures"] >= 1
+    # the phase asked for ~10x the budget in small objects; it was stopped near the limit
+    assert runaway["peak_mapped_mib"] * 2**20 < 3 * data["limit"], runaway
+    assert all(o["alloc_failures"] == 0 and o["rows"] == 20_000 for o in outcomes if o["ok"])
+    # and its memory went back: later requests run in a process no bigger than before the runaway + a chunk
+    assert outcomes[-1]["rss_mib"] < outcomes[1]["rss_mib"] + 4, outcomes
+    assert "4 of 5 requests served" in stdout
+
+
+def test_networkx_batches_match_and_release_everything(tmp_path):
+    nx = pytest.importorskip("networkx")  # (requirements-dev.txt installs it)
+    out = tmp_path / "graphs.json"
+    run_example("graph_batches.py", "--batches", "2", "--nodes", "500", "--edges", "2000", "--json", str(out))
+    data = json.loads(out.read_text())
+    gb = import_example("graph_batches")
+    expect = [gb.job(edges) for edges in gb.make_batches(2, 500, 2000)]
+    assert data["summaries"] == json.loads(json.dumps(expect))
+    for st in data["stats"]:
+        assert st["blocks_allocated"] > 10_000, st
+        assert st["live_blocks_at_exit"] == 0 and st["chunks_retained"] == 0, st
+    assert nx.__version__
+
+
+def test_main_job_tables_json_chart_and_verdicts(tmp_path):
+    pytest.importorskip("matplotlib")  # (requirements-dev.txt installs it)
+    stdout = run_example("compare_phases.py", "--tiny", "--examples", "compiler,worker",
+                         "--variants", "pymalloc,objarena.scope,objarena.run", "--out-dir", str(tmp_path))
+    assert re.search(r"\[ ?\d+/6\] worker\s+objarena.run\s+phase \d\.\d{3} s", stdout), stdout
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    res = summary["results"]
+    assert set(res) == {"compiler", "worker"}
+    for name, figs in res.items():
+        assert set(figs) == {"pymalloc", "objarena.scope", "objarena.run"}
+        for v, f in figs.items():
+            assert f["median_phase_s"] > 0 and f["peak_mib"] > f["baseline_mib"] > 5
+            assert len(f["rss_after_each_mib"]) == f["phases"]
+    # objarena.run copies results out: of the worker's 8 jobs only the leaky one (job 3) leaves blocks behind
+    assert res["worker"]["objarena.run"]["phases"] == 8
+    assert res["worker"]["objarena.run"]["phases_with_escapes"] == 1
+    assert res["worker"]["objarena.run"]["released_share"] > 0.5
+    assert res["compiler"]["objarena.run"]["escaped_blocks"] < 50
+    assert len(summary["verdicts"]) == 2 and all(re.search(r"\d\.\d\dx", v) for v in summary["verdicts"])
+    for v in summary["verdicts"]:
+        assert v in stdout
+    png = (tmp_path / "examples.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert len(json.loads((tmp_path / "samples.json").read_text())["samples"]["worker"]["pymalloc"]) > 10
