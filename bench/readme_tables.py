@@ -1,7 +1,8 @@
 """Prints the README's three summary tables (phase time, peak RSS, RSS held)
-from a bench/run.py JSON file, so the README shows a real run, not a copy.
+from a bench/run.py JSON file (summary.json, or a raw latest-raw.json), so
+docs/benchmarks.md shows a real run, not a copy.
 
-    python bench/readme_tables.py [bench/results/latest.json]
+    python bench/readme_tables.py [bench/results/summary.json]
 """
 import json
 import os
@@ -53,4 +54,4 @@ def main(path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "results", "latest.json"))
+    main(sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "results", "summary.json"))
