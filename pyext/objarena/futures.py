@@ -52,6 +52,7 @@ class ScopeTally:
         "bytes_retained",
         "blocks_escaped",
         "tasks_with_escapes",
+        "results_kept",
     )
 
     def __init__(self):
