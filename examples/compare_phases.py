@@ -108,6 +108,7 @@ def figures(res):
     f = {
         "phases": len(ph),
         "median_phase_s": statistics.median(p["t1"] - p["t0"] for p in ph),
+        "median_phase_cpu_s": statistics.median(p["cpu_s"] for p in ph),
         "baseline_mib": base / MIB,
         "peak_mib": max(p["hwm_kib"] for p in ph) / MIB,  # the whole process, during the phases
         "rss_after_each_mib": [round((p["rss_after_kib"] - base) / MIB, 2) for p in ph],
@@ -151,9 +152,9 @@ def example_table(name, figs):
     n = next(iter(figs.values()))["phases"]
     cols = ", ".join(str(i + 1) for i, _ in pick(list(range(n))))
     lines = [f"### {name} ({n} phases)", "",
-             f"| variant | median phase s | × pymalloc | peak RSS MiB | × pymalloc | RSS after phases {cols}, MiB | "
+             f"| variant | median phase s | × pymalloc | CPU s | × pymalloc | peak RSS MiB | × pymalloc | RSS after phases {cols}, MiB | "
              "held at end MiB | × pymalloc | released at exit | escaped blocks |",
-             "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
+             "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
     for v, f in figs.items():
         after = " ".join(f"{x:.1f}" for _, x in pick(f["rss_after_each_mib"]))
         share = f"{f['released_share']:.1%}" if "released_share" in f else "—"
@@ -161,6 +162,7 @@ def example_table(name, figs):
                else ("0" if "escaped_blocks" in f else "—"))
         lines.append(
             f"| {v} | {f['median_phase_s']:.3f} | {ratio(f['median_phase_s'], base and base['median_phase_s'])} | "
+            f"{f['median_phase_cpu_s']:.3f} | {ratio(f['median_phase_cpu_s'], base and base['median_phase_cpu_s'])} | "
             f"{f['peak_mib']:.1f} | {ratio(f['peak_mib'], base and base['peak_mib'])} | {after} | "
             f"{held(f):.1f} | {ratio(held(f), base and held(base), 1.0)} | {share} | {esc} |")
     return lines + [""]
@@ -168,7 +170,8 @@ def example_table(name, figs):
 
 def summary_table(results):
     variants = [v for v in VARIANTS if any(v in figs for figs in results.values())]
-    lines = ["RSS held once the batch is over (MiB above the baseline; × pymalloc) and phase time (× pymalloc):", "",
+    lines = ["RSS held once the batch is over (MiB above the baseline; × pymalloc) and phase CPU time (× pymalloc):",
+             "",
              "| example | phases | " + " | ".join(variants) + " |", "|---|---:|" + "---:|" * len(variants)]
     for name, figs in results.items():
         base = figs.get("pymalloc")
@@ -182,7 +185,7 @@ def summary_table(results):
             else:
                 r = ratio(held(f), held(base), 1.0) if base else "—"
                 cells.append(f"{held(f):.1f} MiB" + (f" ({r})" if r != "—" else "")
-                             + f", {ratio(f['median_phase_s'], base and base['median_phase_s'])} time")
+                             + f", {ratio(f['median_phase_cpu_s'], base and base['median_phase_cpu_s'])} CPU")
         n = next(iter(figs.values()))["phases"]
         lines.append(f"| {name} | {n} | " + " | ".join(cells) + " |")
     return lines + [""]
@@ -194,7 +197,7 @@ def verdict(name, figs):
         return f"{name}: no comparison (pymalloc or objarena variants not run)"
     label = "objarena.run" if "objarena.run" in figs else "objarena.scope"
     n = base["phases"]
-    t = ratio(run["median_phase_s"], base["median_phase_s"])
+    t = ratio(run["median_phase_cpu_s"], base["median_phase_cpu_s"])
 
     def mib(x):
         return f"{x:.1f} MiB" if x >= 0.05 else f"nothing above its baseline ({x:.1f} MiB)"
@@ -202,13 +205,13 @@ def verdict(name, figs):
     peak = ratio(run["peak_mib"], base["peak_mib"])
     if held(base) < 1.0:
         words = (f"{name}: little to give back here: pymalloc held {held(base):.1f} MiB after {n} phases, "
-                 f"{label} {mib(held(run))}; phase time {t}, peak {peak}")
+                 f"{label} {mib(held(run))}; phase CPU time {t}, peak {peak}")
     elif held(run) < held(base):
         words = (f"{name}: {label} held {mib(held(run))} after {n} phases where pymalloc held "
-                 f"{held(base):.1f} MiB; phase time {t}, peak {peak}")
+                 f"{held(base):.1f} MiB; phase CPU time {t}, peak {peak}")
     else:
         words = (f"{name}: no gain: {label} held {mib(held(run))} after {n} phases, pymalloc "
-                 f"{held(base):.1f} MiB; phase time {t}, peak {peak}")
+                 f"{held(base):.1f} MiB; phase CPU time {t}, peak {peak}")
     bare = figs.get("objarena.scope")
     if bare and bare.get("phases_with_escapes"):
         words += (f"; in a bare scope {bare['escaped_blocks']} block(s) escaped in "
@@ -255,14 +258,16 @@ def main(argv=None):
             results[name][v], runs[name][v] = f, res
             # up to the end of the child's work (not its interpreter's shutdown)
             samples[name][v] = [(round(ts - res["t_base"], 4), kib) for ts, kib in trace if ts <= res["t_end"]]
-            log(f"[{k:2d}/{total}] {name:9s} {v:15s} phase {f['median_phase_s']:.3f} s  peak {f['peak_mib']:6.1f} MiB  "
+            log(f"[{k:2d}/{total}] {name:9s} {v:15s} phase {f['median_phase_s']:.3f} s "
+                f"(CPU {f['median_phase_cpu_s']:.3f} s)  peak {f['peak_mib']:6.1f} MiB  "
                 f"held {held(f):5.1f} MiB  ({len(trace)} RSS samples, {time.monotonic() - t:.1f} s)")
 
     log("")
     for name in examples:
         log("\n".join(example_table(name, results[name])))
     log("\n".join(summary_table(results)))
-    log("Columns: phase time is the median over the phases; peak RSS is the whole process's VmHWM during the "
+    log("Columns: phase time (wall) and CPU time are medians over the phases (CPU time moves less when the machine "
+        "is busy); peak RSS is the whole process's VmHWM during the "
         "phases; RSS after phases and held at end are above the baseline taken after the input was made "
         "(a Pool: after closing it); released at exit is the share of the scopes' chunk bytes unmapped or "
         "given back to the pool at exit; escaped blocks are live_blocks_at_exit summed over the phases.")

@@ -107,8 +107,9 @@ def main():
             kept.append(mod.job(batch))
             gc.collect()
         t1 = time.monotonic()
-        rec = {"t0": t0, "t1": t1, "hwm_kib": status_kib("VmHWM"), "rss_after_kib": status_kib("VmRSS"),
-               "minflt": minflt()[0] - f0[0]}
+        f1 = minflt()  # (minor faults, children's, CPU seconds of this process so far)
+        rec = {"t0": t0, "t1": t1, "cpu_s": f1[2] - f0[2], "hwm_kib": status_kib("VmHWM"),
+               "rss_after_kib": status_kib("VmRSS"), "minflt": f1[0] - f0[0]}
         if sc is not None:
             rec["stats"] = {k: sc.stats.get(k, 0) for k in STAT_KEYS}
         phases.append(rec)
