@@ -47,7 +47,7 @@ def expected_build(n_objects):
 
 
 def cluster(**kwargs):
-    return distributed.LocalCluster(processes=True, dashboard_address=None, scheduler_port=0,
+    return distributed.LocalCluster(processes=True, dashboard_address=":0", scheduler_port=0,
                                     silence_logs=40, **kwargs)
 
 
