@@ -30,8 +30,9 @@
 // destroyed, and the process-wide totals must be back where they started:
 // the library has no reset, so that is what keeps a long run from growing.
 // Poisoned chunks are quarantined forever (never reused): once the
-// quarantine passes a quarter of the region, poison requests are ignored so
-// a long run never exhausts the reserve (reported once on stderr).
+// quarantine passes 2 GiB (or a quarter of the region), poison requests are
+// ignored, so a long run neither exhausts the reserve nor grows ASan's
+// shadow memory without bound (reported once on stderr).
 //
 // Built by tools/fuzz (clang, -fsanitize=fuzzer,address,undefined and
 // ARENA_DEBUG=2, which turns on the library's internal assertions).
@@ -142,6 +143,14 @@ struct Model {
 };
 
 bool poison_allowed = true;
+
+// Quarantined address space is never reused, and under ASan every chunk ever
+// mapped keeps its shadow pages (1/8 of its size) resident: past this cap
+// poison requests are ignored, so a long run's memory stays bounded.
+uint64_t QuarantineCap(uint64_t reserve) {
+    uint64_t cap = uint64_t{2} << 30;
+    return reserve / 4 < cap ? reserve / 4 : cap;
+}
 
 ArenaSlot *SlotById(Model &m, uint64_t id) {
     for (auto &s : m.arenas)
@@ -570,7 +579,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FuzzedDataProvider in(data, size);
     Model m;
     arena_global_stats(&m.base);
-    if (poison_allowed && m.base.reserve_bytes && m.base.quarantined_bytes > m.base.reserve_bytes / 4) {
+    if (poison_allowed && m.base.reserve_bytes && m.base.quarantined_bytes > QuarantineCap(m.base.reserve_bytes)) {
         poison_allowed = false;
         fprintf(stderr, "arena_fuzzer: quarantine at %llu of %llu reserved bytes: poison requests ignored from now on\n",
                 (unsigned long long)m.base.quarantined_bytes, (unsigned long long)m.base.reserve_bytes);
