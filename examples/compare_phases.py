@@ -47,6 +47,18 @@ def log(msg):
     print(msg, flush=True)
 
 
+def source_revision():
+    """The checkout's commit, and whether objarena's sources differ from it (what the venv built)."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                             text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "arena", "pyext", "setup.py"], cwd=ROOT,
+                               capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return None
+    return (rev + (" with local changes to arena/, pyext/ or setup.py" if dirty else "")) or None
+
+
 def ldconfig_lib(name):
     """Path of lib<name> if the dynamic linker knows it (ldconfig -p), else None."""
     try:
@@ -97,7 +109,8 @@ def run_sampled(example, variant, extra_env, size, interval):
         err.seek(0)
         stdout, stderr = out.read(), err.read()
     if proc.returncode != 0:
-        raise RuntimeError(f"{example}/{variant} failed with exit status {proc.returncode}:\n{stderr[-3000:]}")
+        last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
+        raise RuntimeError(f"{example}/{variant} failed with exit status {proc.returncode}: {last}\n{stderr[-3000:]}")
     return json.loads(stdout.strip().splitlines()[-1]), samples
 
 
@@ -246,14 +259,19 @@ def main(argv=None):
         f"{size} inputs; one fresh process per example and variant")
     todo = plan(variants)
     interval = 0.02 if args.full else 0.005
-    results, samples, runs = {}, {}, {}
+    results, samples, runs, failures = {}, {}, {}, []
     k, total = 0, len(examples) * len(todo)
     for name in examples:
         results[name], samples[name], runs[name] = {}, {}, {}
         for v, env in todo.items():
             k += 1
             t = time.monotonic()
-            res, trace = run_sampled(name, v, env, size, interval)
+            try:
+                res, trace = run_sampled(name, v, env, size, interval)
+            except RuntimeError as exc:  # one variant failing does not stop the comparison
+                failures.append(str(exc))
+                log(f"[{k:2d}/{total}] {name:9s} {v:15s} FAILED: {str(exc).splitlines()[0]}")
+                continue
             f = figures(res)
             results[name][v], runs[name][v] = f, res
             # up to the end of the child's work (not its interpreter's shutdown)
@@ -263,6 +281,8 @@ def main(argv=None):
                 f"held {held(f):5.1f} MiB  ({len(trace)} RSS samples, {time.monotonic() - t:.1f} s)")
 
     log("")
+    results = {name: figs for name, figs in results.items() if figs}
+    examples = list(results)
     for name in examples:
         log("\n".join(example_table(name, results[name])))
     log("\n".join(summary_table(results)))
@@ -281,6 +301,7 @@ def main(argv=None):
             "machine": f"{platform.machine()}, Linux {platform.release()}, {os.cpu_count()} CPUs",
             "size": size, "variants_run": list(todo), "wall_s": round(time.monotonic() - t_start, 1),
             "loadavg_start": round(load_start, 2), "loadavg_end": round(os.getloadavg()[0], 2),
+            "checkout": source_revision(),  # what ./tools/run_examples builds objarena from
             "timing_note": "one run per variant, no repeats: phase times are single measurements"}
     summary_path = os.path.join(args.out_dir, "summary.json")
     with open(summary_path, "w") as f:
@@ -297,7 +318,9 @@ def main(argv=None):
         rss_chart.draw(png, samples, runs, meta)
         log(f"chart:   {png}")
     log(f"({time.monotonic() - t_start:.0f} s)")
-    return 0
+    for text in failures:
+        log(f"\n{text}")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -21,7 +21,9 @@ def _examples_dir():
         os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "..", "examples"),  # runfiles symlink
     ]
     for c in candidates:
-        if os.path.isfile(os.path.join(c, "compare_phases.py")):
+        # (the main job also imports bench/child.py and bench/run.py from beside examples/)
+        if os.path.isfile(os.path.join(c, "compare_phases.py")) and os.path.isfile(
+                os.path.join(c, "..", "bench", "child.py")):
             return os.path.abspath(c)
     raise RuntimeError(f"examples/ not found (looked in {candidates})")
 
