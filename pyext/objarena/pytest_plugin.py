@@ -54,11 +54,15 @@ def _size(n):
     return f"{n / 2**20:.1f} MiB"
 
 
-def find_survivors(arena_id):
+def find_survivors(arena_id, collect_first=False):
     """Live objects allocated in arena ``arena_id``: the gc-tracked ones, and
     untracked ones (strings, numbers, tuples and dicts of atoms...) that a
     gc-tracked object, an untracked container it holds, or another survivor
-    refers to. Costs a walk of the gc's objects."""
+    refers to. Costs a walk of the gc's objects, and with ``collect_first`` a
+    full collection before it: a scope's exit may collect only the young
+    generations, so a test's garbage in cycles can still be there."""
+    if collect_first:
+        gc.collect()
     found = {}
     todo = []
 
@@ -103,16 +107,20 @@ class TestScope:
         # records, the exception) is gone; what is left outlives the test.
         if not self.blocks or self.failed:
             return
-        for obj in find_survivors(phase.arena_id):
+        for obj in find_survivors(phase.arena_id, collect_first=True):
             name = type(obj).__qualname__
             self.survivors[name] = self.survivors.get(name, 0) + 1
             self.survivor_bytes += sys.getsizeof(obj)
+
+    @property
+    def leaked(self):
+        return bool(self.survivors)
 
     def line(self):
         top = sorted(self.survivors.items(), key=lambda kv: -kv[1])[:_TOP_TYPES]
         kinds = ", ".join(f"{name} {n}" for name, n in top) or "-"
         return (
-            f"{self.nodeid}: {self.blocks} block(s) escaped; alive after teardown: "
+            f"{self.nodeid}: {self.blocks} block(s) live at scope exit; alive after teardown: "
             f"{sum(self.survivors.values())} object(s), {_size(self.survivor_bytes)} ({kinds}); "
             f"{_size(self.rss_given_back)} RSS given back"
         )
@@ -204,14 +212,16 @@ def pytest_runtest_call(item):
     if error is not None:
         raise error
     if strict and record.blocks:
-        survivors = find_survivors(phase.arena_id)
+        survivors = find_survivors(phase.arena_id, collect_first=True)
         kinds = {}
         for obj in survivors:
             kinds[type(obj).__qualname__] = kinds.get(type(obj).__qualname__, 0) + 1
         del survivors
+        if not kinds:
+            return outcome
         pytest.fail(
             f"objarena strict: {record.blocks} block(s) outlived the test beyond pytest's baseline; "
-            f"alive now: {kinds or 'none found from gc-tracked objects'}",
+            f"alive after a full collection: {kinds}",
             pytrace=False,
         )
     return outcome
@@ -221,7 +231,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     report = config.stash.get(_REPORT_KEY, None)
     if report is None or not report.tests:
         return
-    leaked = [t for t in report.tests if t.blocks and not t.failed]
+    leaked = [t for t in report.tests if t.leaked]
     shown = report.tests if config.getoption("objarena_all") else leaked
     tr = terminalreporter
     tr.write_sep("=", "objarena: objects that outlived their test")

@@ -58,10 +58,12 @@ def test_outcomes(suite_result):
 def test_summary_lists_the_leak_and_not_the_clean_tests(suite_result):
     out = suite_result.stdout.str()
     summary = out[out.index("objarena: objects that outlived their test"):]
-    leak = re.search(r"test_suite.py::test_leaks: (\d+) block\(s\) escaped; alive after teardown: "
-                     r"(\d+) object\(s\), ([\d.]+) KiB \(dict 1000", summary)
+    leak = re.search(r"test_suite.py::test_leaks: (\d+) block\(s\) live at scope exit; alive after teardown: "
+                     r"(\d+) object\(s\), ([\d.]+) KiB \(dict (\d+)", summary)
     assert leak, summary
-    assert int(leak.group(1)) >= 1000 and int(leak.group(2)) >= 1000 and float(leak.group(3)) > 50
+    # Of the 1000 dicts, those CPython's dict freelist served are not arena blocks.
+    assert int(leak.group(1)) >= 900 and int(leak.group(2)) >= 900 and float(leak.group(3)) > 50
+    assert 900 <= int(leak.group(4)) <= 1000
     assert "test_suite.py::test_strict_leak:" in summary
     for clean in ("test_empty", "test_clean", "test_strict_clean", "test_over_budget"):
         assert f"test_suite.py::{clean}:" not in summary, summary
@@ -74,7 +76,8 @@ def test_all_option_lists_every_test_with_what_it_gave_back(pytester):
     pytester.makepyfile(test_suite=SUITE)
     out = pytester.runpytest_subprocess("-p", "objarena.pytest_plugin", "-p", "no:cacheprovider", "--objarena-all",
                              "-k", "clean").stdout.str()
-    line = re.search(r"test_suite.py::test_clean: 0 block\(s\) escaped; .*; ([\d.]+) (KiB|MiB) RSS given back", out)
+    line = re.search(r"test_suite.py::test_clean: \d+ block\(s\) live at scope exit; alive after teardown: 0 object\(s\)"
+                     r".*; ([\d.]+) (KiB|MiB) RSS given back", out)
     assert line, out
 
 
