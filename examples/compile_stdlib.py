@@ -4,7 +4,7 @@ package die with its scope; what a package keeps (names the compiler interns,
 for one) is retained and reported.
 
     python examples/compile_stdlib.py              # a slice: 6 packages
-    python examples/compile_stdlib.py --all        # every package of the installed stdlib
+    python examples/compile_stdlib.py --all        # every module of the installed stdlib (but test/, idlelib/...)
     python examples/compile_stdlib.py --packages json,email
 
 Files are read inside the scope (reading is part of the job).
@@ -24,13 +24,18 @@ SLICE = ["json", "email", "http", "logging", "concurrent", "xml"]
 SKIP = {"test", "idlelib", "lib2to3", "site-packages", "tkinter", "turtledemo", "ensurepip"}
 
 
+TOP_LEVEL = "(top level)"  # the modules outside any package (os.py, re/...), as one more "package"
+
+
 def all_packages():
-    return sorted(d for d in os.listdir(STDLIB)
-                  if d not in SKIP and os.path.isfile(os.path.join(STDLIB, d, "__init__.py")))
+    return [TOP_LEVEL] + sorted(d for d in os.listdir(STDLIB)
+                                if d not in SKIP and os.path.isfile(os.path.join(STDLIB, d, "__init__.py")))
 
 
 def package_files(package):
     """Every .py file of one stdlib package (tests included if it ships them)."""
+    if package == TOP_LEVEL:
+        return sorted(os.path.join(STDLIB, n) for n in os.listdir(STDLIB) if n.endswith(".py"))
     files = []
     for root, dirs, names in os.walk(os.path.join(STDLIB, package)):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
@@ -60,14 +65,14 @@ def job(batch):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--all", action="store_true", help="every package of the installed stdlib")
+    ap.add_argument("--all", action="store_true", help="every module of the installed stdlib, by package")
     ap.add_argument("--packages", help="comma-separated package names (default: %s)" % ",".join(SLICE))
     ap.add_argument("--json", help="also write each package's counts and scope stats here")
     args = ap.parse_args(argv)
     packages = all_packages() if args.all else (args.packages.split(",") if args.packages else SLICE)
 
     job(("warm-up", [os.path.join(STDLIB, "keyword.py")]))  # lazily created interpreter state, outside scopes
-    print(f"{'package':14s} {'files':>5s} {'lines':>7s} {'AST nodes':>9s}  {'released':>8s} {'retained':>8s} "
+    print(f"{'package':14s} {'files':>5s} {'lines':>7s} {'AST nodes':>9s}  {'released':>8s} {'chunks kept':>11s} "
           f"{'live blocks':>11s}")
     results = []
     for batch in make_batches(packages):
@@ -79,12 +84,11 @@ def main(argv=None):
             del r  # keep nothing from the phase but the printed line
         st = phase.stats
         mapped = st["bytes_released"] + st["bytes_retained"]
-        held = st["bytes_retained"] - st["bytes_pages_released"]
-        print(f"{line}  {1 - held / mapped if mapped else 1:8.1%} {held / 2**10:6.0f} KiB "
+        print(f"{line}  {st['bytes_released'] / mapped if mapped else 1:8.1%} {st['chunks_retained']:11d} "
               f"{st['live_blocks_at_exit']:11d}")
         results.append(dict(json.loads(counts), stats=dict(st)))
-    print("released: share of the scope's arena memory handed back at exit; retained: what survivors still "
-          "hold (pages of retained chunks)")
+    print("released: share of the scope's chunk bytes unmapped at exit; chunks kept: chunks that hold a "
+          "survivor (their free pages go back to the OS)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f)
