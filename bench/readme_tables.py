@@ -1,4 +1,4 @@
-"""Prints the README's three summary tables (phase time, peak RSS, RSS held)
+"""Prints the three summary tables of docs/benchmarks.md (phase time, peak RSS, RSS held)
 from a bench/run.py JSON file (summary.json, or a raw latest-raw.json), so
 docs/benchmarks.md shows a real run, not a copy.
 
