@@ -3,7 +3,8 @@
 // Each input is decoded into a sequence of operations -- create (with or
 // without a pool, reuse, poison, adoption, a byte limit, valid and invalid
 // chunk sizes), alloc, calloc, realloc, free, release, destroy, pool
-// create/trim/destroy, and "refuse the Nth commit" -- and after every step the
+// create/trim/destroy, "refuse the Nth commit", and bulk alloc (up to 64
+// blocks of a size) and bulk free (all but every k-th block) -- and after every step the
 // library is checked against a reference model of what the contract promises:
 //   - every live block keeps its contents (a position-dependent fill pattern),
 //     is 16-byte aligned, owned, readable for at least its size, reports the
@@ -249,7 +250,11 @@ void CheckBlock(uintptr_t u, const Block &b, bool full) {
     CHECK(arena_block_arena_id(p) == b.origin, p, arena_block_arena_id(p), b.origin);
     size_t readable = arena_block_readable_size(p);
     CHECK(readable >= b.size, p, readable, b.size);
-    CHECK(Matches(p, b.size, b.seed, full ? 1 : 61), p, b.size);
+    // Between steps ~64 words per block (a full check costs too much with
+    // 48 MiB live); every block is checked in full when freed or reallocated
+    // and at the end of the input.
+    size_t step = full ? 1 : (b.size / 8 / 64 > 61 ? b.size / 8 / 64 : 61);
+    CHECK(Matches(p, b.size, b.seed, step), p, b.size);
 }
 
 arena_stats_t Stats(arena_t *a) {
@@ -448,6 +453,39 @@ void Alloc(Model &m, FuzzedDataProvider &in, int how) {
     AddBlock(m, s, p, size, Stats(s.arena).large_mappings != large_before);
 }
 
+// Many blocks of one size in one step: fills chunks fast enough for the
+// fuzzer to reach full chunks, page hand-back and adoption's later spans.
+void BulkAlloc(Model &m, FuzzedDataProvider &in) {
+    ArenaSlot &s = m.arenas[in.ConsumeIntegral<uint8_t>() % kArenas];
+    size_t size = PickSize(in);
+    int count = in.ConsumeIntegralInRange<int>(1, 64);
+    if (!s.arena) return;
+    for (int i = 0; i < count && m.live.size() < kMaxLive && m.live_bytes + size <= kMaxLiveBytes; i++) {
+        uint64_t large_before = Stats(s.arena).large_mappings;
+        unsigned char *p = static_cast<unsigned char *>(arena_alloc(s.arena, size));
+        if (!p) {
+            CheckRefusal(m, s);
+            return;
+        }
+        AddBlock(m, s, p, size, Stats(s.arena).large_mappings != large_before);
+    }
+}
+
+// Frees every live block but one in `keep` (in address order): survivors
+// spread over pages and chunks, as a phase's escapes are.
+void BulkFree(Model &m, FuzzedDataProvider &in) {
+    size_t keep = in.ConsumeIntegralInRange<size_t>(2, 64);
+    size_t offset = in.ConsumeIntegral<uint8_t>() % keep;
+    size_t k = 0;
+    for (auto it = m.live.begin(); it != m.live.end(); k++) {
+        auto cur = it++;
+        if (k % keep == offset) continue;
+        CheckBlock(cur->first, cur->second, false);
+        arena_free(reinterpret_cast<void *>(cur->first));
+        DropBlock(m, cur);
+    }
+}
+
 void Realloc(Model &m, FuzzedDataProvider &in) {
     ArenaSlot &s = m.arenas[in.ConsumeIntegral<uint8_t>() % kArenas];
     auto it = PickBlock(m, in);
@@ -584,9 +622,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         fprintf(stderr, "arena_fuzzer: quarantine at %llu of %llu reserved bytes: poison requests ignored from now on\n",
                 (unsigned long long)m.base.quarantined_bytes, (unsigned long long)m.base.reserve_bytes);
     }
+    static const bool trace = getenv("ARENA_FUZZ_TRACE") != nullptr;  // reading a seed: one line per step
     for (int ops = 0; ops < kMaxOps && in.remaining_bytes() > 0; ops++) {
         uint8_t op = in.ConsumeIntegral<uint8_t>();
-        switch (op % 16) {
+        if (trace) fprintf(stderr, "arena_fuzzer: op %d (%u), %zu live blocks\n", op % 18, op, m.live.size());
+        switch (op % 18) {
         case 0: CreateArena(m, in); break;
         case 1: case 2: case 3: Alloc(m, in, 0); break;
         case 4: Alloc(m, in, 1); break;
@@ -617,8 +657,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             m.injected |= n >= 0;
             break;
         }
+        case 16: BulkAlloc(m, in); break;
+        case 17: BulkFree(m, in); break;
         }
         CheckAll(m, false);
+    }
+    if (trace) {
+        arena_global_stats_t g;
+        arena_global_stats(&g);
+        fprintf(stderr, "arena_fuzzer: %zu live blocks, %zu chunks; chunks ever mapped %llu, adopted %llu\n",
+                m.live.size(), m.chunks.size(), (unsigned long long)g.chunks_mapped_total,
+                (unsigned long long)g.chunks_adopted_total);
     }
     Cleanup(m);
     return 0;

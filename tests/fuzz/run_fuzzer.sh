@@ -85,7 +85,7 @@ work="$out/corpus-$target"
 rm -rf "$seeds" && mkdir -p "$seeds" "$work"
 n=0
 while IFS= read -r hex; do
-  [[ -n "$hex" ]] || continue
+  [[ -n "$hex" && "$hex" != \#* ]] || continue
   n=$((n + 1))
   printf '%s' "$hex" | xxd -r -p > "$seeds/seed-$n"
 done < "$seeds_file"
