@@ -10,8 +10,20 @@ compared.
 
 Needs the interpreter's `test` package (pyenv builds have it; Debian's python3
 does not, and skips).
+
+Modes (docs/cpython-suite.md has the figures):
+- CI (default): MODULES with every test in its own scope, POISON_MODULES again
+  with poison on, MEM_MODULES with the MEM domain captured in bump mode.
+- Long: OBJARENA_CPYTHON_SUITE=long runs LONG_MODULES (every module the
+  hardening issue names, test_asyncio included) with poison off and on.
+- Whole suite: `python cpython_suite_test.py --all [--poison] [--jobs N]
+  [--timeout S] [--markdown FILE]` (objarena importable) runs every module of
+  Lib/test, one child per module, re-runs each failing module without scopes
+  and prints, per module, the tests run, passed, and the failures seen only
+  with scopes.
 """
 import json
+import os
 import sys
 
 import pytest
@@ -42,6 +54,49 @@ MODULES = [
     "test.test_ast",
     STR_TESTS,
 ]
+# The quick half of the modules the hardening issue added (~20 s together on
+# 3.11 with scopes, on a busy 2-core machine): numbers, bytes, tuples,
+# generators, classes, the gc, csv, enum and typing machinery.
+MODULES += [
+    "test.test_bytes",
+    "test.test_float",
+    "test.test_long",
+    "test.test_tuple",
+    "test.test_gc",
+    "test.test_generators",
+    "test.test_class",
+    "test.test_csv",
+    "test.test_enum",
+    "test.test_typing",
+]
+# Again with poison on (released memory PROT_NONE, no adoption): a quick set
+# of containers, numbers and class machinery (~10 s).
+POISON_MODULES = [
+    "test.test_dict",
+    "test.test_list",
+    "test.test_set",
+    "test.test_float",
+    "test.test_tuple",
+    "test.test_generators",
+    "test.test_class",
+    "test.test_enum",
+    "test.test_typing",
+    "test.test_descr",
+]
+# The slow half (over a minute together; test_asyncio alone runs for many
+# minutes without scopes): only in the long mode, with everything above.
+SLOW_MODULES = [
+    "test.test_compile",
+    "test.test_itertools",
+    "test.test_pickle",
+    "test.test_weakref",
+    "test.test_threading",
+    "test.test_tracemalloc",
+    "test.test_decimal",
+    "test.test_asyncio",
+]
+LONG_MODULES = MODULES + SLOW_MODULES
+LONG = os.environ.get("OBJARENA_CPYTHON_SUITE") == "long"
 # MEM capture puts list/set/dict storage in the arena too: more to outlive a phase.
 MEM_MODULES = ["test.test_dict", "test.test_list", "test.test_set", "test.test_collections"]
 
@@ -84,37 +139,152 @@ print(json.dumps({
     "bad": sorted(t.id() for t, _ in result.failures + result.errors),
     "scopes": ScopedResult.scopes,
     "chunks_adopted_total": info["chunks_adopted_total"],
+    "quarantined_bytes": info["quarantined_bytes"],
 }))
 """
 
 
-def run_suite(names, scope_kwargs):
-    # No poison: poisoned arenas never adopt, and adoption is what we want
-    # exercised here (the hazard tests poison).
+def run_suite(names, scope_kwargs, timeout=900):
+    # Poison only through scope_kwargs: poisoned arenas never adopt, and
+    # adoption is what the unpoisoned runs exercise.
     out = run_child(
         RUNNER,
         poison=False,
-        timeout=900,
+        timeout=timeout,
         args=[json.dumps(scope_kwargs)] + list(names),
     )
     out.check()
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+CASES = [
+    (LONG_MODULES if LONG else MODULES, {}),
+    (LONG_MODULES if LONG else POISON_MODULES, {"poison": True}),
+    (MEM_MODULES, {"domains": ["obj", "mem"], "reuse": False}),
+]
+
+
 # (A test that skips, not a module that does: run_pytest.sh fails a target
 # that collects nothing.)
 @pytest.mark.skipif(not HAVE_SUITE, reason="this interpreter has no CPython test suite (Lib/test)")
-@pytest.mark.parametrize(
-    "modules, scope_kwargs",
-    [(MODULES, {}), (MEM_MODULES, {"domains": ["obj", "mem"], "reuse": False})],
-    ids=["default", "mem-bump"],
-)
+@pytest.mark.parametrize("modules, scope_kwargs", CASES, ids=["default", "poison", "mem-bump"])
 def test_cpython_tests_pass_with_every_test_in_its_own_scope(modules, scope_kwargs):
-    scoped = run_suite(modules, scope_kwargs)
+    scoped = run_suite(modules, scope_kwargs, timeout=3600 if LONG else 900)
     assert scoped["run"] > 500
     assert scoped["scopes"] >= scoped["run"] * 0.9
-    # Later tests' scopes allocated around earlier tests' leftovers.
-    assert scoped["chunks_adopted_total"] > scoped["run"] // 2
+    if not scope_kwargs.get("poison"):
+        # Later tests' scopes allocated around earlier tests' leftovers.
+        assert scoped["chunks_adopted_total"] > scoped["run"] // 2
+    else:
+        assert scoped["quarantined_bytes"] > 0
     if scoped["bad"]:
         plain = run_suite(scoped["bad"], None)
         assert sorted(set(scoped["bad"]) - set(plain["bad"])) == []
+
+
+# ---- the whole suite (by hand: --all) ----
+
+
+def all_modules():
+    """Every test module of the interpreter's Lib/test, as regrtest finds them."""
+    import test
+
+    names = []
+    for entry in sorted(os.listdir(os.path.dirname(test.__file__))):
+        base, ext = os.path.splitext(entry)
+        if not base.startswith("test_"):
+            continue
+        path = os.path.join(os.path.dirname(test.__file__), entry)
+        if ext == ".py" or (not ext and os.path.isfile(os.path.join(path, "__init__.py"))):
+            names.append("test." + base)
+    return names
+
+
+def run_module(name, scope_kwargs, timeout):
+    """One module in a child: its result dict, or {"error": ...} if the child
+    crashed, hung or printed no result."""
+    import subprocess
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", RUNNER, json.dumps(scope_kwargs), name],
+            capture_output=True, text=True, env=env, timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"timeout after {timeout} s"}
+    lines = proc.stdout.strip().splitlines()
+    try:
+        return json.loads(lines[-1])
+    except (IndexError, ValueError):
+        return {"error": f"exit status {proc.returncode}: {proc.stderr.strip()[-300:]!r}"}
+
+
+def compare_module(name, scope_kwargs, timeout):
+    scoped = run_module(name, scope_kwargs, timeout)
+    row = {"module": name, "scoped": scoped, "plain": None, "only_scoped": []}
+    if "error" in scoped or scoped["bad"]:
+        plain = run_module(name, None, timeout)
+        row["plain"] = plain
+        if "error" in scoped:
+            row["only_scoped"] = [] if "error" in plain else [scoped["error"]]
+        else:
+            plain_bad = set(plain.get("bad", [])) if "error" not in plain else set()
+            row["only_scoped"] = sorted(set(scoped["bad"]) - plain_bad) if "error" not in plain else []
+    return row
+
+
+def cell(result):
+    if result is None:
+        return ""
+    if "error" in result:
+        return result["error"].replace("|", "/")[:80]
+    return f"{result['run']} run, {result['run'] - len(result['bad'])} passed"
+
+
+def main(argv):
+    import argparse
+    from concurrent.futures import ThreadPoolExecutor
+
+    parser = argparse.ArgumentParser(description="CPython's test suite, every test in its own objarena scope")
+    parser.add_argument("--all", action="store_true", help="every module of Lib/test (else the long list)")
+    parser.add_argument("--poison", action="store_true", help="scopes with poison=True")
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--timeout", type=float, default=1200, help="seconds per module and run")
+    parser.add_argument("--markdown", help="write the table here too")
+    parser.add_argument("modules", nargs="*", help="modules to run instead")
+    args = parser.parse_args(argv)
+    names = args.modules or (all_modules() if args.all else LONG_MODULES)
+    kwargs = {"poison": True} if args.poison else {}
+    header = [
+        f"Python {sys.version.split()[0]}, scopes {json.dumps(kwargs)}, {len(names)} modules",
+        "",
+        "| module | with scopes | without scopes (failing modules only) | failures only with scopes |",
+        "|---|---|---|---|",
+    ]
+    print("\n".join(header), flush=True)
+    rows = []
+    with ThreadPoolExecutor(args.jobs) as pool:
+        for row in pool.map(lambda n: compare_module(n, kwargs, args.timeout), names):
+            rows.append(row)
+            line = f"| {row['module']} | {cell(row['scoped'])} | {cell(row['plain'])} | {', '.join(row['only_scoped'])} |"
+            print(line, flush=True)
+    ran = [r for r in rows if "error" not in r["scoped"]]
+    summary = (
+        f"\n{len(rows)} modules; {sum(r['scoped']['run'] for r in ran)} tests run with scopes, "
+        f"{sum(r['scoped']['run'] - len(r['scoped']['bad']) for r in ran)} passed; "
+        f"{sum(1 for r in rows if r['only_scoped'])} modules with failures only under scopes"
+    )
+    print(summary)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write("\n".join(header) + "\n")
+            for row in rows:
+                f.write(f"| {row['module']} | {cell(row['scoped'])} | {cell(row['plain'])} | {', '.join(row['only_scoped'])} |\n")
+            f.write(summary + "\n")
+    return 1 if any(r["only_scoped"] for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
