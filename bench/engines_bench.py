@@ -5,7 +5,7 @@
     python bench/engines_bench.py --repeats 3 --only dask
 
 Workloads (both from the engines issue): `small`, 2,000 tasks of about 1 ms
-(2,500 small tuples built and summed), and `big`, 200 tasks that each build
+(8,000 small tuples built and summed), and `big`, 200 tasks that each build
 about 200k objects (50k dicts of a tuple and a float) and keep one tuple in a
 module-level list, as a cache in a real worker would. `noop` runs as many
 empty tasks: what the engine's own bookkeeping grows a worker by.
@@ -38,7 +38,7 @@ KEPT = []
 
 
 def small_task(i):
-    return sum(t[1] for t in [(j, float(j)) for j in range(2500)]) + i
+    return sum(t[1] for t in [(j, float(j)) for j in range(8000)]) + i
 
 
 def big_task(i):

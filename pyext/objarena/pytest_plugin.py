@@ -5,17 +5,19 @@
 Each test's call (the test function, not its fixtures' setup and teardown)
 runs inside ``objarena.scope()``: the plugin's hook is the innermost wrapper
 of pytest's call hook, so pytest's capture, logging and reports run outside
-it. The terminal summary lists the tests whose blocks outlived the scope: how
-many (less a baseline: the most an empty function left in a few scopes run by
-the plugin before the first test), the gc-tracked objects among them still
-alive once the test's teardown and reports are done (count, bytes by
-``sys.getsizeof``, top types), and the RSS the scope's exit gave back. What a
-failed test leaves is its exception and traceback: failed tests are not listed
-as leaks. ``--objarena-all`` lists every test.
+it. A baseline, the most blocks an empty test left live at its scope's exit
+(run three times through pytest's setup, call and teardown before the first
+test), is subtracted from every test. A test that left more is checked once
+its teardown and reports are done: after a full collection, objects of its
+arena still alive (gc-tracked ones, and untracked ones they hold) are its
+leak. The terminal summary lists those tests (count, bytes by
+``sys.getsizeof``, top types) and the RSS each scope's exit gave back;
+failed tests are not listed (what they leave is their exception).
+``--objarena-all`` lists every test.
 
 A marker makes a test fail on what it keeps or allocates:
 
-    @pytest.mark.objarena(strict=True)        # fails if any block escaped (beyond the baseline)
+    @pytest.mark.objarena(strict=True)        # fails if objects of the test outlive its call
     @pytest.mark.objarena(limit=50 * 2**20)   # MemoryError past 50 MiB held in the test's scope
     @pytest.mark.objarena(strict=True, limit=2**20, chunk_size=2**16)   # other scope() options pass through
 
@@ -23,8 +25,8 @@ Objects a test leaves in module globals, caches (``functools.lru_cache``,
 ``re``'s cache, interned strings), class attributes or session fixtures
 escape; so do objects other threads take from the freelists while the test
 runs (tests that start threads can be blamed for a few blocks). This is leak
-detection at the cost of a scope per test (in particular its exit's
-collection), not of a tracer.
+detection at the cost of a scope per test, plus a full collection and a heap
+walk for each test that left blocks live, not of a tracer.
 """
 import gc
 import os
