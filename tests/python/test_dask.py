@@ -13,6 +13,11 @@ from objarena.dask import PLUGIN_NAME, ScopePlugin, cluster_stats  # noqa: E402
 
 KEPT = []  # one tuple per big task stays in the worker, as a cache would keep it
 
+# Under ASan (OBJARENA_ASAN=1, PYTHONMALLOC=malloc) freed memory sits in ASan's
+# quarantine, so RSS measures ASan, not the arena: seen there, plain workers
+# +428 MiB and scoped +73 MiB in the process-pool test. RSS is not checked then.
+ASAN = os.environ.get("OBJARENA_ASAN") == "1"
+
 
 def small(i):
     return sum(float(x) for x in range(i % 50))
@@ -77,8 +82,9 @@ def test_two_worker_processes_scope_every_task_and_give_memory_back():
         assert all(s["tasks"] > 0 and s["tasks_failed"] == 0 for s in stats.values())
         assert all(s["results_kept"] == 0 for s in stats.values())
         assert all(s["bytes_released"] + s["bytes_pages_released"] > 12 * 2**20 for s in stats.values())
-        assert max(scoped.values()) < 4.0, (plain, scoped)
-        assert sum(plain.values()) > sum(scoped.values()) + 8.0, (plain, scoped)
+        if not ASAN:
+            assert max(scoped.values()) < 4.0, (plain, scoped)
+            assert sum(plain.values()) > sum(scoped.values()) + 8.0, (plain, scoped)
 
         # A task over the limit fails with MemoryError; the worker goes on.
         with pytest.raises(MemoryError):
@@ -107,8 +113,8 @@ def test_two_threads_per_worker_get_a_scope_per_task():
     assert depths == [1] * 20
     assert stats["tasks"] == 20 + 100 + 4 + 8 and stats["tasks_failed"] == 0
     assert stats["warm_bytes"] > 0  # the worker's pool keeps chunks warm between tasks
-    assert max(scoped.values()) < 4.0 + 256  # bounded by the pool's max_warm_bytes...
-    assert max(scoped.values()) - stats["warm_bytes"] / 2**20 < 4.0  # ...and nothing else
+    if not ASAN:
+        assert max(scoped.values()) - stats["warm_bytes"] / 2**20 < 4.0  # the warm chunks, nothing else
 
 
 def test_plugin_options_are_checked_on_the_client():

@@ -98,6 +98,9 @@ def worker_growth(executor_class, **kwargs):
     return (after - before) / 2**20
 
 
+@pytest.mark.skipif(os.environ.get("OBJARENA_ASAN") == "1",
+                    reason="under ASan freed memory sits in ASan's quarantine: RSS measures ASan, not the arena "
+                           "(seen: plain worker +428 MiB, scoped +73 MiB)")
 def test_worker_rss_stays_flat_where_a_plain_worker_keeps_memory():
     # Each task builds 200k rows (800k objects) and keeps one tuple; a plain worker keeps
     # pymalloc arenas those tuples pin (about 2.5 MiB a task here), a scoped
