@@ -9,7 +9,7 @@
 The plugin swaps each worker's default executor (a thread pool, one thread
 per `threads_per_worker`) for `ScopedThreadPoolExecutor`: the same pool whose
 threads run each task inside a scope made with the plugin's options
-(`limit`, `strict`, `chunk_size`, `reuse`, `domains`, `collect`, ...;
+(`limit`, `chunk_size`, `reuse`, `domains`, `collect`, ...;
 `warm_pool=True` or a dict of `objarena.Pool()` options: scopes of one warm
 pool per worker). Workers that join later get it too. Tasks that name
 another executor (`dask.annotate(executor=...)`) are not scoped.
@@ -31,15 +31,18 @@ tasks get separate arenas. CPython's freelists (floats, tuples, lists, dicts,
 ...) are shared by all threads, so a block one task freed can be handed to a
 task on another thread, or to the worker's event-loop thread, and outlive the
 task that allocated it: that pins a page of the first task's arena until it
-is freed (counted in `blocks_escaped`), never memory in use. So:
-- `strict=True` would blame a task for another thread's objects; it is
-  refused on workers with more than one thread (and on a single-threaded
-  worker it still reports blocks the event-loop thread took from the task's
-  freelists, so use it to find leaks, not in production);
-- `limit=` bounds each task's own arena, and is charged only for blocks the
-  task's thread allocated: objects a task takes from another's freelist are
-  not charged to it (at most the freelists' few hundred blocks per type).
-  It does not bound the worker: use Dask's `memory_limit` for that.
+is freed (counted in `blocks_escaped`), never memory in use. So `limit=`
+bounds each task's own arena, and is charged only for blocks the task's
+thread allocated: objects a task takes from another's freelist are not
+charged to it (at most the freelists' few hundred blocks per type). It does
+not bound the worker: use Dask's `memory_limit` for that.
+
+`strict=True` is refused: every task leaves distributed's bookkeeping for the
+call (its contextvars context, 2 blocks) live at the scope's exit, freed a
+moment later. Even nested in a task (`objarena.scoped(fn, strict=True)`) it
+fails most tasks on single-threaded workers (222 of 340 measured), for
+blocks the event-loop thread took from the task's freelists. Watch
+`blocks_escaped` instead, and check for leaks in tests.
 
 Per-worker statistics: `cluster_stats(client)` (or
 `client.run(objarena.dask.worker_stats)`) returns, per worker, the tasks run,
@@ -49,7 +52,6 @@ chunks and bytes retained at exit, blocks escaped, results kept, plus
 """
 import concurrent.futures
 import pickle
-import threading
 import warnings
 
 import _objarena
