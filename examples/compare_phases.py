@@ -90,8 +90,11 @@ def plan(variants):
 
 def run_sampled(example, variant, extra_env, size, interval):
     """Runs one child, sampling its RSS; returns (child's JSON, [(monotonic s, RSS KiB)])."""
-    env = base_env(None)
+    env = base_env(None)  # without the caller's PYTHONMALLOC, LD_PRELOAD...
+    sanitizers = os.environ.get("LD_PRELOAD", "") if os.environ.get("OBJARENA_ASAN") == "1" else ""
     env.update(extra_env)
+    if sanitizers:  # under --config=asan the ASan runtime must stay first in every process
+        env["LD_PRELOAD"] = sanitizers + (":" + extra_env["LD_PRELOAD"] if "LD_PRELOAD" in extra_env else "")
     cmd = [sys.executable, CHILD, example, variant, "--size", size]
     samples = []
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
@@ -312,7 +315,7 @@ def main(argv=None):
                                   for v, r in rv.items()} for n, rv in runs.items()}}, f)
     log("")
     log(f"summary: {summary_path}")
-    if not args.no_chart:
+    if not args.no_chart and examples:
         import rss_chart
         png = os.path.join(args.out_dir, "examples.png")
         rss_chart.draw(png, samples, runs, meta)

@@ -121,8 +121,12 @@ def test_budget_refuses_the_runaway_request_and_goes_on(tmp_path):
     # the phase asked for ~10x the budget in small objects; it was stopped near the limit
     assert runaway["peak_mapped_mib"] * 2**20 < 3 * data["limit"], runaway
     assert all(o["alloc_failures"] == 0 and o["rows"] == 20_000 for o in outcomes if o["ok"])
-    # and its memory went back: later requests run in a process no bigger than before the runaway + a chunk
-    assert outcomes[-1]["rss_mib"] < outcomes[1]["rss_mib"] + 4, outcomes
+    # and its memory went back: nothing of it outlived its scope...
+    assert runaway["live_blocks"] < 100, runaway
+    # ...so later requests run in a process no bigger than before the runaway, plus a chunk
+    # (not under ASan, whose quarantine keeps freed memory resident)
+    if os.environ.get("OBJARENA_ASAN") != "1":
+        assert outcomes[-1]["rss_mib"] < outcomes[1]["rss_mib"] + 4, outcomes
     assert "4 of 5 requests served" in stdout
 
 
