@@ -31,7 +31,7 @@
 // destroyed, and the process-wide totals must be back where they started:
 // the library has no reset, so that is what keeps a long run from growing.
 // Poisoned chunks are quarantined forever (never reused): once the
-// quarantine passes 2 GiB (or a quarter of the region), poison requests are
+// quarantine passes 8 GiB (or a quarter of the region), poison requests are
 // ignored, so a long run neither exhausts the reserve nor grows ASan's
 // shadow memory without bound (reported once on stderr).
 //
@@ -149,7 +149,7 @@ bool poison_allowed = true;
 // mapped keeps its shadow pages (1/8 of its size) resident: past this cap
 // poison requests are ignored, so a long run's memory stays bounded.
 uint64_t QuarantineCap(uint64_t reserve) {
-    uint64_t cap = uint64_t{2} << 30;
+    uint64_t cap = uint64_t{8} << 30;  // ~1 GiB of shadow
     return reserve / 4 < cap ? reserve / 4 : cap;
 }
 
