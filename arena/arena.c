@@ -137,4 +137,6 @@ void arena_get_stats(const arena_t *a, arena_stats_t *out) {
 
 uint64_t arena_id(const arena_t *a) { return a->id; }
 
+uint64_t arena_live_blocks(const arena_t *a) { return a->blocks_allocated - a->blocks_freed; }
+
 arena_error_t arena_last_error(const arena_t *a) { return a->last_error; }

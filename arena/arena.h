@@ -215,6 +215,10 @@ uint64_t arena_block_arena_id(const void *ptr);
 /* A process-unique id of this arena, never 0, never reused. */
 uint64_t arena_id(const arena_t *arena);
 
+/* Blocks this arena handed out and that were not freed while it was open
+ * (before arena_release: its live blocks; a cheap read of two counters). */
+uint64_t arena_live_blocks(const arena_t *arena);
+
 /* The error of the last failed call on this arena (ARENA_OK if none). */
 arena_error_t arena_last_error(const arena_t *arena);
 

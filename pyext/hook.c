@@ -42,6 +42,8 @@ static inline void *forward_ctx_of(int domain) {
 
 static bool hook_installed[HOOK_DOMAINS];
 static bool hook_over_tracemalloc[HOOK_DOMAINS];
+/* Installed into tracemalloc's saved slot (tracemalloc_slot_on_top). */
+static bool hook_under_tracemalloc_at_install[HOOK_DOMAINS];
 static uint64_t hook_chain_repairs;
 static uint64_t hook_moved_out;
 
@@ -226,6 +228,54 @@ static bool hook_is_on_top(int domain) {
     return is_ours(domain, &current);
 }
 
+/* ---- tracemalloc, recognised without its symbols ----
+ *
+ * tracemalloc.start() saves the RAW, MEM and OBJ allocators in one struct
+ * {mem, raw, obj} and installs, per domain, its hook with ctx = &saved slot;
+ * the hook forwards with slot->malloc(slot->ctx, ...), and stop() puts each
+ * slot back with PyMem_SetAllocator, then drops its traces (freeing the
+ * filename strings it cached). That shape is the same on 3.6-3.13 (with and
+ * without the debug hooks): all three domains share tracemalloc's free, MEM
+ * and OBJ share its malloc, RAW has its own, and the ctxs are three
+ * consecutive PyMemAllocatorEx. When tracemalloc is on top of the chain,
+ * objarena installs itself INTO the slot: tracemalloc forwards to objarena,
+ * and stop() restores objarena rather than an allocator that does not know
+ * arena blocks. A hook that does not fit the shape is never written to.
+ *
+ * Returns tracemalloc's saved slot for `domain` if tracemalloc's own hook is
+ * on top of the chain, else NULL. GIL held. */
+static bool tracemalloc_is_tracing(void);
+
+static PyMemAllocatorEx *tracemalloc_slot_on_top(int domain) {
+    PyMemAllocatorEx raw, mem, obj;
+    PyMem_GetAllocator(PYMEM_DOMAIN_RAW, &raw);
+    PyMem_GetAllocator(PYMEM_DOMAIN_MEM, &mem);
+    PyMem_GetAllocator(PYMEM_DOMAIN_OBJ, &obj);
+    char *base = mem.ctx;
+    bool shape = raw.free == mem.free && mem.free == obj.free && mem.malloc == obj.malloc &&
+                 mem.realloc == obj.realloc && raw.malloc != mem.malloc && base != NULL &&
+                 (char *)raw.ctx == base + sizeof(PyMemAllocatorEx) &&
+                 (char *)obj.ctx == base + 2 * sizeof(PyMemAllocatorEx);
+    if (!shape || !tracemalloc_is_tracing())
+        return NULL;
+    return domain == HOOK_OBJ ? (PyMemAllocatorEx *)obj.ctx : (PyMemAllocatorEx *)mem.ctx;
+}
+
+/* Where our face is. ON_TOP: PyMem_GetAllocator returns it. UNDER_TRACEMALLOC:
+ * tracemalloc's hook is on top and its saved slot holds our face. ELSEWHERE:
+ * another hook (a profiler, the debug hooks) sits above us, or we are out of
+ * the chain (see verify_domain). */
+enum face_place { FACE_ELSEWHERE = 0, FACE_ON_TOP, FACE_UNDER_TRACEMALLOC };
+
+static enum face_place face_place(int domain) {
+    if (hook_is_on_top(domain))
+        return FACE_ON_TOP;
+    PyMemAllocatorEx *slot = tracemalloc_slot_on_top(domain);
+    if (slot && is_ours(domain, slot))
+        return FACE_UNDER_TRACEMALLOC;
+    return FACE_ELSEWHERE;
+}
+
 static bool wants_full_face(int domain) {
     return capturing_frames[domain] > 0 || !thin_passthrough_enabled;
 }
@@ -235,7 +285,7 @@ static bool wants_full_face(int domain) {
  * reader that mixed the fields of the two faces would still call valid
  * pairs. Only called when ours is on top, or to put it on top: a hook
  * stacked on ours keeps the face it wraps. */
-static void install_face(int domain, bool full) {
+static PyMemAllocatorEx face_for(int domain, bool full) {
     PyMemAllocatorEx *fw = forward(domain);
     PyMemAllocatorEx face = full ? full_face[domain] : thin_face[domain];
     face.ctx = fw->ctx;
@@ -243,15 +293,43 @@ static void install_face(int domain, bool full) {
         face.malloc = fw->malloc;
         face.calloc = fw->calloc;
     }
+    return face;
+}
+
+static void install_face(int domain, bool full) {
+    PyMemAllocatorEx face = face_for(domain, full);
     PyMem_SetAllocator(hook_domain_id[domain], &face);
     full_face_installed[domain] = full;
 }
 
-/* The face the domain needs now, if ours is on top. */
+/* Writes a face into tracemalloc's saved slot (tracemalloc_slot_on_top).
+ * The OBJ and MEM domains are only called with the GIL held, as this is, so
+ * no hook reads the slot while it is written. */
+static void install_face_under_tracemalloc(int domain, PyMemAllocatorEx *slot, bool full) {
+    *slot = face_for(domain, full);
+    full_face_installed[domain] = full;
+}
+
+/* Puts `face` where ours is now: on top, or in tracemalloc's slot. Returns
+ * false if ours is elsewhere (a foreign hook above it keeps what it wraps). */
+static bool replace_face(int domain, bool full) {
+    switch (face_place(domain)) {
+    case FACE_ON_TOP:
+        install_face(domain, full);
+        return true;
+    case FACE_UNDER_TRACEMALLOC:
+        install_face_under_tracemalloc(domain, tracemalloc_slot_on_top(domain), full);
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* The face the domain needs now, where ours can be reached. */
 static void settle_face(int domain) {
     bool full = wants_full_face(domain);
-    if (hook_installed[domain] && full != full_face_installed[domain] && hook_is_on_top(domain))
-        install_face(domain, full);
+    if (hook_installed[domain] && full != full_face_installed[domain])
+        replace_face(domain, full);
 }
 
 /* A scope is about to capture `domain`: the full face must be in the chain. */
@@ -259,10 +337,8 @@ static int capture_begin(int domain) {
     capturing_frames[domain]++;
     if (!hook_installed[domain] || full_face_installed[domain])
         return 0;
-    if (hook_is_on_top(domain)) {
-        install_face(domain, true);
+    if (replace_face(domain, true))
         return 0;
-    }
     capturing_frames[domain]--;
     PyErr_SetString(PyExc_RuntimeError,
                     "objarena: another allocator hook was installed over objarena's pass-through "
@@ -286,8 +362,8 @@ void objarena_hook_set_thin_passthrough(bool enabled) {
 
 void objarena_hook_prepare_for_wrapper(void) {
     for (int d = 0; d < HOOK_DOMAINS; d++)
-        if (hook_installed[d] && !full_face_installed[d] && hook_is_on_top(d))
-            install_face(d, true);
+        if (hook_installed[d] && !full_face_installed[d])
+            replace_face(d, true);
 }
 
 /* ---- the per-thread stack ---- */
@@ -370,12 +446,25 @@ static bool env_thin_passthrough(void) {
 static int install_domain(int domain) {
     if (hook_installed[domain])
         return 0;
+    if (!hook_installed[HOOK_OBJ] && !hook_installed[HOOK_MEM])
+        thin_passthrough_enabled = thin_passthrough_enabled && env_thin_passthrough();
+    PyMemAllocatorEx *slot = tracemalloc_slot_on_top(domain);
+    if (slot) {
+        /* Under tracemalloc: forward to what it saved, and let its stop()
+         * restore us. The full face, since tracemalloc wraps it (as when
+         * tracemalloc.start() is guarded, objarena_hook_prepare_for_wrapper). */
+        PyMemAllocatorEx saved_by_tracemalloc = *slot;
+        if (publish_forward(domain, &saved_by_tracemalloc) < 0)
+            return -1;
+        install_face_under_tracemalloc(domain, slot, true);
+        hook_under_tracemalloc_at_install[domain] = true;
+        hook_installed[domain] = true;
+        return 0;
+    }
     PyMemAllocatorEx saved;
     PyMem_GetAllocator(hook_domain_id[domain], &saved);
     if (publish_forward(domain, &saved) < 0)
         return -1;
-    if (!hook_installed[HOOK_OBJ] && !hook_installed[HOOK_MEM])
-        thin_passthrough_enabled = thin_passthrough_enabled && env_thin_passthrough();
     hook_over_tracemalloc[domain] = tracemalloc_is_tracing();
     install_face(domain, wants_full_face(domain));
     hook_installed[domain] = true;
@@ -393,7 +482,7 @@ static int verify_domain(int domain) {
         return 0;
     PyMemAllocatorEx current;
     PyMem_GetAllocator(hook_domain_id[domain], &current);
-    if (is_ours(domain, &current)) {
+    if (is_ours(domain, &current) || face_place(domain) == FACE_UNDER_TRACEMALLOC) {
         settle_face(domain);
         return 0;
     }
@@ -426,6 +515,8 @@ void objarena_hook_get_stats(objarena_hook_stats_t *out) {
     out->installed = hook_installed[HOOK_OBJ];
     out->mem_installed = hook_installed[HOOK_MEM];
     out->installed_over_tracemalloc = hook_over_tracemalloc[HOOK_OBJ] || hook_over_tracemalloc[HOOK_MEM];
+    out->installed_under_tracemalloc =
+        hook_under_tracemalloc_at_install[HOOK_OBJ] || hook_under_tracemalloc_at_install[HOOK_MEM];
     out->chain_repairs = hook_chain_repairs;
     out->moved_out = hook_moved_out;
     out->full_face = full_face_installed[HOOK_OBJ];

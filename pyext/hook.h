@@ -96,7 +96,8 @@ void objarena_hook_set_thin_passthrough(bool enabled);
 typedef struct objarena_hook_stats {
     bool installed;
     bool mem_installed;              /* the MEM-domain hook too */
-    bool installed_over_tracemalloc; /* tracemalloc was tracing at install */
+    bool installed_over_tracemalloc; /* installed over a hook stacked on tracemalloc (repaired after its stop) */
+    bool installed_under_tracemalloc; /* tracemalloc was on top at install: installed into its saved slot */
     bool hook_on_top;                /* PyMem_GetAllocator(OBJ) is the hook now (either face) */
     bool full_face;                  /* the OBJ face last installed is the full one */
     uint64_t chain_repairs;

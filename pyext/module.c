@@ -7,6 +7,7 @@
 #include <Python.h>
 
 #include "arena/testing.h"
+#include "pyext/freelists.h"
 #include "pyext/scope.h"
 
 static PyObject *EscapeError;        /* objarena.EscapeError(RuntimeError) */
@@ -106,6 +107,31 @@ static int parse_flag(PyObject *value, const char *name, bool *out) {
     return 0;
 }
 
+/* collect=: True ("auto", the default), False (none), "auto", "young", "full". */
+static const char *const collect_mode_names[] = {"none", "auto", "young", "full"};
+
+static int parse_collect(PyObject *value, int *out) {
+    if (value == NULL)
+        return 0; /* keep default */
+    if (PyBool_Check(value)) {
+        *out = value == Py_True ? OBJARENA_COLLECT_AUTO : OBJARENA_COLLECT_NONE;
+        return 0;
+    }
+    if (PyUnicode_Check(value)) {
+        for (int m = OBJARENA_COLLECT_AUTO; m <= OBJARENA_COLLECT_FULL; m++) {
+            if (PyUnicode_CompareWithASCIIString(value, collect_mode_names[m]) == 0) {
+                *out = m;
+                return 0;
+            }
+        }
+        PyErr_Format(PyExc_ValueError, "collect must be True, False, 'auto', 'young' or 'full', not %R", value);
+        return -1;
+    }
+    PyErr_Format(PyExc_TypeError, "collect must be True, False, 'auto', 'young' or 'full', not %.100s",
+                 Py_TYPE(value)->tp_name);
+    return -1;
+}
+
 static PyObject *Scope_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"limit", "chunk_size", "strict", "collect", "poison", "reuse",
                              "domains", "pool", "huge_pages", "adopt", "trim_malloc", NULL};
@@ -124,12 +150,13 @@ static PyObject *Scope_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     bool strict_flag = false;
     if (parse_size(limit, "limit", &options.limit) < 0 ||
         parse_size(chunk_size, "chunk_size", &options.chunk_size) < 0 ||
-        parse_flag(strict, "strict", &strict_flag) < 0 || parse_flag(collect, "collect", &options.collect) < 0 ||
+        parse_flag(strict, "strict", &strict_flag) < 0 || parse_collect(collect, &options.collect) < 0 ||
         parse_flag(poison, "poison", &options.poison) < 0 || parse_flag(reuse, "reuse", &options.reuse) < 0 ||
         parse_flag(huge_pages, "huge_pages", &options.huge_pages) < 0 ||
         parse_flag(adopt, "adopt", &options.adopt) < 0 ||
         parse_domains(domains, &options.capture_mem) < 0)
         return NULL;
+    options.strict = strict_flag;
     /* A pool keeps memory warm on purpose: its scopes leave the C heap alone
      * too (Pool.trim() and close() trim it), unless asked. */
     options.trim_malloc = !(pool && pool != Py_None);
@@ -334,7 +361,7 @@ static PyObject *Scope_repr(ScopeObject *self) {
                                 frame_state_name(&self->scope->frame),
                                 o->capture_mem ? "('obj', 'mem')" : "('obj',)", o->limit,
                                 o->chunk_size,
-                                self->strict ? "True" : "False", o->collect ? "True" : "False",
+                                self->strict ? "True" : "False", collect_mode_names[o->collect],
                                 (unsigned long long)st.blocks_allocated,
                                 (unsigned long long)(st.released ? st.peak_mapped : st.bytes_mapped),
                                 (unsigned long long)st.bytes_retained);
@@ -372,7 +399,12 @@ PyDoc_STRVAR(Scope_doc,
 "  the phase) and the scope still exits cleanly.\n"
 "chunk_size: power of two, 64 KiB to 1 GiB (default 1 MiB; 2 MiB with huge_pages).\n"
 "strict: after exit raise EscapeError if any block is still alive.\n"
-"collect: at exit run a full gc and clear CPython's caches (default True).\n"
+"collect: what the exit collects. True/'auto' (default): the young gc\n"
+"  generations the phase's objects can be in; then, if blocks are still live,\n"
+"  a full gc plus CPython's cache flushes when it fits the pace (at most ~2%\n"
+"  of wall time) or strict=True, else that full collection is deferred (the\n"
+"  chunks go back when a later collection frees their last block). 'young':\n"
+"  never a full gc at exit. 'full': a full gc at every exit. False: nothing.\n"
 "poison: make released memory inaccessible (debug; also OBJARENA_POISON=1).\n"
 "reuse: recycle blocks of up to 256 KiB freed inside the scope (per-size\n"
 "  free lists); False: pure bump allocation, frees are no-ops until exit.\n"
@@ -425,6 +457,24 @@ static int set_str(PyObject *d, const char *key, const char *value) {
     return rc;
 }
 
+/* What the exit collected: "exit_collection" ("none", "gen0", "gen1",
+ * "full"), "exit_collect_seconds", "full_collection_deferred",
+ * "objects_promoted" (a gen-1/full collection ran during the phase). */
+static int add_exit_collection(PyObject *d, const objarena_scope_t *scope) {
+    static const char *const names[] = {"none", "gen0", "gen1", "full"};
+    const objarena_exit_collection_t *c = &scope->exit_collection;
+    PyObject *seconds = PyFloat_FromDouble(c->seconds);
+    int rc = (!seconds || set_str(d, "exit_collection", names[c->generation + 1]) < 0 ||
+              PyDict_SetItemString(d, "exit_collect_seconds", seconds) < 0 ||
+              PyDict_SetItemString(d, "full_collection_deferred", c->full_deferred ? Py_True : Py_False) < 0 ||
+              PyDict_SetItemString(d, "objects_promoted", c->promoted ? Py_True : Py_False) < 0 ||
+              set_u64(d, "freelist_blocks_freed", c->freelist_blocks_freed) < 0)
+                 ? -1
+                 : 0;
+    Py_XDECREF(seconds);
+    return rc;
+}
+
 static PyObject *stats_dict(const objarena_scope_t *scope) {
     arena_stats_t st;
     objarena_scope_stats(scope, &st);
@@ -449,7 +499,8 @@ static PyObject *stats_dict(const objarena_scope_t *scope) {
         set_u64(d, "chunks_parked", st.chunks_parked) < 0 ||
         set_u64(d, "blocks_reused", st.blocks_reused) < 0 ||
         set_u64(d, "chunks_adopted", st.chunks_adopted) < 0 ||
-        PyDict_SetItemString(d, "exited", st.released ? Py_True : Py_False) < 0) {
+        PyDict_SetItemString(d, "exited", st.released ? Py_True : Py_False) < 0 ||
+        add_exit_collection(d, scope) < 0) {
         Py_DECREF(d);
         return NULL;
     }
@@ -705,13 +756,26 @@ static PyObject *objarena_info(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(
         depth += f->arena != NULL;
     uint64_t trims, trims_skipped;
     objarena_trim_stats(&trims, &trims_skipped);
+    objarena_collect_stats_t cs;
+    objarena_collect_stats(&cs);
     PyObject *d = PyDict_New();
     if (!d)
         return NULL;
+    PyObject *collect_seconds = PyFloat_FromDouble(cs.seconds);
+    if (!collect_seconds || PyDict_SetItemString(d, "exit_collect_seconds", collect_seconds) < 0 ||
+        set_u64(d, "exit_collections_young", cs.young) < 0 || set_u64(d, "exit_collections_full", cs.full) < 0 ||
+        set_u64(d, "exit_collections_deferred", cs.deferred) < 0 ||
+        set_u64(d, "freelist_blocks_freed", cs.freelist_blocks_freed) < 0) {
+        Py_XDECREF(collect_seconds);
+        Py_DECREF(d);
+        return NULL;
+    }
+    Py_DECREF(collect_seconds);
     if (PyDict_SetItemString(d, "hook_installed", hs.installed ? Py_True : Py_False) < 0 ||
         PyDict_SetItemString(d, "hook_on_top", hs.hook_on_top ? Py_True : Py_False) < 0 ||
         set_str(d, "hook_face", hs.full_face ? "full" : "thin") < 0 ||
         PyDict_SetItemString(d, "installed_over_tracemalloc", hs.installed_over_tracemalloc ? Py_True : Py_False) < 0 ||
+        PyDict_SetItemString(d, "installed_under_tracemalloc", hs.installed_under_tracemalloc ? Py_True : Py_False) < 0 ||
         PyDict_SetItemString(d, "capturing", capturing ? Py_True : Py_False) < 0 ||
         set_u64(d, "scope_depth", (uint64_t)depth) < 0 || set_u64(d, "chain_repairs", hs.chain_repairs) < 0 ||
         set_u64(d, "blocks_moved_out", hs.moved_out) < 0 || set_u64(d, "malloc_trims", trims) < 0 ||
@@ -834,6 +898,20 @@ static PyObject *objarena_testing_fail_commit_after(PyObject *module, PyObject *
     Py_RETURN_NONE;
 }
 
+/* _freelists_check_layout() -> number of freelists checked (tests): the
+ * layouts freelists.c walks, against CPython's counters. RuntimeError on a
+ * mismatch. */
+static PyObject *objarena_freelists_check_layout_py(PyObject *module, PyObject *Py_UNUSED(ignored)) {
+    (void)module;
+    char what[200];
+    int n = objarena_freelists_check_layout(what, sizeof what);
+    if (n < 0) {
+        PyErr_Format(PyExc_RuntimeError, "objarena: %s", what);
+        return NULL;
+    }
+    return PyLong_FromLong(n);
+}
+
 static PyMethodDef module_methods[] = {
     {"info", objarena_info, METH_NOARGS,
      "info() -> dict\n\nProcess-wide state: hook installed and on top, arenas, retained chunks/bytes/blocks."},
@@ -849,6 +927,7 @@ static PyMethodDef module_methods[] = {
      "start(nframe: int = 1)\n\nStart tracing Python memory allocations (over objarena's full hook)."},
     {"_guard_tracemalloc", objarena_guard_tracemalloc, METH_VARARGS, NULL},
     {"_at_exit", objarena_at_exit, METH_NOARGS, NULL},
+    {"_freelists_check_layout", objarena_freelists_check_layout_py, METH_NOARGS, NULL},
     {"_testing_fail_commit_after", objarena_testing_fail_commit_after, METH_O,
      "_testing_fail_commit_after(n)\n\nTests only: the (n+1)th chunk commit from now fails; -1: off."},
     {NULL, NULL, 0, NULL},

@@ -1,6 +1,9 @@
 /* Scope enter/exit and the exit clean-up. */
 #include "pyext/scope.h"
 
+#include "pyext/clock.h"
+#include "pyext/collect.h"
+
 #include <string.h>
 #include <time.h>
 #ifdef __GLIBC__
@@ -14,7 +17,7 @@ static bool env_poison(void) {
 
 void objarena_scope_options_init(objarena_scope_options_t *options) {
     memset(options, 0, sizeof *options);
-    options->collect = true;
+    options->collect = OBJARENA_COLLECT_AUTO;
     options->reuse = true; /* see README: measured against bump mode */
     options->adopt = true;
     options->trim_malloc = true;
@@ -32,24 +35,19 @@ static struct {
     uint64_t done, skipped;
 } trim_state;
 
-static double monotonic_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 void objarena_trim_malloc(void) {
-    double start = monotonic_seconds();
+    double start = objarena_monotonic_seconds();
 #ifdef __GLIBC__
     malloc_trim(0);
 #endif
-    trim_state.last_end = monotonic_seconds();
+    trim_state.last_end = objarena_monotonic_seconds();
     trim_state.last_cost = trim_state.last_end - start;
     trim_state.done++;
 }
 
 static void trim_malloc_paced(void) {
-    if (monotonic_seconds() - trim_state.last_end < TRIM_PACE * trim_state.last_cost) {
+    if (objarena_monotonic_seconds() - trim_state.last_end < TRIM_PACE * trim_state.last_cost) {
         trim_state.skipped++;
         return;
     }
@@ -139,6 +137,9 @@ int objarena_scope_enter(objarena_scope_t *s) {
             PyErr_Format(PyExc_ValueError, "objarena: %s", arena_error_name(err));
         return -1;
     }
+    /* Before the push: gc.get_stats() allocates, and not into the arena. */
+    if (s->options.collect == OBJARENA_COLLECT_AUTO || s->options.collect == OBJARENA_COLLECT_YOUNG)
+        objarena_gc_collections(s->gc_collections_at_enter);
     s->frame.arena = arena;
     s->frame.capture_mem = s->options.capture_mem;
     if (objarena_thread_push(&s->frame) < 0) {
@@ -150,35 +151,8 @@ int objarena_scope_enter(objarena_scope_t *s) {
     return 0;
 }
 
-void objarena_collect_caches(void) {
-    /* Freelists are cleared only by a full collection, and PyGC_Collect does
-     * nothing while gc is disabled. */
-    int was_enabled = PyGC_Enable();
-    PyGC_Collect();
-    if (!was_enabled)
-        PyGC_Disable();
-    /* The type attribute cache holds strong references to attribute names. */
-    PyType_ClearCache();
-    /* The one-entry slice cache is never cleared by gc: take the cached slice,
-     * make a fresh one (not from this arena: capture is off), free the fresh
-     * one first so it takes the cache, then the old one for real. */
-    PyObject *cached = PySlice_New(Py_None, Py_None, Py_None);
-    PyObject *fresh = PySlice_New(Py_None, Py_None, Py_None);
-    Py_XDECREF(fresh);
-    Py_XDECREF(cached);
-    if (PyErr_Occurred())
-        PyErr_Clear();
-}
-
 static void finish_exit(objarena_scope_t *s) {
-    if (s->options.collect) {
-        /* Keep a pending exception (the one leaving the with block) out of
-         * the way of the collection's finalizers. */
-        PyObject *type, *value, *tb;
-        PyErr_Fetch(&type, &value, &tb);
-        objarena_collect_caches();
-        PyErr_Restore(type, value, tb);
-    }
+    objarena_exit_collect(&s->options, s->gc_collections_at_enter, s->frame.arena, &s->exit_collection);
     objarena_hook_verify_chain();
     arena_release(s->frame.arena);
     objarena_scope_stats(s, &s->exit_stats);

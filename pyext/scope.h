@@ -17,6 +17,7 @@
 #ifndef OBJARENA_SCOPE_H
 #define OBJARENA_SCOPE_H
 
+#include "pyext/collect.h"
 #include "pyext/hook.h"
 
 #ifdef __cplusplus
@@ -26,7 +27,9 @@ extern "C" {
 typedef struct objarena_scope_options {
     size_t limit;       /* bytes; 0: none */
     size_t chunk_size;  /* 0: default */
-    bool collect;       /* run the exit clean-up (default true) */
+    int collect;        /* objarena_collect_mode_t (default AUTO) */
+    bool strict;        /* what is live after exit must be a true escape: AUTO collects in full
+                         * whenever blocks are left after the young collection */
     bool poison;        /* poison released memory (debug) */
     bool reuse;         /* recycle blocks freed inside the scope (size classes) */
     bool capture_mem;   /* capture PYMEM_DOMAIN_MEM requests of up to 512 bytes too (small list/set storage...) */
@@ -40,6 +43,8 @@ typedef struct objarena_scope {
     objarena_frame_t frame;   /* first: a scope is a frame */
     objarena_scope_options_t options;
     arena_stats_t exit_stats; /* snapshot taken at exit */
+    objarena_exit_collection_t exit_collection;
+    long gc_collections_at_enter[3]; /* gc.get_stats()[g]["collections"] when entered (-1: unknown) */
     uint64_t arena_id;
 } objarena_scope_t;
 
@@ -85,10 +90,6 @@ void objarena_trim_malloc(void);
 
 /* Trims done, and scope exits that skipped theirs to keep the pace. */
 void objarena_trim_stats(uint64_t *done, uint64_t *skipped);
-
-/* Frees CPython's caches that pin phase memory: full gc (even when gc is
- * disabled), PyType_ClearCache, the slice cache. Runs with capture off. */
-void objarena_collect_caches(void);
 
 #ifdef __cplusplus
 }

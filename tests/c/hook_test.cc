@@ -725,6 +725,10 @@ TEST(Fallback, RefusedChunksComeFromTheSavedAllocator) {
 TEST(Survivors, KeepTheirChunkUntilFreed) {
     if (ChildMode())
         GTEST_SKIP() << "child process";
+    // Earlier tests' exits defer their full collection (collect.c): blocks
+    // their phases left in CPython's freelists keep chunks that this scope
+    // would adopt. Start from none.
+    objarena_collect_caches();
     arena_global_stats_t g0 = Global();
     Scope s;
     ASSERT_EQ(s.Enter(), 0);
@@ -852,6 +856,7 @@ TEST(Faces, ForeignHookOverTheThinFaceRefusesScopes) {
     if (ChildMode())
         GTEST_SKIP() << "child process";
     EnsureHookInstalled();
+    objarena_collect_caches();  // no earlier phase's freelist blocks share the survivor's chunk
     void *survivor = nullptr;
     {
         Scope s;
@@ -954,13 +959,15 @@ TEST(Tracemalloc, StartedAfterTheHook) {
         // Entering/exiting must not have re-installed over tracemalloc.
         EXPECT_FALSE(HookStats().hook_on_top);
         EXPECT_EQ(s->exit_stats.live_blocks_at_release, 1u);
+        // With no scope left, the face in tracemalloc's saved slot is thin.
+        EXPECT_FALSE(HookStats().full_face);
     }
     ASSERT_EQ(PyRun_SimpleString("import tracemalloc; tracemalloc.stop()"), 0);
     objarena_hook_stats_t hs = HookStats();
     EXPECT_TRUE(hs.hook_on_top) << "tracemalloc.stop() must restore the hook it saved";
-    EXPECT_TRUE(hs.full_face) << "the face tracemalloc wrapped";
+    EXPECT_FALSE(hs.full_face) << "the face tracemalloc wrapped last";
     EXPECT_EQ(objarena_hook_verify_chain(), 0);  // nothing to repair
-    EXPECT_FALSE(HookStats().full_face) << "on top again with no scope: back to the thin face";
+    EXPECT_EQ(HookStats().chain_repairs, 0u);
     EXPECT_TRUE(arena_owns(p));
     EXPECT_TRUE(Check(p, 256, 41));
     PyObject_Free(p);
@@ -1021,21 +1028,44 @@ int RunChild(const char *test, const char *mode) {
     return status;
 }
 
-// Order 2, in a child: tracemalloc started before the hook. The hook is
-// installed over tracemalloc's hook; the C-level _tracemalloc.stop() (the
-// objarena package, which guards it, is not imported here) then restores
-// the allocator tracemalloc saved at start -- pymalloc -- over the hook.
-void TracemallocFirstChildBody(bool repair) {
+// A pass-through hook stacked over tracemalloc's, standing for a profiler:
+// with it on top, tracemalloc's saved slot cannot be recognised, so the hook
+// installs over it (the repair path below) instead of into the slot.
+PyMemAllocatorEx foreign_saved;
+void *ForeignMalloc(void *, size_t n) { return foreign_saved.malloc(foreign_saved.ctx, n); }
+void *ForeignCalloc(void *, size_t c, size_t n) { return foreign_saved.calloc(foreign_saved.ctx, c, n); }
+void *ForeignRealloc(void *, void *p, size_t n) { return foreign_saved.realloc(foreign_saved.ctx, p, n); }
+void ForeignFree(void *, void *p) { foreign_saved.free(foreign_saved.ctx, p); }
+
+void StackForeignHook() {
+    PyMem_GetAllocator(PYMEM_DOMAIN_OBJ, &foreign_saved);
+    PyMemAllocatorEx foreign = {nullptr, ForeignMalloc, ForeignCalloc, ForeignRealloc, ForeignFree};
+    PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &foreign);
+}
+
+enum class FirstChild { kUnder, kRepaired, kNaive };
+
+// Order 2, in a child: tracemalloc started before the hook.
+// kUnder: tracemalloc's hook is on top at install, so the hook goes into
+// tracemalloc's saved slot; the C-level _tracemalloc.stop() (the objarena
+// package, which guards it, is not imported here) restores the hook itself.
+// kRepaired/kNaive: a foreign hook sits over tracemalloc, the hook installs
+// over both, and _tracemalloc.stop() restores the allocator tracemalloc
+// saved at start -- pymalloc -- over the hook.
+void TracemallocFirstChildBody(FirstChild mode) {
     ASSERT_FALSE(objarena_hook_installed()) << "the child must start without the hook";
     ASSERT_EQ(PyRun_SimpleString("import tracemalloc; tracemalloc.start()"), 0);
+    if (mode != FirstChild::kUnder)
+        StackForeignHook();
     void *p = nullptr;
     {
         Scope s;
-        ASSERT_EQ(s.Enter(), 0);  // first entry: installs over tracemalloc
+        ASSERT_EQ(s.Enter(), 0);  // first entry: installs
         objarena_hook_stats_t hs = HookStats();
         ASSERT_TRUE(hs.installed);
-        ASSERT_TRUE(hs.installed_over_tracemalloc);
-        ASSERT_TRUE(hs.hook_on_top);
+        ASSERT_EQ(hs.installed_under_tracemalloc, mode == FirstChild::kUnder);
+        ASSERT_EQ(hs.installed_over_tracemalloc, mode != FirstChild::kUnder);
+        ASSERT_EQ(hs.hook_on_top, mode != FirstChild::kUnder);
         p = PyObject_Malloc(512);
         ASSERT_NE(p, nullptr);
         ASSERT_EQ(arena_block_arena_id(p), s.id());
@@ -1043,8 +1073,15 @@ void TracemallocFirstChildBody(bool repair) {
         ASSERT_EQ(s.Exit(), 0);  // p survives in a retained chunk
     }
     ASSERT_EQ(PyRun_SimpleString("import _tracemalloc; _tracemalloc.stop()"), 0);
-    ASSERT_FALSE(HookStats().hook_on_top) << "_tracemalloc.stop() restored pymalloc over the hook";
-    if (repair) {
+    if (mode == FirstChild::kUnder) {
+        objarena_hook_stats_t hs = HookStats();
+        EXPECT_TRUE(hs.hook_on_top) << "_tracemalloc.stop() must restore the hook from its slot";
+        EXPECT_EQ(objarena_hook_verify_chain(), 0);  // nothing to repair
+        EXPECT_EQ(HookStats().chain_repairs, 0u);
+    } else {
+        ASSERT_FALSE(HookStats().hook_on_top) << "_tracemalloc.stop() restored pymalloc over the hook";
+    }
+    if (mode == FirstChild::kRepaired) {
         EXPECT_EQ(objarena_hook_verify_chain(), 1);
         objarena_hook_stats_t hs = HookStats();
         EXPECT_TRUE(hs.hook_on_top);
@@ -1056,8 +1093,8 @@ void TracemallocFirstChildBody(bool repair) {
     // does not know the pointer and hands it to libc free(): glibc aborts
     // ("free(): invalid pointer"), ASan reports a bad free (abort_on_error),
     // or pymalloc misreads the chunk and segfaults. The parent expects the
-    // child to die by a signal: this proves that the repaired run (and the
-    // stacking in order 1) tests something that can fail.
+    // child to die by a signal: this proves that the other runs (and the
+    // stacking in order 1) test something that can fail.
     EXPECT_TRUE(Check(p, 512, 51));
     PyObject_Free(p);
     EXPECT_FALSE(arena_owns(p));
@@ -1073,16 +1110,32 @@ void TracemallocFirstChildBody(bool repair) {
     PyObject_Free(r);
 }
 
+TEST(TracemallocFirstChild, DISABLED_Under) {
+    if (!ChildMode())
+        GTEST_SKIP() << "runs only as a child of Tracemalloc.StartedBeforeTheHook*";
+    TracemallocFirstChildBody(FirstChild::kUnder);
+}
+
 TEST(TracemallocFirstChild, DISABLED_Repaired) {
     if (!ChildMode())
         GTEST_SKIP() << "runs only as a child of Tracemalloc.StartedBeforeTheHook*";
-    TracemallocFirstChildBody(true);
+    TracemallocFirstChildBody(FirstChild::kRepaired);
 }
 
 TEST(TracemallocFirstChild, DISABLED_Naive) {
     if (!ChildMode())
         GTEST_SKIP() << "runs only as a child of Tracemalloc.StartedBeforeTheHook*";
-    TracemallocFirstChildBody(false);
+    TracemallocFirstChildBody(FirstChild::kNaive);
+}
+
+TEST(Tracemalloc, StartedBeforeTheHookInstallsIntoItsSlot) {
+    if (ChildMode())
+        GTEST_SKIP() << "child process";
+    int status = RunChild("DISABLED_Under", "under");
+    ASSERT_NE(status, -1);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << "child: exited=" << WIFEXITED(status) << " code=" << WEXITSTATUS(status)
+        << " signaled=" << WIFSIGNALED(status) << " signal=" << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
 
 TEST(Tracemalloc, StartedBeforeTheHookRepairedByVerifyChain) {

@@ -28,7 +28,11 @@ def run_child(code, *, env=None, xopts=(), poison=True, timeout=180, args=()):
     poison=True sets OBJARENA_POISON=1: every released chunk becomes
     PROT_NONE, so any use of memory objarena gave back faults at once.
     args become the child's sys.argv[1:]."""
-    full_env = dict(os.environ)
+    # glibc's malloc tunables (MALLOC_TRIM_THRESHOLD_...) change what the heap
+    # keeps; distributed's Nanny sets MALLOC_TRIM_THRESHOLD_ in this process's
+    # environment for good once a LocalCluster started here. A child gets them
+    # only when its test asks.
+    full_env = {k: v for k, v in os.environ.items() if not (k.startswith("MALLOC_") and k.endswith("_"))}
     full_env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     if poison:
         full_env["OBJARENA_POISON"] = "1"

@@ -1,0 +1,199 @@
+/* CPython's object freelists, emptied of arena blocks (freelists.h).
+ *
+ * Each walk mirrors the CPython version's own clear function
+ * (_PyFloat_ClearFreeList, _PyTuple_ClearFreeList, ...): the same link
+ * field, the same counter, the same deallocation call; it only skips the
+ * entries that are not arena blocks. Layouts per version, all per
+ * interpreter (the freelists of 3.10-3.13 default builds are per
+ * interpreter, not per thread):
+ *   floats      linked through ob_type                       PyObject_Free
+ *   tuples      one list per size, linked through ob_item[0] PyObject_GC_Del
+ *   lists, dicts, async-gen values and asends: arrays        PyObject_GC_Del
+ *   dict keys   array                                        PyObject_Free (3.13: PyMem_Free)
+ *   contexts    linked through ctx_weakreflist               PyObject_GC_Del
+ *   frames      3.10 only, linked through f_back             PyObject_GC_Del
+ */
+#define Py_BUILD_CORE 1
+#include <Python.h>
+
+#include <stddef.h>
+#include <stdio.h>
+
+#if PY_VERSION_HEX >= 0x030A0000 && PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED)
+#define OBJARENA_HAVE_FREELISTS 1
+#include "internal/pycore_context.h"
+#include "internal/pycore_interp.h"
+#if PY_VERSION_HEX < 0x030B0000
+#include "frameobject.h"
+#endif
+#endif
+
+#include "pyext/freelists.h"
+
+#ifdef OBJARENA_HAVE_FREELISTS
+
+typedef struct walk {
+    const arena_t *until; /* stop once it has no live block (NULL: never) */
+    uint64_t freed;
+} walk_t;
+
+static bool walk_done(const walk_t *w) { return w->until && arena_live_blocks(w->until) == 0; }
+
+static void gc_del(void *p) { PyObject_GC_Del(p); }
+static void object_free(void *p) { PyObject_Free(p); }
+#if PY_VERSION_HEX >= 0x030D0000
+static void mem_free(void *p) { PyMem_Free(p); }
+#endif
+
+/* A singly linked freelist whose link is the pointer at `link_offset` in
+ * each node; `head` is the newest entry. */
+static void walk_linked(void **head, int *numfree, size_t link_offset, void (*free_node)(void *), walk_t *w) {
+    void **link = head;
+    while (*link && !walk_done(w)) {
+        char *node = *link;
+        void **next = (void **)(node + link_offset);
+        if (arena_owns(node)) {
+            *link = *next;
+            (*numfree)--;
+            free_node(node);
+            w->freed++;
+        } else {
+            link = next;
+        }
+    }
+}
+
+/* An array freelist: entries [0, *numfree), the newest last. At most 80
+ * entries: compacted in one pass, order kept. */
+static void walk_array(void **items, int *numfree, void (*free_node)(void *), walk_t *w) {
+    int kept = 0, n = *numfree;
+    for (int i = 0; i < n; i++) {
+        void *p = items[i];
+        if (arena_owns(p)) {
+            free_node(p);
+            w->freed++;
+        } else {
+            items[kept++] = p;
+        }
+    }
+    *numfree = kept;
+}
+
+#if PY_VERSION_HEX >= 0x030D0000
+#define FL (&interp->object_state.freelists)
+#define FLOATS_HEAD ((void **)&FL->floats.items)
+#define FLOATS_NUM (&FL->floats.numfree)
+#define TUPLE_FIRST_LIST 0
+#define TUPLE_LISTS PyTuple_NFREELISTS
+#define TUPLE_HEAD(i) ((void **)&FL->tuples.items[i])
+#define TUPLE_NUM(i) (&FL->tuples.numfree[i])
+#define LISTS ((void **)FL->lists.items), (&FL->lists.numfree)
+#define DICTS ((void **)FL->dicts.items), (&FL->dicts.numfree)
+#define DICTKEYS ((void **)FL->dictkeys.items), (&FL->dictkeys.numfree)
+#define DICTKEYS_FREE mem_free
+#define CONTEXTS_HEAD ((void **)&FL->contexts.items)
+#define CONTEXT_LINK offsetof(PyContext, ctx_weakreflist)
+#define CONTEXTS_NUM (&FL->contexts.numfree)
+#define AGEN_VALUES ((void **)FL->async_gens.items), (&FL->async_gens.numfree)
+#define AGEN_ASENDS ((void **)FL->async_gen_asends.items), (&FL->async_gen_asends.numfree)
+#else
+#define FLOATS_HEAD ((void **)&interp->float_state.free_list)
+#define FLOATS_NUM (&interp->float_state.numfree)
+/* 3.10: index = size, and entry 0 holds the empty tuple singleton (not a
+ * list); 3.11+: index = size - 1. */
+#define TUPLE_FIRST_LIST (PY_VERSION_HEX < 0x030B0000)
+#define TUPLE_LISTS PyTuple_MAXSAVESIZE
+#define TUPLE_HEAD(i) ((void **)&interp->tuple.free_list[i])
+#define TUPLE_NUM(i) (&interp->tuple.numfree[i])
+#define LISTS ((void **)interp->list.free_list), (&interp->list.numfree)
+#define DICTS ((void **)interp->dict_state.free_list), (&interp->dict_state.numfree)
+#define DICTKEYS ((void **)interp->dict_state.keys_free_list), (&interp->dict_state.keys_numfree)
+#define DICTKEYS_FREE object_free
+#define CONTEXTS_HEAD ((void **)&interp->context.freelist)
+#define CONTEXT_LINK offsetof(PyContext, ctx_weakreflist)
+#if PY_VERSION_HEX < 0x030B0000
+#define FRAMES_HEAD ((void **)&interp->frame.free_list)
+#define FRAMES_NUM (&interp->frame.numfree)
+#define FRAME_LINK offsetof(PyFrameObject, f_back)
+#endif
+#define CONTEXTS_NUM (&interp->context.numfree)
+#define AGEN_VALUES ((void **)interp->async_gen.value_freelist), (&interp->async_gen.value_numfree)
+#define AGEN_ASENDS ((void **)interp->async_gen.asend_freelist), (&interp->async_gen.asend_numfree)
+#endif
+
+uint64_t objarena_free_arena_blocks_on_freelists(const arena_t *until_arena) {
+    walk_t w = {until_arena, 0};
+    if (walk_done(&w))
+        return 0;
+    PyInterpreterState *interp = PyInterpreterState_Main();
+    /* Most likely holders first: small tuples, lists, dicts, floats. */
+    for (int i = TUPLE_FIRST_LIST; i < TUPLE_LISTS; i++)
+        walk_linked(TUPLE_HEAD(i), TUPLE_NUM(i), offsetof(PyTupleObject, ob_item), gc_del, &w);
+    walk_array(LISTS, gc_del, &w);
+    walk_array(DICTS, gc_del, &w);
+    walk_array(DICTKEYS, DICTKEYS_FREE, &w);
+    walk_linked(FLOATS_HEAD, FLOATS_NUM, offsetof(PyObject, ob_type), object_free, &w);
+    walk_linked(CONTEXTS_HEAD, CONTEXTS_NUM, CONTEXT_LINK, gc_del, &w);
+    walk_array(AGEN_VALUES, gc_del, &w);
+    walk_array(AGEN_ASENDS, gc_del, &w);
+#if PY_VERSION_HEX < 0x030B0000
+    walk_linked(FRAMES_HEAD, FRAMES_NUM, FRAME_LINK, gc_del, &w);
+#endif
+    return w.freed;
+}
+
+/* The link layouts above are CPython's private business: this checks them
+ * against the counters (a chain must end after exactly numfree nodes), so a
+ * test run on every interpreter catches a layout this file gets wrong. */
+typedef struct linked_list {
+    const char *name;
+    void *head;
+    int numfree;
+    size_t link;
+} linked_list_t;
+
+static int chain_length(void *head, size_t link_offset, int limit) {
+    int n = 0;
+    for (char *node = head; node && n <= limit; node = *(void **)(node + link_offset))
+        n++;
+    return n;
+}
+
+int objarena_freelists_check_layout(char *what, size_t what_size) {
+    PyInterpreterState *interp = PyInterpreterState_Main();
+    linked_list_t lists[TUPLE_LISTS + 3];
+    int count = 0;
+    for (int i = TUPLE_FIRST_LIST; i < TUPLE_LISTS; i++)
+        lists[count++] = (linked_list_t){"tuples", *TUPLE_HEAD(i), *TUPLE_NUM(i), offsetof(PyTupleObject, ob_item)};
+    lists[count++] = (linked_list_t){"floats", *FLOATS_HEAD, *FLOATS_NUM, offsetof(PyObject, ob_type)};
+    lists[count++] = (linked_list_t){"contexts", *CONTEXTS_HEAD, *CONTEXTS_NUM, CONTEXT_LINK};
+#if PY_VERSION_HEX < 0x030B0000
+    lists[count++] = (linked_list_t){"frames", *FRAMES_HEAD, *FRAMES_NUM, FRAME_LINK};
+#endif
+    for (int i = 0; i < count; i++) {
+        int n = chain_length(lists[i].head, lists[i].link, lists[i].numfree + 1);
+        if (n != lists[i].numfree) {
+            snprintf(what, what_size, "%s freelist: numfree %d, chain of %d", lists[i].name, lists[i].numfree, n);
+            return -1;
+        }
+    }
+    return count;
+}
+
+bool objarena_freelists_supported(void) { return true; }
+
+#else
+
+uint64_t objarena_free_arena_blocks_on_freelists(const arena_t *until_arena) {
+    (void)until_arena;
+    return 0;
+}
+
+int objarena_freelists_check_layout(char *what, size_t what_size) {
+    snprintf(what, what_size, "freelists not read on this CPython");
+    return 0;
+}
+
+bool objarena_freelists_supported(void) { return false; }
+
+#endif

@@ -1,0 +1,48 @@
+/* CPython's object freelists, emptied of arena blocks without a full
+ * collection.
+ *
+ * A float, tuple, list, dict, dict-keys table, context, async-generator
+ * helper (and, on 3.10, frame) that dies is kept on its type's freelist for
+ * reuse instead of being freed. A phase's dead objects therefore pin their
+ * arena chunks after exit, and CPython empties the freelists only at the end
+ * of a full collection (whose cost is the whole heap's). This walks the
+ * freelists of the main interpreter and frees every entry that is an arena
+ * block, the way CPython's own clear functions free entries, leaving the
+ * others where they are. It reads CPython's internal structures, compiled
+ * against the headers of the interpreter the extension is built for
+ * (3.10-3.13; elsewhere it does nothing).
+ *
+ * GIL held; call with capture off (the frees go through the allocator
+ * chain, which routes arena blocks to the arena).
+ */
+#ifndef OBJARENA_FREELISTS_H
+#define OBJARENA_FREELISTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena/arena.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Frees the arena blocks on CPython's object freelists. Entries are visited
+ * newest first (freelists are LIFO, so a phase's own dead objects come
+ * first); the walk stops early once `until_arena` (may be NULL) has no live
+ * block left, since what remains can only pin other arenas' chunks (a full
+ * collection clears those). Returns the number of blocks freed. */
+uint64_t objarena_free_arena_blocks_on_freelists(const arena_t *until_arena);
+
+/* Checks the linked freelists' layouts against their counters (tests):
+ * the number of lists checked, or -1 with a description in `what`. */
+int objarena_freelists_check_layout(char *what, size_t what_size);
+
+/* Does this build read the freelists (false: unsupported CPython version)? */
+bool objarena_freelists_supported(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
