@@ -40,8 +40,8 @@ not bound the worker: use Dask's `memory_limit` for that.
 `strict=True` is refused: every task leaves distributed's bookkeeping for the
 call (its contextvars context, 2 blocks) live at the scope's exit, freed a
 moment later. Even nested in a task (`objarena.scoped(fn, strict=True)`) it
-fails most tasks on single-threaded workers (222 of 340 measured), for
-blocks the event-loop thread took from the task's freelists. Watch
+fails tasks on single-threaded workers (40 of 340 measured), for blocks
+the worker's other threads took from the task's freelists or kept. Watch
 `blocks_escaped` instead, and check for leaks in tests.
 
 Per-worker statistics: `cluster_stats(client)` (or
