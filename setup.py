@@ -51,4 +51,8 @@ setup(
         )
     ],
     zip_safe=False,
+    # pip builds in the source tree, where build/ may hold objects compiled
+    # with other flags (a sanitizer build, another checkout's state):
+    # setuptools would link them as "up to date". Always compile afresh.
+    options={"build_ext": {"force": True}},
 )

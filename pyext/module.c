@@ -20,8 +20,30 @@ typedef struct {
     PyObject_HEAD
     objarena_scope_t *scope;
     PyObject *pool; /* the Pool object whose chunks the scope uses, or NULL */
+    PyObject *task; /* the asyncio task running when it was entered, or NULL */
     bool strict;
 } ScopeObject;
+
+/* The asyncio task running on this thread, or NULL (no loop, or asyncio
+ * never imported: nothing is imported for the question). New reference;
+ * never fails (errors are cleared). */
+static PyObject *current_asyncio_task(void) {
+    PyObject *name = PyUnicode_FromString("asyncio");
+    PyObject *mod = name ? PyImport_GetModule(name) : NULL;
+    Py_XDECREF(name);
+    PyObject *task = NULL;
+    if (mod) {
+        PyObject *loop = PyObject_CallMethod(mod, "_get_running_loop", NULL);
+        if (loop && loop != Py_None)
+            task = PyObject_CallMethod(mod, "current_task", NULL);
+        Py_XDECREF(loop);
+        Py_DECREF(mod);
+    }
+    if (task == Py_None)
+        Py_CLEAR(task);
+    PyErr_Clear();
+    return task;
+}
 
 /* ----------------------------------------------------------------- Pool */
 
@@ -62,11 +84,9 @@ static int parse_size(PyObject *value, const char *name, size_t *out) {
 static int parse_domains(PyObject *value, bool *capture_mem) {
     if (value == NULL || value == Py_None)
         return 0;
-    if (PyUnicode_Check(value)) {
-        PyErr_SetString(PyExc_TypeError, "domains must be a tuple of names, e.g. (\"obj\", \"mem\")");
-        return -1;
-    }
-    PyObject *seq = PySequence_Fast(value, "domains must be a tuple of names, e.g. (\"obj\", \"mem\")");
+    /* A plain string names one domain: domains="obj" means ("obj",). */
+    PyObject *seq = PyUnicode_Check(value) ? PyTuple_Pack(1, value)
+                                           : PySequence_Fast(value, "domains must be a tuple of names, e.g. (\"obj\", \"mem\")");
     if (!seq)
         return -1;
     bool obj = false, mem = false;
@@ -77,9 +97,16 @@ static int parse_domains(PyObject *value, bool *capture_mem) {
             Py_DECREF(seq);
             return -1;
         }
-        if (PyUnicode_CompareWithASCIIString(item, "obj") == 0)
+        bool is_obj = PyUnicode_CompareWithASCIIString(item, "obj") == 0;
+        bool is_mem = !is_obj && PyUnicode_CompareWithASCIIString(item, "mem") == 0;
+        if ((is_obj && obj) || (is_mem && mem)) {
+            PyErr_Format(PyExc_ValueError, "domain %R is named twice", item);
+            Py_DECREF(seq);
+            return -1;
+        }
+        if (is_obj)
             obj = true;
-        else if (PyUnicode_CompareWithASCIIString(item, "mem") == 0)
+        else if (is_mem)
             mem = true;
         else {
             PyErr_Format(PyExc_ValueError, "unknown domain %R: use \"obj\" and optionally \"mem\"", item);
@@ -200,6 +227,7 @@ static PyObject *Scope_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
 
 static void Scope_dealloc(ScopeObject *self) {
     objarena_scope_free(self->scope);
+    Py_XDECREF(self->task);
     Py_XDECREF(self->pool);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -216,13 +244,61 @@ static PyObject *Scope_enter(ScopeObject *self, PyObject *Py_UNUSED(ignored)) {
         Py_DECREF(self);
         return NULL;
     }
+    /* After the push the lookup would allocate into the arena: pause it. */
+    objarena_frame_t pause = {0};
+    objarena_pause_enter(&pause);
+    self->task = current_asyncio_task();
+    objarena_pause_exit(&pause);
     Py_INCREF(self);
     return (PyObject *)self;
 }
 
 static PyObject *stats_dict(const objarena_scope_t *scope);
 
-/* {type: [objects]} of gc-tracked objects inside chunks of this scope's arena. */
+/* escaped_objects' search: adds obj to result[type(obj)] once. */
+typedef struct escape_search {
+    uint64_t id;
+    PyObject *result; /* {type: [objects]} */
+    PyObject *seen;   /* ids of the untracked objects already added */
+    int failed;
+} escape_search_t;
+
+static int add_escaped(escape_search_t *es, PyObject *obj) {
+    PyObject *type = (PyObject *)Py_TYPE(obj);
+    PyObject *bucket = PyDict_GetItemWithError(es->result, type);
+    if (!bucket) {
+        if (PyErr_Occurred() || !(bucket = PyList_New(0)) || PyDict_SetItem(es->result, type, bucket) < 0) {
+            Py_XDECREF(bucket);
+            return -1;
+        }
+        Py_DECREF(bucket); /* the dict holds it */
+    }
+    return PyList_Append(bucket, obj);
+}
+
+/* tp_traverse visitor: an arena object the gc does not track (str, int,
+ * float, an untracked dict or tuple...) is found through a tracked object
+ * that refers to it. */
+static int visit_untracked(PyObject *obj, void *arg) {
+    escape_search_t *es = arg;
+    if (es->failed || !obj || arena_block_arena_id(obj) != es->id)
+        return 0;
+    if (PyObject_IS_GC(obj) && PyObject_GC_IsTracked(obj))
+        return 0; /* found as itself */
+    PyObject *key = PyLong_FromVoidPtr(obj);
+    int known = key ? PySet_Contains(es->seen, key) : -1;
+    if (known == 0 && (PySet_Add(es->seen, key) < 0 || add_escaped(es, obj) < 0))
+        known = -1;
+    Py_XDECREF(key);
+    if (known < 0)
+        es->failed = 1;
+    return 0;
+}
+
+/* {type: [objects]} of the objects inside chunks of this scope's arena that
+ * can be found safely: gc-tracked ones, and untracked ones referred to by a
+ * tracked object (one level: what a tracked container holds). Blocks held
+ * only by C code, or only by other untracked objects, are not found. */
 static PyObject *escaped_objects(uint64_t id) {
     PyObject *gc = PyImport_ImportModule("gc");
     if (!gc)
@@ -231,26 +307,20 @@ static PyObject *escaped_objects(uint64_t id) {
     Py_DECREF(gc);
     if (!objects)
         return NULL;
-    PyObject *result = PyDict_New();
-    for (Py_ssize_t i = 0; result && i < PyList_GET_SIZE(objects); i++) {
+    escape_search_t es = {id, PyDict_New(), PySet_New(NULL), 0};
+    for (Py_ssize_t i = 0; es.result && es.seen && !es.failed && i < PyList_GET_SIZE(objects); i++) {
         PyObject *obj = PyList_GET_ITEM(objects, i);
-        if (arena_block_arena_id(obj) != id)
-            continue;
-        PyObject *type = (PyObject *)Py_TYPE(obj);
-        PyObject *bucket = PyDict_GetItemWithError(result, type);
-        if (!bucket) {
-            if (PyErr_Occurred() || !(bucket = PyList_New(0)) || PyDict_SetItem(result, type, bucket) < 0) {
-                Py_XDECREF(bucket);
-                Py_CLEAR(result);
-                break;
-            }
-            Py_DECREF(bucket); /* the dict holds it */
-        }
-        if (PyList_Append(bucket, obj) < 0)
-            Py_CLEAR(result);
+        if (arena_block_arena_id(obj) == id && add_escaped(&es, obj) < 0)
+            es.failed = 1;
+        traverseproc traverse = Py_TYPE(obj)->tp_traverse;
+        if (traverse && !es.failed)
+            traverse(obj, visit_untracked, &es);
     }
     Py_DECREF(objects);
-    return result;
+    Py_XDECREF(es.seen);
+    if (es.failed || !es.seen)
+        Py_CLEAR(es.result);
+    return es.result;
 }
 
 static PyObject *Scope_escaped(ScopeObject *self, PyObject *Py_UNUSED(ignored)) {
@@ -266,8 +336,9 @@ static PyObject *raise_escape_error(ScopeObject *self) {
         return NULL;
     PyObject *parts = PyList_New(0);
     PyObject *key, *value;
-    Py_ssize_t pos = 0;
+    Py_ssize_t pos = 0, found = 0;
     while (parts && PyDict_Next(escaped, &pos, &key, &value)) {
+        found += PyList_GET_SIZE(value);
         PyObject *part = PyUnicode_FromFormat("%s: %zd", ((PyTypeObject *)key)->tp_name, PyList_GET_SIZE(value));
         if (!part || PyList_Append(parts, part) < 0)
             Py_CLEAR(parts);
@@ -281,10 +352,14 @@ static PyObject *raise_escape_error(ScopeObject *self) {
         PyObject *exc = PyObject_CallFunction(
             EscapeError, "N",
             PyUnicode_FromFormat("%llu block(s) escaped the scope, retaining %llu chunk(s) (%llu bytes); "
-                                 "gc-tracked survivors by type: {%U}",
+                                 "survivors found by type: {%U}%s",
                                  (unsigned long long)st->live_blocks_at_release,
                                  (unsigned long long)st->chunks_retained, (unsigned long long)st->bytes_retained,
-                                 types));
+                                 types,
+                                 (uint64_t)found < st->live_blocks_at_release
+                                     ? "; the other blocks are not reachable from the gc's objects (buffers, "
+                                       "objects held by C code or by other untracked objects)"
+                                     : ""));
         if (exc) {
             PyObject *counts = PyDict_New();
             pos = 0;
@@ -311,12 +386,76 @@ static PyObject *raise_escape_error(ScopeObject *self) {
     return NULL;
 }
 
+/* Scopes whose allocations fell back to the saved allocator (no chunk could
+ * be had: the region's address space, poison's quarantine or the OS's
+ * memory ran out), and those allocations, process-wide. */
+static uint64_t scopes_fell_back, fallback_allocations;
+static bool fallback_warned;
+
+/* At exit (a safe point: the hook never calls Python): count a scope's
+ * fallbacks and warn once per process. A warning filter that turns it into
+ * an error must not turn a served allocation into a failure: the error is
+ * reported as unraisable and the exit goes on. */
+static void report_fallbacks(const objarena_scope_t *scope) {
+    uint64_t n = scope->frame.alloc_fallbacks;
+    if (n == 0)
+        return;
+    scopes_fell_back++;
+    fallback_allocations += n;
+    if (fallback_warned)
+        return;
+    fallback_warned = true;
+    arena_global_stats_t g;
+    arena_global_stats(&g);
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
+                         "objarena: %llu allocation(s) of a scope came from the saved allocator, not the arena: "
+                         "no chunk could be mapped (region: %llu MiB mapped, %llu MiB quarantined by poison mode, "
+                         "of %llu MiB reserved; or the OS refused memory). Such blocks are not given back at "
+                         "exit. Warned once; info()['scopes_fell_back'] counts them",
+                         (unsigned long long)n, (unsigned long long)(g.bytes_mapped >> 20),
+                         (unsigned long long)(g.quarantined_bytes >> 20),
+                         (unsigned long long)(g.reserve_bytes >> 20)) < 0)
+        PyErr_WriteUnraisable(NULL);
+    PyErr_Restore(type, value, tb);
+}
+
+/* Scopes are per thread, not per asyncio task: a scope held across an
+ * await captures what other tasks allocate meanwhile, and their scopes
+ * nest with it and exit out of order. A scope entered inside a task whose
+ * exit fails (out of order, another thread) says so in the error. */
+static void explain_task_switch(ScopeObject *self) {
+    PyObject *task = self->task;
+    self->task = NULL;
+    if (task && PyErr_ExceptionMatches(PyExc_RuntimeError)) {
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyErr_Format(PyExc_RuntimeError,
+                     "%S. This scope was entered in asyncio task %R: scopes are per thread, not per task, "
+                     "so a scope held across an await captures what the other tasks allocate meanwhile, and "
+                     "their scopes nest with it and exit out of order. Keep scopes around synchronous code, "
+                     "or run the phase with objarena.run in a worker thread (loop.run_in_executor)",
+                     value ? value : Py_None, task);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+    }
+    Py_XDECREF(task);
+}
+
 static PyObject *Scope_exit(ScopeObject *self, PyObject *const *args, Py_ssize_t nargs) {
     bool exception_pending = nargs > 0 && args[0] != Py_None;
     bool was_active = self->scope->frame.state == FRAME_ACTIVE;
     bool same_thread = self->scope->frame.thread_id == PyThread_get_thread_ident();
     int rc = objarena_scope_exit(self->scope);
+    if (rc < 0)
+        explain_task_switch(self);
+    else
+        Py_CLEAR(self->task);
     /* Drop the stack's reference once the scope left the stack. */
+    if (was_active && same_thread)
+        report_fallbacks(self->scope);
     if (was_active && same_thread)
         Py_DECREF(self);
     if (rc < 0)
@@ -649,6 +788,11 @@ static PyObject *Pool_scope(PoolObject *self, PyObject *args, PyObject *kwds) {
         PyErr_SetString(PyExc_TypeError, "Pool.scope() takes keyword arguments only");
         return NULL;
     }
+    if (kwds && PyDict_GetItemString(kwds, "pool")) {
+        PyErr_SetString(PyExc_TypeError, "Pool.scope() takes no pool= (its scopes use this pool); "
+                                         "for another pool call other_pool.scope()");
+        return NULL;
+    }
     PyObject *kw = kwds ? PyDict_Copy(kwds) : PyDict_New();
     if (!kw || PyDict_SetItemString(kw, "pool", (PyObject *)self) < 0) {
         Py_XDECREF(kw);
@@ -765,7 +909,9 @@ static PyObject *objarena_info(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(
     if (!collect_seconds || PyDict_SetItemString(d, "exit_collect_seconds", collect_seconds) < 0 ||
         set_u64(d, "exit_collections_young", cs.young) < 0 || set_u64(d, "exit_collections_full", cs.full) < 0 ||
         set_u64(d, "exit_collections_deferred", cs.deferred) < 0 ||
-        set_u64(d, "freelist_blocks_freed", cs.freelist_blocks_freed) < 0) {
+        set_u64(d, "freelist_blocks_freed", cs.freelist_blocks_freed) < 0 ||
+        set_u64(d, "scopes_fell_back", scopes_fell_back) < 0 ||
+        set_u64(d, "fallback_allocations", fallback_allocations) < 0) {
         Py_XDECREF(collect_seconds);
         Py_DECREF(d);
         return NULL;

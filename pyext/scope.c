@@ -4,6 +4,9 @@
 #include "pyext/clock.h"
 #include "pyext/collect.h"
 
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #ifdef __GLIBC__
@@ -107,6 +110,55 @@ objarena_scope_t *objarena_scope_new(const objarena_scope_options_t *options) {
     return s;
 }
 
+/* OBJARENA_RESERVE_BYTES: the region's size, read once at the first scope.
+ * Bytes, or a number with a K/M/G/T suffix (powers of 1024, e.g. "4G");
+ * at least 1 GiB (the region is cut in whole GiBs). A value that does not
+ * parse, or is too small, is a ValueError at every scope entry until fixed,
+ * never a silent default. The region's size cannot change once reserved. */
+static int configure_reserve_from_env(void) {
+    static bool done;
+    if (done)
+        return 0;
+    const char *env = getenv("OBJARENA_RESERVE_BYTES");
+    if (!env || !*env) {
+        done = true;
+        return 0;
+    }
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(env, &end, 10);
+    int shift = 0;
+    if (end && *end) {
+        const char *units = "KMGT";
+        const char *u = strchr(units, *end >= 'a' ? *end - 32 : *end);
+        if (u && *u) {
+            shift = 10 * (int)(u - units + 1);
+            end++;
+            if (*end == 'i' || *end == 'I') /* KiB, GiB... */
+                end++;
+            if (*end == 'B' || *end == 'b')
+                end++;
+        }
+    }
+    if (errno || end == env || (end && *end) || *env == '-' || (shift && v > (ULLONG_MAX >> shift))) {
+        PyErr_Format(PyExc_ValueError,
+                     "OBJARENA_RESERVE_BYTES=%s: expected bytes or a number with K/M/G/T (e.g. 4G)", env);
+        return -1;
+    }
+    v <<= shift;
+    if (v < ((unsigned long long)1 << 30)) {
+        PyErr_Format(PyExc_ValueError,
+                     "OBJARENA_RESERVE_BYTES=%s (%llu bytes): the region needs at least 1 GiB of address space", env,
+                     v);
+        return -1;
+    }
+    /* EINVAL here: the region exists already (set up by the C API or an
+     * earlier reading): its size stands. */
+    (void)arena_region_configure((size_t)v);
+    done = true;
+    return 0;
+}
+
 int objarena_scope_enter(objarena_scope_t *s) {
     if (s->frame.state != FRAME_NEW) {
         PyErr_SetString(PyExc_RuntimeError,
@@ -114,7 +166,7 @@ int objarena_scope_enter(objarena_scope_t *s) {
                                                        : "a scope can be entered only once; make a new one");
         return -1;
     }
-    if (check_main_interpreter() < 0 || objarena_hook_install() < 0 ||
+    if (check_main_interpreter() < 0 || configure_reserve_from_env() < 0 || objarena_hook_install() < 0 ||
         (s->options.capture_mem && objarena_hook_install_mem() < 0))
         return -1;
     objarena_hook_verify_chain();

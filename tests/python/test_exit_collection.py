@@ -169,3 +169,43 @@ def test_info_counts_exit_collections(clean_gc):
     assert after["exit_collections_young"] == before["exit_collections_young"] + 1
     assert after["exit_collections_full"] == before["exit_collections_full"] + 1
     assert after["exit_collect_seconds"] > before["exit_collect_seconds"]
+
+
+FALLBACK_CHILD = """
+import warnings, objarena, _objarena
+def fallen_back_scope():
+    _objarena._testing_fail_commit_after(0)      # the next chunk commit fails: blocks fall back
+    try:
+        with objarena.scope() as phase:
+            data = [str(i) * 3 for i in range(5000)]   # the first block that needs a chunk falls back
+    finally:
+        _objarena._testing_fail_commit_after(-1)
+    return phase.stats["alloc_fallbacks"], sum(len(s) for s in data)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    first = fallen_back_scope()
+    second = fallen_back_scope()
+    with objarena.scope():
+        ok = [str(i) for i in range(100)]
+info = objarena.info()
+print("DONE", first[0] > 0, second[0] > 0, len([w for w in caught if issubclass(w.category, RuntimeWarning)]),
+      info["scopes_fell_back"], info["fallback_allocations"] >= first[0] + second[0])
+"""
+
+
+def test_fallbacks_are_counted_and_warned_once(child):
+    result = child(FALLBACK_CHILD).check()
+    assert "DONE True True 1 2 True" in result.stdout, result.stdout + result.stderr
+
+
+def test_a_fallback_warning_made_an_error_does_not_fail_the_scope(child):
+    result = child("""
+import objarena, _objarena
+_objarena._testing_fail_commit_after(0)
+with objarena.scope() as phase:
+    data = [str(i) * 3 for i in range(5000)]
+_objarena._testing_fail_commit_after(-1)
+print("DONE", phase.stats["alloc_fallbacks"] > 0, len(data))
+""", env={"PYTHONWARNINGS": "error::RuntimeWarning"}).check()
+    assert "DONE True 5000" in result.stdout, result.stdout + result.stderr
+    assert "RuntimeWarning" in result.stderr  # reported as unraisable, not raised

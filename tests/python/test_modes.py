@@ -61,7 +61,7 @@ def test_mem_domain_capture_takes_small_list_storage_only():
     gc.collect()
 
 
-@pytest.mark.parametrize("domains", [["obj", "mem", "disk"], ["mem"], "obj", [1]])
+@pytest.mark.parametrize("domains", [["obj", "mem", "disk"], ["mem"], ["obj", "obj"], "mem", [1]])
 def test_bad_domains(domains):
     with pytest.raises((TypeError, ValueError)):
         objarena.scope(domains=domains)
