@@ -219,7 +219,10 @@ def verdict(name, figs):
         return f"{x:.1f} MiB" if x >= 0.05 else f"nothing above its baseline ({x:.1f} MiB)"
 
     peak = ratio(run["peak_mib"], base["peak_mib"])
-    if held(base) < 1.0:
+    if held(run) > max(held(base), 0.0) + 1.0:
+        words = (f"{name}: objarena holds more here: {label} held {mib(held(run))} after {n} phases where "
+                 f"pymalloc held {held(base):.1f} MiB; phase CPU time {t}, peak {peak}")
+    elif held(base) < 1.0:
         words = (f"{name}: little to give back here: pymalloc held {held(base):.1f} MiB after {n} phases, "
                  f"{label} {mib(held(run))}; phase CPU time {t}, peak {peak}")
     elif held(run) < held(base):
