@@ -121,20 +121,50 @@ static uint64_t *chunk_block_starts(const chunk_t *c) {
 
 static size_t chunk_block_starts_bytes(const chunk_t *c) { return c->size >> (ARENA_GRANULE_SHIFT + 3); }
 
+/* Zeroes [p, p + bytes) of a side table (the tables are MAP_NORESERVE
+ * anonymous memory). A range with TABLE_DISCARD_MIN bytes of whole OS pages
+ * (the bitmap of a chunk of 8 MiB or more, the page tables of one of 64 MiB
+ * or more) hands them back: they read back as zeros and cost nothing until
+ * touched, so big chunks' tables do not stay resident after the chunk is
+ * gone. Smaller ranges are written: a 1 MiB chunk's map and unmap cost no
+ * syscall and no fault on its 12 KiB of tables. */
+#define TABLE_DISCARD_MIN ((size_t)64 << 10)
+static void table_zero(void *p, size_t bytes) {
+    char *start = p, *end = start + bytes;
+    char *first = (char *)(((uintptr_t)start + ARENA_PAGE_SIZE - 1) & ~(uintptr_t)(ARENA_PAGE_SIZE - 1));
+    char *last = (char *)((uintptr_t)end & ~(uintptr_t)(ARENA_PAGE_SIZE - 1));
+    if (first >= last || (size_t)(last - first) < TABLE_DISCARD_MIN) {
+        memset(start, 0, bytes);
+        return;
+    }
+    memset(start, 0, (size_t)(first - start));
+    os_discard(first, (size_t)(last - first));
+    memset(last, 0, (size_t)(end - last));
+}
+
 void chunk_clear_block_starts(chunk_t *c) {
     /* Stale bits (an earlier chunk or arena here) would cut blocks short. */
-    memset(chunk_block_starts(c), 0, chunk_block_starts_bytes(c));
+    table_zero(chunk_block_starts(c), chunk_block_starts_bytes(c));
+}
+
+/* Zeroes the chunk's range of the per-page tables (PAGE_IN_USE is 0). With
+ * page_owner too when the chunk is going away; a mapped chunk leaves it
+ * untouched until an adoption needs it (2 KiB of table per 1 MiB chunk that
+ * most chunks never use). */
+_Static_assert(PAGE_IN_USE == 0, "zeroed page_state means in use");
+static void zero_page_tables(chunk_t *c, bool with_owners) {
+    size_t first = chunk_first_page(c), count = c->size >> ARENA_PAGE_SHIFT;
+    table_zero(arena_region.page_live + first, count * sizeof(uint16_t));
+    table_zero(arena_region.page_state + first, count);
+    table_zero(arena_region.page_cross + first, count * sizeof(uint32_t));
+    table_zero(arena_region.page_cross_live + first, count);
+    if (with_owners)
+        table_zero(arena_region.page_owner + first, count * sizeof(uint64_t));
 }
 
 static void reset_page_tables(chunk_t *c) {
-    size_t first = chunk_first_page(c), count = c->size >> ARENA_PAGE_SHIFT;
-    /* (page_owner is left untouched until an adoption needs it: 2 KiB of
-     * table per 1 MiB chunk that most chunks never use) */
     atomic_store_explicit(&c->owners_per_page, false, memory_order_relaxed);
-    memset(arena_region.page_live + first, 0, count * sizeof(uint16_t));
-    memset(arena_region.page_state + first, PAGE_IN_USE, count);
-    memset(arena_region.page_cross + first, 0, count * sizeof(uint32_t));
-    memset(arena_region.page_cross_live + first, 0, count);
+    zero_page_tables(c, false);
 }
 
 void chunk_attach(struct arena *a, chunk_t *c) {
@@ -185,6 +215,12 @@ void chunk_unmap(chunk_t *c) {
     chunk_publish(c, NULL);
     track_mem_undefined(c->base, c->size);
     os_decommit(c->base, c->size);
+    /* Its side tables go back with it (zeroed: what a fresh chunk expects).
+     * Racing readers (arena_block_arena_id) see the slot unpublished, or
+     * read zeros. */
+    zero_page_tables(c, true);
+    if (c->kind == CHUNK_SMALL)
+        chunk_clear_block_starts(c);
 
     if (!c->warm && c->arena)
         chunk_detach(c);
@@ -298,15 +334,9 @@ size_t chunk_release_free_pages(chunk_t *c) {
 }
 
 void chunk_drop_block_starts(chunk_t *c) {
-    /* Once the arena is closed no free list needs them: hand back the whole
-     * pages of the chunk's bitmap range (chunks of 512 KiB and more; smaller
-     * chunks share bitmap pages). chunk_attach clears the range on reuse. */
-    size_t bytes = chunk_block_starts_bytes(c);
-    char *start = (char *)chunk_block_starts(c);
-    uintptr_t first = ((uintptr_t)start + ARENA_PAGE_SIZE - 1) & ~(uintptr_t)(ARENA_PAGE_SIZE - 1);
-    uintptr_t last = ((uintptr_t)start + bytes) & ~(uintptr_t)(ARENA_PAGE_SIZE - 1);
-    if (last > first)
-        os_discard((void *)first, last - first);
+    /* Once the arena is closed no free list needs them (chunk_attach clears
+     * the range on reuse). */
+    chunk_clear_block_starts(c);
     c->reuse = false;
 }
 
