@@ -104,7 +104,7 @@ typedef struct arena_config {
      * resident memory: a chunk's 2 MiB become resident as a whole when first
      * touched. Handing back a retained chunk's free pages splits its huge
      * page, so phases whose survivors stay fault in fresh huge pages each
-     * time (measured slower than 4 KiB pages, README), and with the
+     * time (measured slower than 4 KiB pages, docs/benchmarks.md), and with the
      * kernel's THP defrag set to "madvise" a fault may compact memory
      * synchronously. Off by default. */
     bool huge_pages;

@@ -20,12 +20,14 @@
  * leaves live is a true escape, or pinned by a freelist (cleared only by a
  * full collection) or garbage promoted to gen 2 during a long phase: for
  * those a full collection runs when it fits the pace (at most ~1/PACE of the
- * wall time, as the trim) or when the scope is strict; otherwise it is
+ * wall time, as the trim), when it costs at most a quarter of the phase's
+ * own time, or when the scope is strict; otherwise it is
  * deferred, and the chunks are released by their last block's free whenever
  * a later collection (CPython's own, a later exit's, objarena.collect())
  * frees them. gc thresholds, gc.freeze() and gc.enable state are untouched:
  * explicit gc.collect(n) runs whatever they say. */
 #define FULL_COLLECT_PACE 50
+#define FULL_COLLECT_PHASE_SHARE 4
 static struct {
     double last_end, last_cost;
     objarena_collect_stats_t stats;
@@ -109,7 +111,7 @@ void objarena_collect_caches(void) {
 void objarena_collect_stats(objarena_collect_stats_t *out) { *out = collect_state.stats; }
 
 void objarena_exit_collect(const objarena_scope_options_t *options, const long collections_at_enter[3],
-                           const arena_t *arena, objarena_exit_collection_t *c) {
+                           double entered_at, const arena_t *arena, objarena_exit_collection_t *c) {
     memset(c, 0, sizeof *c);
     c->generation = -1;
     if (options->collect == OBJARENA_COLLECT_NONE)
@@ -141,7 +143,12 @@ void objarena_exit_collect(const objarena_scope_options_t *options, const long c
             /* A true escape, a cache or old garbage: only a full collection
              * and the cache flushes tell them apart. They cost ~10 us (the
              * type cache) plus the whole heap, so they are paced together. */
-            bool paced = objarena_monotonic_seconds() - collect_state.last_end >= FULL_COLLECT_PACE * collect_state.last_cost;
+            /* Due if it fits the process-wide pace, or costs at most 1/4 of
+             * the phase's own time (a long phase whose garbage was promoted
+             * pays for its own collection, as pymalloc's users would). */
+            double now_s = objarena_monotonic_seconds();
+            bool paced = now_s - collect_state.last_end >= FULL_COLLECT_PACE * collect_state.last_cost ||
+                         FULL_COLLECT_PHASE_SHARE * collect_state.last_cost <= now_s - entered_at;
             if (options->collect == OBJARENA_COLLECT_AUTO && (options->strict || paced)) {
                 collect_full();
                 clear_caches();

@@ -48,10 +48,11 @@ void objarena_gc_collections(long out[3]);
 
 /* The exit collection of a scope with these options (collect mode, strict)
  * whose arena is `arena` (capture off, not released yet); collections_at_enter
- * from objarena_gc_collections at entry. Fills *out. A pending exception is
+ * from objarena_gc_collections at entry, entered_at its monotonic time. Fills
+ * *out. A pending exception is
  * kept aside while finalizers run. */
 void objarena_exit_collect(const struct objarena_scope_options *options, const long collections_at_enter[3],
-                           const arena_t *arena, objarena_exit_collection_t *out);
+                           double entered_at, const arena_t *arena, objarena_exit_collection_t *out);
 
 /* Frees CPython's caches that pin phase memory: full gc (even when gc is
  * disabled), PyType_ClearCache, the slice cache. Runs with capture off. */

@@ -21,7 +21,7 @@ static bool env_poison(void) {
 void objarena_scope_options_init(objarena_scope_options_t *options) {
     memset(options, 0, sizeof *options);
     options->collect = OBJARENA_COLLECT_AUTO;
-    options->reuse = true; /* see README: measured against bump mode */
+    options->reuse = true; /* see docs/benchmarks.md: measured against bump mode */
     options->adopt = true;
     options->trim_malloc = true;
 }
@@ -192,6 +192,7 @@ int objarena_scope_enter(objarena_scope_t *s) {
     /* Before the push: gc.get_stats() allocates, and not into the arena. */
     if (s->options.collect == OBJARENA_COLLECT_AUTO || s->options.collect == OBJARENA_COLLECT_YOUNG)
         objarena_gc_collections(s->gc_collections_at_enter);
+    s->entered_at = objarena_monotonic_seconds();
     s->frame.arena = arena;
     s->frame.capture_mem = s->options.capture_mem;
     if (objarena_thread_push(&s->frame) < 0) {
@@ -204,7 +205,8 @@ int objarena_scope_enter(objarena_scope_t *s) {
 }
 
 static void finish_exit(objarena_scope_t *s) {
-    objarena_exit_collect(&s->options, s->gc_collections_at_enter, s->frame.arena, &s->exit_collection);
+    objarena_exit_collect(&s->options, s->gc_collections_at_enter, s->entered_at, s->frame.arena,
+                          &s->exit_collection);
     objarena_hook_verify_chain();
     arena_release(s->frame.arena);
     objarena_scope_stats(s, &s->exit_stats);

@@ -45,6 +45,7 @@ typedef struct objarena_scope {
     arena_stats_t exit_stats; /* snapshot taken at exit */
     objarena_exit_collection_t exit_collection;
     long gc_collections_at_enter[3]; /* gc.get_stats()[g]["collections"] when entered (-1: unknown) */
+    double entered_at;        /* monotonic seconds at entry */
     uint64_t arena_id;
 } objarena_scope_t;
 

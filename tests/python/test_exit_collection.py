@@ -98,6 +98,24 @@ def make_and_drop_freelist_fodder():
     del floats, tuples, dicts
 
 
+def test_a_long_phase_pays_for_its_own_full_collection(clean_gc):
+    # objarena.collect() (in clean_gc) just ran a full collection, so the
+    # process-wide pace defers the next one; a phase lasting far longer than
+    # that collection's cost (x4) gets it anyway: its promoted garbage goes
+    # back at exit, not at some later collection.
+    import time
+
+    objarena.collect()
+    with objarena.scope() as phase:
+        cycle = make_cycle(bytes(4 << 20))
+        gc.collect(1)
+        del cycle
+        time.sleep(1.0)
+    st = phase.stats
+    assert st["objects_promoted"] and st["exit_collection"] == "full", st
+    assert not st["full_collection_deferred"] and st["bytes_retained"] < (4 << 20), st
+
+
 def test_strict_scopes_see_no_freelist_entries_as_escapes(clean_gc):
     # Warm first: on 3.10 a code object's first run keeps a "zombie" frame for
     # reuse, a real survivor if it is made inside the scope.
