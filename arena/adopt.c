@@ -195,7 +195,9 @@ bool adopt_retained_chunk(struct arena *a, size_t block) {
     c->adopted = true;
     c->slow_free = true; /* frees ask the page whose block it is */
     c->arena = a;
-    c->arena_id = a->id;
+    /* After owners_per_page (release): a lock-free reader that sees the
+     * new id sees the flag too, and answers per page (arena_block_arena_id). */
+    __atomic_store_n(&c->arena_id, a->id, __ATOMIC_RELEASE);
     c->used_end = c->base + c->size;
     c->reuse = a->reuse;
     if (c->reuse)

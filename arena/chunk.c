@@ -174,7 +174,7 @@ void chunk_attach(struct arena *a, chunk_t *c) {
     c->retained = false;
     c->warm = false;
     c->arena = a;
-    c->arena_id = a->id;
+    __atomic_store_n(&c->arena_id, a->id, __ATOMIC_RELEASE); /* read lock-free by arena_block_arena_id */
     c->poison = a->poison;
     c->reuse = a->reuse && c->kind == CHUNK_SMALL;
     c->adopted = false;

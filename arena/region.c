@@ -62,7 +62,9 @@ static void region_init(void) {
         arena_region.slot_owner = (_Atomic(chunk_t *) *)tables;
         arena_region.slot_used = (uint64_t *)(tables + table_bytes);
         arena_region.slot_count = slots;
+        pthread_mutex_lock(&arena_region.lock); /* the stats' lock: arena_global_stats reads them */
         arena_region.stats.reserve_bytes = reserve;
+        pthread_mutex_unlock(&arena_region.lock);
         /* Size last: a reader that sees it also sees the base and the table. */
         arena_ownership.slot_owner = (void *const *)tables;
         __atomic_store_n(&arena_ownership.base, aligned, __ATOMIC_RELAXED);
@@ -96,9 +98,14 @@ uint64_t arena_block_arena_id(const void *ptr) {
         return 0;
     /* A chunk that was ever adopted answers per page: it holds pages of
      * several arenas. (The flag is set after its table is filled.) */
+    /* The id first (acquire), then the flag: an adoption stores the flag
+     * before the adopting arena's id (release), so a reader that sees the
+     * new id also sees the flag and answers per page, never the adopter's id
+     * for an earlier phase's survivor. */
+    uint64_t id = __atomic_load_n(&c->arena_id, __ATOMIC_ACQUIRE);
     if (atomic_load_explicit(&c->owners_per_page, memory_order_acquire))
         return page_owner_get(region_page_index(ptr));
-    return c->arena_id;
+    return id;
 }
 
 void arena_global_stats(arena_global_stats_t *out) {

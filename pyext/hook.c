@@ -88,7 +88,12 @@ static void *move_out(PyMemAllocatorEx *fw, void *ptr, size_t size) {
 static __attribute__((noinline)) void *alloc_refused(objarena_frame_t *f, int domain, void *old, size_t count,
                                                      size_t size, bool zero) {
     f->alloc_failures++;
-    if (arena_last_error(f->arena) != ARENA_ENOMEM)
+    arena_error_t err = arena_last_error(f->arena);
+    if (err == ARENA_ELIMIT) {
+        f->limit_hits++;
+        f->limit_refused_bytes = (size_t)count * size;
+    }
+    if (err != ARENA_ENOMEM)
         return NULL;
     PyMemAllocatorEx *fw = forward(domain);
     void *p;

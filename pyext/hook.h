@@ -48,8 +48,11 @@ typedef struct objarena_frame {
     uint64_t frees_forwarded;       /* frees sent to the saved allocator while capturing */
     uint64_t alloc_failures;        /* allocations the arena refused (limit, region or OS memory) */
     uint64_t alloc_fallbacks;       /* of those, served by the saved allocator instead (not limit) */
+    uint64_t limit_hits;            /* of those, refused by the scope's byte limit */
+    size_t limit_refused_bytes;     /* the request the limit refused last */
     bool capture_mem;               /* also capture PYMEM_DOMAIN_MEM requests of up to 512 bytes */
     struct objarena_frame *parent;  /* next frame down this thread's stack */
+    void *owner;                    /* the Python object that pushed it (the stack holds a reference), or NULL */
     unsigned long thread_id;        /* PyThread_get_thread_ident() of the owner */
     int state;                      /* objarena_frame_state */
 } objarena_frame_t;

@@ -14,6 +14,61 @@ static PyObject *EscapeError;        /* objarena.EscapeError(RuntimeError) */
 static PyObject *tracemalloc_stop;   /* the original _tracemalloc.stop */
 static PyObject *tracemalloc_start;  /* the original _tracemalloc.start */
 
+/* ---------------------------------------------------------- thread guard */
+
+/* A thread that ends inside a scope (or pause) would leave it on its stack
+ * for good: the full hook face installed for the whole process, its arena
+ * live, and a later thread with the same id able to exit it. The first frame
+ * a thread pushes puts a guard in the thread state's dict; CPython clears
+ * that dict on the ending thread itself, with the GIL held, so the guard's
+ * deallocation unlinks what is still open there: scopes are released
+ * (survivors retained as usual), pauses dropped, the stack's references
+ * given back. */
+typedef struct {
+    PyObject_HEAD
+} ThreadGuardObject;
+
+static uint64_t frames_orphaned;
+
+static void release_orphan(objarena_frame_t *f);
+
+static void ThreadGuard_dealloc(ThreadGuardObject *self) {
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    for (objarena_frame_t *f = objarena_thread_top(); f; f = objarena_thread_top())
+        release_orphan(f);
+    PyErr_Restore(type, value, tb);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject ThreadGuardType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "_objarena._ThreadGuard",
+    .tp_basicsize = sizeof(ThreadGuardObject),
+    .tp_dealloc = (destructor)ThreadGuard_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = NULL,
+};
+
+/* Puts this thread's guard in place (once per thread). Called right after a
+ * push, paused, so the dict entry and guard come from the saved allocator. */
+static void ensure_thread_guard(void) {
+    static _Thread_local bool guarded;
+    if (guarded)
+        return;
+    PyObject *dict = PyThreadState_GetDict();
+    if (!dict)
+        return;
+    objarena_frame_t pause = {0};
+    objarena_pause_enter(&pause);
+    PyObject *guard = PyType_GenericAlloc(&ThreadGuardType, 0);
+    if (guard && PyDict_SetItemString(dict, "_objarena.thread_guard", guard) == 0)
+        guarded = true;
+    else
+        PyErr_Clear();
+    Py_XDECREF(guard);
+    objarena_pause_exit(&pause);
+}
+
 /* ---------------------------------------------------------------- Scope */
 
 typedef struct {
@@ -244,11 +299,13 @@ static PyObject *Scope_enter(ScopeObject *self, PyObject *Py_UNUSED(ignored)) {
         Py_DECREF(self);
         return NULL;
     }
+    self->scope->frame.owner = self;
     /* After the push the lookup would allocate into the arena: pause it. */
     objarena_frame_t pause = {0};
     objarena_pause_enter(&pause);
     self->task = current_asyncio_task();
     objarena_pause_exit(&pause);
+    ensure_thread_guard();
     Py_INCREF(self);
     return (PyObject *)self;
 }
@@ -409,6 +466,10 @@ static void report_fallbacks(const objarena_scope_t *scope) {
     arena_global_stats(&g);
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
+    /* An enclosing scope may be capturing: the warnings machinery's registry
+     * entries would be its blocks. */
+    objarena_frame_t pause = {0};
+    objarena_pause_enter(&pause);
     if (PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
                          "objarena: %llu allocation(s) of a scope came from the saved allocator, not the arena: "
                          "no chunk could be mapped (region: %llu MiB mapped, %llu MiB quarantined by poison mode, "
@@ -418,6 +479,7 @@ static void report_fallbacks(const objarena_scope_t *scope) {
                          (unsigned long long)(g.quarantined_bytes >> 20),
                          (unsigned long long)(g.reserve_bytes >> 20)) < 0)
         PyErr_WriteUnraisable(NULL);
+    objarena_pause_exit(&pause);
     PyErr_Restore(type, value, tb);
 }
 
@@ -444,6 +506,34 @@ static void explain_task_switch(ScopeObject *self) {
     Py_XDECREF(task);
 }
 
+/* The hook cannot call Python, so a MemoryError raised by the scope's limit
+ * is a bare MemoryError where it is raised (a handler inside the phase sees
+ * that, and phase.stats['limit_hits']). The exit is the safe point: a
+ * MemoryError leaving the scope gets the message. */
+static void explain_limit(ScopeObject *self, PyObject *exc) {
+    const objarena_scope_t *s = self->scope;
+    if (!s->frame.limit_hits || !exc || !PyErr_GivenExceptionMatches(exc, PyExc_MemoryError))
+        return;
+    PyObject *args = PyObject_GetAttrString(exc, "args");
+    bool bare = args && PyTuple_Check(args) && PyTuple_GET_SIZE(args) == 0;
+    Py_XDECREF(args);
+    if (!bare) {
+        PyErr_Clear();
+        return;
+    }
+    const char *whose = s->effective_limit < s->options.limit || !s->options.limit ? "an enclosing scope's" : "its";
+    PyObject *msg = PyUnicode_FromFormat(
+        "objarena: the scope's allocation of %zu bytes was refused by %s limit: %zu bytes for this scope's arena, "
+        "%llu bytes mapped at the peak (limit=%zu given to this scope; 0: none of its own)",
+        s->frame.limit_refused_bytes, whose, s->effective_limit,
+        (unsigned long long)s->exit_stats.peak_mapped, s->options.limit);
+    PyObject *new_args = msg ? PyTuple_Pack(1, msg) : NULL;
+    if (!new_args || PyObject_SetAttrString(exc, "args", new_args) < 0)
+        PyErr_Clear();
+    Py_XDECREF(msg);
+    Py_XDECREF(new_args);
+}
+
 static PyObject *Scope_exit(ScopeObject *self, PyObject *const *args, Py_ssize_t nargs) {
     bool exception_pending = nargs > 0 && args[0] != Py_None;
     bool was_active = self->scope->frame.state == FRAME_ACTIVE;
@@ -453,6 +543,8 @@ static PyObject *Scope_exit(ScopeObject *self, PyObject *const *args, Py_ssize_t
         explain_task_switch(self);
     else
         Py_CLEAR(self->task);
+    if (rc == 0 && exception_pending && nargs > 1)
+        explain_limit(self, args[1]);
     /* Drop the stack's reference once the scope left the stack. */
     if (was_active && same_thread)
         report_fallbacks(self->scope);
@@ -627,6 +719,8 @@ static PyObject *stats_dict(const objarena_scope_t *scope) {
         set_u64(d, "frees_forwarded", scope->frame.frees_forwarded) < 0 ||
         set_u64(d, "alloc_failures", scope->frame.alloc_failures) < 0 ||
         set_u64(d, "alloc_fallbacks", scope->frame.alloc_fallbacks) < 0 ||
+        set_u64(d, "limit_hits", scope->frame.limit_hits) < 0 ||
+        set_u64(d, "effective_limit", scope->effective_limit) < 0 ||
         set_u64(d, "chunks_mapped", st.chunks_mapped) < 0 ||
         set_u64(d, "large_mappings", st.large_mappings) < 0 ||
         set_u64(d, "chunks_released", st.chunks_released) < 0 ||
@@ -671,6 +765,8 @@ static PyObject *Paused_enter(PausedObject *self, PyObject *Py_UNUSED(ignored)) 
         Py_DECREF(self);
         return NULL;
     }
+    self->frame.owner = self;
+    ensure_thread_guard();
     Py_INCREF(self);
     return (PyObject *)self;
 }
@@ -911,6 +1007,7 @@ static PyObject *objarena_info(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(
         set_u64(d, "exit_collections_deferred", cs.deferred) < 0 ||
         set_u64(d, "freelist_blocks_freed", cs.freelist_blocks_freed) < 0 ||
         set_u64(d, "scopes_fell_back", scopes_fell_back) < 0 ||
+        set_u64(d, "frames_orphaned", frames_orphaned) < 0 ||
         set_u64(d, "fallback_allocations", fallback_allocations) < 0) {
         Py_XDECREF(collect_seconds);
         Py_DECREF(d);
@@ -1044,6 +1141,16 @@ static PyObject *objarena_testing_fail_commit_after(PyObject *module, PyObject *
     Py_RETURN_NONE;
 }
 
+static void release_orphan(objarena_frame_t *f) {
+    PyObject *owner = f->owner;
+    if (f->arena)
+        objarena_scope_orphan((objarena_scope_t *)f); /* a scope's frame is its first member */
+    else
+        objarena_thread_unlink(f);
+    frames_orphaned++;
+    Py_XDECREF(owner); /* the stack's reference */
+}
+
 /* _freelists_check_layout() -> number of freelists checked (tests): the
  * layouts freelists.c walks, against CPython's counters. RuntimeError on a
  * mismatch. */
@@ -1093,7 +1200,8 @@ PyMODINIT_FUNC PyInit__objarena(void) {
                     "objects are outside them");
     return NULL;
 #endif
-    if (PyType_Ready(&ScopeType) < 0 || PyType_Ready(&PausedType) < 0 || PyType_Ready(&PoolType) < 0)
+    if (PyType_Ready(&ScopeType) < 0 || PyType_Ready(&PausedType) < 0 || PyType_Ready(&PoolType) < 0 ||
+        PyType_Ready(&ThreadGuardType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&objarena_module);
     if (!m)

@@ -92,17 +92,36 @@ int objarena_check_chunk_size(size_t chunk, bool huge_pages) {
     return 0;
 }
 
+/* The chunk size a scope with byte limit `limit` and no chunk_size given
+ * uses: a quarter of the limit (rounded down to a power of two, at least
+ * ARENA_MIN_CHUNK_SIZE), at most the default, so a small limit admits
+ * several chunks instead of failing at the first one; the limit is then
+ * exact to within a quarter of itself (or 64 KiB). */
+static size_t chunk_size_for_limit(size_t limit, size_t chunk) {
+    while (chunk > ARENA_MIN_CHUNK_SIZE && chunk > limit / 4)
+        chunk /= 2;
+    return chunk;
+}
+
 objarena_scope_t *objarena_scope_new(const objarena_scope_options_t *options) {
     size_t chunk = options->chunk_size;
     /* (A pool scope's chunk size is its pool's, checked with the pool.) */
     if (objarena_check_chunk_size(chunk, options->huge_pages && !options->pool) < 0)
         return NULL;
+    if (options->limit && chunk && !options->pool && options->limit < chunk) {
+        PyErr_Format(PyExc_ValueError,
+                     "limit=%zu is smaller than one chunk (chunk_size=%zu): leave chunk_size out (chunks are then "
+                     "sized to the limit) or give a smaller one",
+                     options->limit, chunk);
+        return NULL;
+    }
     objarena_scope_t *s = PyMem_RawCalloc(1, sizeof *s);
     if (!s) {
         PyErr_NoMemory();
         return NULL;
     }
     s->options = *options;
+    s->chunk_size_given = chunk != 0;
     if (!options->pool)
         s->options.chunk_size = arena_default_chunk_size(chunk, options->huge_pages);
     if (env_poison())
@@ -159,6 +178,29 @@ static int configure_reserve_from_env(void) {
     return 0;
 }
 
+/* The tightest byte limit that applies to a scope entered now: its own
+ * (0: none) and, for each enclosing scope of this thread with a limit, what
+ * that one has left (its limit minus what its arena has mapped). An inner
+ * scope cannot escape an outer budget; what it maps is not charged to the
+ * outer scope afterwards (its chunks go back at its exit). At least 1, so a
+ * spent budget refuses everything rather than meaning "no limit". */
+static size_t tightest_limit(size_t own) {
+    size_t limit = own;
+    for (objarena_frame_t *f = objarena_thread_top(); f; f = f->parent) {
+        if (!f->arena)
+            continue; /* a pause */
+        objarena_scope_t *outer = (objarena_scope_t *)f; /* a scope's frame is its first member */
+        if (!outer->effective_limit)
+            continue;
+        arena_stats_t st;
+        arena_get_stats(f->arena, &st);
+        size_t left = st.bytes_mapped < outer->effective_limit ? outer->effective_limit - st.bytes_mapped : 1;
+        if (!limit || left < limit)
+            limit = left;
+    }
+    return limit;
+}
+
 int objarena_scope_enter(objarena_scope_t *s) {
     if (s->frame.state != FRAME_NEW) {
         PyErr_SetString(PyExc_RuntimeError,
@@ -174,7 +216,12 @@ int objarena_scope_enter(objarena_scope_t *s) {
     arena_config_init(&config);
     if (s->options.chunk_size)
         config.chunk_size = s->options.chunk_size;
-    config.byte_limit = s->options.limit;
+    s->effective_limit = tightest_limit(s->options.limit);
+    config.byte_limit = s->effective_limit;
+    if (s->effective_limit && !s->chunk_size_given && !s->options.pool && !s->options.huge_pages) {
+        s->options.chunk_size = chunk_size_for_limit(s->effective_limit, arena_default_chunk_size(0, false));
+        config.chunk_size = s->options.chunk_size;
+    }
     config.poison_on_release = s->options.poison;
     config.reuse = s->options.reuse;
     config.huge_pages = s->options.huge_pages;
@@ -238,6 +285,15 @@ int objarena_scope_exit(objarena_scope_t *s) {
         return -1;
     }
     return 0;
+}
+
+void objarena_scope_orphan(objarena_scope_t *s) {
+    if (s->frame.state != FRAME_ACTIVE)
+        return;
+    objarena_thread_unlink(&s->frame);
+    s->options.collect = OBJARENA_COLLECT_NONE;
+    s->options.trim_malloc = false;
+    finish_exit(s);
 }
 
 void objarena_scope_free(objarena_scope_t *s) {

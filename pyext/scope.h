@@ -26,7 +26,7 @@ extern "C" {
 
 typedef struct objarena_scope_options {
     size_t limit;       /* bytes; 0: none */
-    size_t chunk_size;  /* 0: default */
+    size_t chunk_size;  /* 0: default (sized to the limit when there is one) */
     int collect;        /* objarena_collect_mode_t (default AUTO) */
     bool strict;        /* what is live after exit must be a true escape: AUTO collects in full
                          * whenever blocks are left after the young collection */
@@ -46,6 +46,8 @@ typedef struct objarena_scope {
     objarena_exit_collection_t exit_collection;
     long gc_collections_at_enter[3]; /* gc.get_stats()[g]["collections"] when entered (-1: unknown) */
     double entered_at;        /* monotonic seconds at entry */
+    size_t effective_limit;   /* the arena's byte limit: the tightest of its own and its enclosing scopes' (0: none) */
+    bool chunk_size_given;    /* options.chunk_size came from the caller (else sized to the limit at entry) */
     uint64_t arena_id;
 } objarena_scope_t;
 
@@ -71,6 +73,12 @@ int objarena_scope_enter(objarena_scope_t *scope);
  * scope is still unlinked and its arena released (survivors stay safe), so
  * nothing keeps capturing into a scope whose `with` block has ended. */
 int objarena_scope_exit(objarena_scope_t *scope);
+
+/* The thread that entered the scope is ending with it still active (its
+ * `with` block never finished): unlinks it and releases its arena (survivors
+ * retained as usual), without the exit collection (the thread state is being
+ * torn down). Afterwards the scope is exited. GIL held, on that thread. */
+void objarena_scope_orphan(objarena_scope_t *scope);
 
 /* Pause frames: `objarena.paused()`. While a pause is the innermost frame
  * the thread allocates from the saved allocator. */

@@ -51,3 +51,31 @@ print(runtime[0] if runtime else "")
     assert line[0] == "1" and line[1] == "True" and line[3] == "True", result.stdout + result.stderr
     assert int(line[2]) >= 900, result.stdout  # the quarantine is what ran out
     assert "quarantined by poison mode" in result.stdout
+
+
+def test_a_thread_that_ends_inside_a_scope_releases_it(child):
+    # The thread never leaves its scope (nor the pause over it): at thread end
+    # both are unlinked, the arena released with its survivors retained, the
+    # full hook face taken down, and nobody can exit the scope afterwards.
+    result = child("""
+import threading, objarena
+kept = {}
+def worker():
+    s = objarena.scope()
+    s.__enter__()
+    kept["scope"] = s
+    kept["data"] = [str(i) * 3 for i in range(10000)]
+    objarena.paused().__enter__()
+t = threading.Thread(target=worker)
+t.start(); t.join()
+info = objarena.info()
+assert kept["scope"].state == "exited", kept["scope"]
+assert info["frames_orphaned"] == 2 and info["hook_face"] == "thin" and info["arenas_live"] == 0, info
+assert kept["scope"].stats["chunks_retained"] >= 1          # the survivors stay valid
+assert sum(len(x) for x in kept["data"]) == sum(len(str(i) * 3) for i in range(10000))
+try:
+    kept["scope"].__exit__(None, None, None)
+except RuntimeError as e:
+    print("DONE", e)
+""").check()
+    assert "DONE scope has already exited" in result.stdout, result.stdout + result.stderr
