@@ -123,7 +123,7 @@ def run(n):
     # blocks than the same steps without a refused commit (run(-1)): what
     # CPython caches, a few blocks.
     del out, fresh, scopes
-    gc.collect()
+    objarena.collect()  # a full gc and CPython's cache flushes (the type cache keeps names)
     info = objarena.info()
     assert info["arenas_live"] == baseline["arenas_live"], (info, baseline)
     return outcome, failures, info["retained_blocks"]
