@@ -147,6 +147,26 @@ void chunk_clear_block_starts(chunk_t *c) {
     table_zero(chunk_block_starts(c), chunk_block_starts_bytes(c));
 }
 
+/* page_owner is read lock-free (arena_block_arena_id, through a chunk
+ * pointer that may be going stale): zeroed with relaxed atomic stores, its
+ * whole pages handed back when there are enough of them (table_zero's rule;
+ * the kernel's zero pages race with nothing a reader could misread: a
+ * reader of a block of this chunk is racing with the block's free). */
+static void page_owners_zero(size_t first, size_t count) {
+    char *start = (char *)(arena_region.page_owner + first), *end = start + count * sizeof(uint64_t);
+    char *lo = (char *)(((uintptr_t)start + ARENA_PAGE_SIZE - 1) & ~(uintptr_t)(ARENA_PAGE_SIZE - 1));
+    char *hi = (char *)((uintptr_t)end & ~(uintptr_t)(ARENA_PAGE_SIZE - 1));
+    if (lo >= hi || (size_t)(hi - lo) < TABLE_DISCARD_MIN)
+        lo = hi = end;
+    else
+        os_discard(lo, (size_t)(hi - lo));
+    for (size_t k = first; k < first + count; k++) {
+        char *entry = (char *)(arena_region.page_owner + k);
+        if (entry < lo || entry >= hi)
+            page_owner_set(k, 0);
+    }
+}
+
 /* Zeroes the chunk's range of the per-page tables (PAGE_IN_USE is 0). With
  * page_owner too when the chunk is going away; a mapped chunk leaves it
  * untouched until an adoption needs it (2 KiB of table per 1 MiB chunk that
@@ -159,7 +179,7 @@ static void zero_page_tables(chunk_t *c, bool with_owners) {
     table_zero(arena_region.page_cross + first, count * sizeof(uint32_t));
     table_zero(arena_region.page_cross_live + first, count);
     if (with_owners)
-        table_zero(arena_region.page_owner + first, count * sizeof(uint64_t));
+        page_owners_zero(first, count);
 }
 
 static void reset_page_tables(chunk_t *c) {
