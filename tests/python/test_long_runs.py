@@ -1,7 +1,12 @@
 """What many scopes leave behind (issue 11, section 2): side tables, poison's
 quarantine. Each case runs in a child process with its own region."""
+import os
+
+import pytest
 
 
+@pytest.mark.skipif(os.environ.get("OBJARENA_ASAN") == "1",
+                    reason="under ASan the shadow of 60 GiB of chunks touched is resident (+7.7 GB seen)")
 def test_side_tables_of_unmapped_chunks_go_back_to_the_os(child):
     # 60 nested scopes of 1 GiB chunks touch 2 MiB of per-page tables each;
     # once the chunks are unmapped those pages must not stay resident
