@@ -129,11 +129,21 @@ static size_t chunk_block_starts_bytes(const chunk_t *c) { return c->size >> (AR
  * gone. Smaller ranges are written: a 1 MiB chunk's map and unmap cost no
  * syscall and no fault on its 12 KiB of tables. */
 #define TABLE_DISCARD_MIN ((size_t)64 << 10)
+
+/* The whole OS pages [*first, *last) of [start, end) that table_zero hands
+ * back; false (and an empty range at end) when they are too few. */
+static bool table_discard_range(char *start, char *end, char **first, char **last) {
+    *first = (char *)(((uintptr_t)start + ARENA_PAGE_SIZE - 1) & ~(uintptr_t)(ARENA_PAGE_SIZE - 1));
+    *last = (char *)((uintptr_t)end & ~(uintptr_t)(ARENA_PAGE_SIZE - 1));
+    if (*first < *last && (size_t)(*last - *first) >= TABLE_DISCARD_MIN)
+        return true;
+    *first = *last = end;
+    return false;
+}
+
 static void table_zero(void *p, size_t bytes) {
-    char *start = p, *end = start + bytes;
-    char *first = (char *)(((uintptr_t)start + ARENA_PAGE_SIZE - 1) & ~(uintptr_t)(ARENA_PAGE_SIZE - 1));
-    char *last = (char *)((uintptr_t)end & ~(uintptr_t)(ARENA_PAGE_SIZE - 1));
-    if (first >= last || (size_t)(last - first) < TABLE_DISCARD_MIN) {
+    char *start = p, *end = start + bytes, *first, *last;
+    if (!table_discard_range(start, end, &first, &last)) {
         memset(start, 0, bytes);
         return;
     }
@@ -153,12 +163,8 @@ void chunk_clear_block_starts(chunk_t *c) {
  * the kernel's zero pages race with nothing a reader could misread: a
  * reader of a block of this chunk is racing with the block's free). */
 static void page_owners_zero(size_t first, size_t count) {
-    char *start = (char *)(arena_region.page_owner + first), *end = start + count * sizeof(uint64_t);
-    char *lo = (char *)(((uintptr_t)start + ARENA_PAGE_SIZE - 1) & ~(uintptr_t)(ARENA_PAGE_SIZE - 1));
-    char *hi = (char *)((uintptr_t)end & ~(uintptr_t)(ARENA_PAGE_SIZE - 1));
-    if (lo >= hi || (size_t)(hi - lo) < TABLE_DISCARD_MIN)
-        lo = hi = end;
-    else
+    char *start = (char *)(arena_region.page_owner + first), *end = start + count * sizeof(uint64_t), *lo, *hi;
+    if (table_discard_range(start, end, &lo, &hi))
         os_discard(lo, (size_t)(hi - lo));
     for (size_t k = first; k < first + count; k++) {
         char *entry = (char *)(arena_region.page_owner + k);
