@@ -2,8 +2,6 @@
  * forward everything else to the saved allocator. */
 #include "pyext/hook.h"
 
-#include "pyext/charge.h"
-
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +16,6 @@
 static OBJARENA_TLS objarena_frame_t *tls_capture;     /* OBJ domain */
 static OBJARENA_TLS objarena_frame_t *tls_capture_mem; /* MEM domain */
 static OBJARENA_TLS objarena_frame_t *tls_top;
-static OBJARENA_TLS objarena_frame_t *tls_limit; /* the capturing frame, if it has a byte limit */
 
 /* Per domain (0: OBJ, 1: MEM): the allocator the hook forwards to.
  * Immutable once published; replaced (never freed) when the chain is
@@ -88,122 +85,25 @@ static void *move_out(PyMemAllocatorEx *fw, void *ptr, size_t size) {
  * shortfall, not the program's: the saved allocator serves the block, as if
  * no scope were active (so it is not given back with the phase), and the
  * scope counts it. old != NULL: a realloc of arena block old, which moves. */
-/* Past the limit every allocation of the scope would fail, including the
- * ones CPython needs to unwind the MemoryError and call the scope's
- * __exit__ (a traceback entry, a frame, the exception's own objects): a
- * phase that keeps growing a list until the limit spun forever in the with
- * statement's handler. So each refusal opens a grace window: the next small
- * blocks (up to LIMIT_GRACE_BLOCK each, LIMIT_GRACE_BYTES in all) come from
- * the saved allocator, and the one after the window is refused again. At
- * most LIMIT_GRACE_BYTES past the limit per MemoryError raised. */
-#define LIMIT_GRACE_BYTES ((size_t)64 << 10)
-#define LIMIT_GRACE_BLOCK ((size_t)4 << 10)
-
 static __attribute__((noinline)) void *alloc_refused(objarena_frame_t *f, int domain, void *old, size_t count,
                                                      size_t size, bool zero) {
     f->alloc_failures++;
     arena_error_t err = arena_last_error(f->arena);
     if (err == ARENA_ELIMIT) {
-        size_t total = (size_t)count * size; /* (calloc overflow is EINVAL, not here) */
-        if (total <= LIMIT_GRACE_BLOCK && total <= f->limit_grace_left) {
-            f->limit_grace_left -= total;
-            f->alloc_failures--;
-            f->limit_grace_allocs++;
-            err = ARENA_ENOMEM; /* served like a fallback, counted apart */
-        } else {
-            f->limit_hits++;
-            f->limit_refused_bytes = total;
-            f->limit_grace_left = LIMIT_GRACE_BYTES;
-            return NULL;
-        }
+        f->limit_hits++;
+        f->limit_refused_bytes = (size_t)count * size;
     }
     if (err != ARENA_ENOMEM)
         return NULL;
-    bool grace = arena_last_error(f->arena) == ARENA_ELIMIT;
     PyMemAllocatorEx *fw = forward(domain);
     void *p;
     if (old)
         p = move_out(fw, old, size);
     else
         p = zero ? fw->calloc(fw->ctx, count, size) : fw->malloc(fw->ctx, size);
-    if (p && !grace)
+    if (p)
         f->alloc_fallbacks++;
     return p;
-}
-
-/* ---- limit charges for blocks from the saved allocator (charge.h) ---- */
-
-/* The arena may map what the limit leaves after the charges. */
-static void charge_rebudget(objarena_frame_t *f) {
-    arena_set_byte_limit(f->arena, f->limit > f->charged ? f->limit - f->charged : 1);
-}
-
-static bool charge_fits(objarena_frame_t *f, size_t size) {
-    uint64_t held = arena_bytes_mapped(f->arena) + f->charged;
-    if (size <= f->limit && held <= f->limit - size)
-        return true;
-    f->alloc_failures++;
-    f->limit_hits++;
-    f->limit_refused_bytes = size;
-    return false;
-}
-
-static void charge_to(objarena_frame_t *f, void *p, size_t size) {
-    if (!objarena_charge_add(f, p, size))
-        return; /* no table memory: uncounted rather than refused */
-    f->charged += size;
-    if (f->charged > f->charged_peak)
-        f->charged_peak = f->charged;
-    charge_rebudget(f);
-}
-
-static void uncharge(void *p) {
-    objarena_frame_t *f = NULL;
-    size_t size = objarena_charge_remove(p, &f);
-    if (size) {
-        f->charged -= size;
-        charge_rebudget(f);
-    }
-}
-
-/* A MEM request the arena does not serve, in a scope with a limit. */
-static __attribute__((noinline)) void *charged_alloc(size_t count, size_t size, bool zero) {
-    objarena_frame_t *f = tls_limit;
-    size_t total;
-    if (__builtin_mul_overflow(count, size, &total) || !charge_fits(f, total))
-        return NULL;
-    PyMemAllocatorEx *fw = forward(HOOK_MEM);
-    void *p = zero ? fw->calloc(fw->ctx, count, size) : fw->malloc(fw->ctx, size);
-    if (p)
-        charge_to(f, p, total);
-    return p;
-}
-
-/* realloc of a saved-allocator block while charges exist or a limit applies:
- * a charged block's charge follows it; a block that grows past the MEM
- * capture size in a limited scope is charged (its old size unknown: all of
- * it). On failure the old block and its charge are as they were. */
-static __attribute__((noinline)) void *charged_realloc(void *ptr, size_t size) {
-    objarena_frame_t *owner = NULL, *f = tls_limit;
-    size_t old = objarena_charge_remove(ptr, &owner);
-    if (old) {
-        owner->charged -= old;
-        charge_rebudget(owner);
-    }
-    bool charge = f && size > OBJARENA_MEM_CAPTURE_MAX;
-    void *q = NULL;
-    if (!charge || charge_fits(f, size)) {
-        PyMemAllocatorEx *fw = forward(HOOK_MEM);
-        q = fw->realloc(fw->ctx, ptr, size);
-    }
-    if (!q) {
-        if (old)
-            charge_to(owner, ptr, old);
-        return NULL;
-    }
-    if (charge)
-        charge_to(f, q, size);
-    return q;
 }
 
 /* Per domain: the hooks, plus their in-scope halves out of line. The split
@@ -211,7 +111,7 @@ static __attribute__((noinline)) void *charged_realloc(void *ptr, size_t size) {
  * call), so forwarding outside a scope costs what it did before failures
  * fell back; the in-scope half keeps only the size live across the arena
  * call (the frame is re-read from the thread-local on the rare failure). */
-#define DEFINE_HOOKS(prefix, TLS, DOMAIN, MAX, CHARGE)                                 \
+#define DEFINE_HOOKS(prefix, TLS, DOMAIN, MAX)                                         \
     static __attribute__((noinline)) void *prefix##_scope_malloc(arena_t *a, size_t size) { \
         void *p = arena_alloc(a, size);                                                \
         if (__builtin_expect(p != NULL, 1))                                            \
@@ -235,8 +135,6 @@ static __attribute__((noinline)) void *charged_realloc(void *ptr, size_t size) {
         objarena_frame_t *f = TLS;                                                     \
         if (f && size <= (MAX))                                                        \
             return prefix##_scope_malloc(f->arena, size);                              \
-        if ((CHARGE) && tls_limit && size > OBJARENA_MEM_CAPTURE_MAX)                  \
-            return charged_alloc(1, size, false);                                      \
         malloc_fn_t forward_fn = atomic_load_explicit(&forward_malloc[DOMAIN], memory_order_relaxed); \
         return forward_fn(forward_ctx_of(DOMAIN), size);                               \
     }                                                                                  \
@@ -245,8 +143,6 @@ static __attribute__((noinline)) void *charged_realloc(void *ptr, size_t size) {
         objarena_frame_t *f = TLS;                                                     \
         if (f && ((MAX) == SIZE_MAX || size == 0 || count <= (MAX) / size))           \
             return prefix##_scope_calloc(f->arena, count, size);                       \
-        if ((CHARGE) && tls_limit && (size != 0 && count > OBJARENA_MEM_CAPTURE_MAX / size)) \
-            return charged_alloc(count, size, true);                                   \
         PyMemAllocatorEx *fw = forward(DOMAIN);                                        \
         return fw->calloc(fw->ctx, count, size);                                       \
     }                                                                                  \
@@ -260,8 +156,6 @@ static __attribute__((noinline)) void *charged_realloc(void *ptr, size_t size) {
         objarena_frame_t *f = TLS;                                                     \
         if (f)                                                                         \
             f->frees_forwarded++;                                                      \
-        if ((CHARGE) && objarena_charged_blocks)                                       \
-            uncharge(ptr);                                                             \
         free_fn_t forward_fn = atomic_load_explicit(&forward_free[DOMAIN], memory_order_relaxed); \
         forward_fn(forward_ctx_of(DOMAIN), ptr);                                       \
     }                                                                                  \
@@ -275,8 +169,6 @@ static __attribute__((noinline)) void *charged_realloc(void *ptr, size_t size) {
         }                                                                              \
         if (f && ptr == NULL && size <= (MAX))                                         \
             return prefix##_scope_malloc(f->arena, size);                              \
-        if ((CHARGE) && (tls_limit || objarena_charged_blocks))                        \
-            return charged_realloc(ptr, size);                                         \
         PyMemAllocatorEx *fw = forward(DOMAIN);                                        \
         return fw->realloc(fw->ctx, ptr, size);                                        \
     }
@@ -305,8 +197,8 @@ static __attribute__((noinline)) void *charged_realloc(void *ptr, size_t size) {
         return forward(DOMAIN)->realloc(ctx, ptr, size);                               \
     }
 
-DEFINE_HOOKS(hook_obj, tls_capture, HOOK_OBJ, SIZE_MAX, false)
-DEFINE_HOOKS(hook_mem, tls_capture_mem, HOOK_MEM, OBJARENA_MEM_CAPTURE_MAX, true)
+DEFINE_HOOKS(hook_obj, tls_capture, HOOK_OBJ, SIZE_MAX)
+DEFINE_HOOKS(hook_mem, tls_capture_mem, HOOK_MEM, OBJARENA_MEM_CAPTURE_MAX)
 DEFINE_THIN_HOOKS(thin_obj, HOOK_OBJ)
 DEFINE_THIN_HOOKS(thin_mem, HOOK_MEM)
 
@@ -487,18 +379,13 @@ objarena_frame_t *objarena_thread_top(void) { return tls_top; }
 static void recompute_capture(void) {
     tls_capture = (tls_top && tls_top->arena) ? tls_top : NULL;
     tls_capture_mem = (tls_capture && tls_capture->capture_mem) ? tls_capture : NULL;
-    tls_limit = (tls_capture && tls_capture->limit) ? tls_capture : NULL;
 }
-
-/* A scope frame needs the MEM hook's full face to capture MEM requests, or
- * to charge the big ones to its limit. */
-static bool needs_mem_face(const objarena_frame_t *frame) { return frame->capture_mem || frame->limit; }
 
 int objarena_thread_push(objarena_frame_t *frame) {
     if (frame->arena) {
         if (capture_begin(HOOK_OBJ) < 0)
             return -1;
-        if (needs_mem_face(frame) && capture_begin(HOOK_MEM) < 0) {
+        if (frame->capture_mem && capture_begin(HOOK_MEM) < 0) {
             capture_end(HOOK_OBJ);
             return -1;
         }
@@ -521,9 +408,8 @@ void objarena_thread_unlink(objarena_frame_t *frame) {
     frame->state = FRAME_EXITED;
     recompute_capture();
     if (frame->arena) {
-        objarena_charge_drop_frame(frame);
         capture_end(HOOK_OBJ);
-        if (needs_mem_face(frame))
+        if (frame->capture_mem)
             capture_end(HOOK_MEM);
     }
 }

@@ -50,11 +50,6 @@ typedef struct objarena_frame {
     uint64_t alloc_fallbacks;       /* of those, served by the saved allocator instead (not limit) */
     uint64_t limit_hits;            /* of those, refused by the scope's byte limit */
     size_t limit_refused_bytes;     /* the request the limit refused last */
-    size_t limit_grace_left;        /* bytes past the limit still granted after the last refusal (hook.c) */
-    uint64_t limit_grace_allocs;    /* small blocks served past the limit so a MemoryError can unwind */
-    size_t limit;                   /* the scope's effective byte limit (0: none): charges MEM blocks too (charge.h) */
-    size_t charged;                 /* bytes of saved-allocator blocks charged to this scope now */
-    size_t charged_peak;            /* highest `charged` */
     bool capture_mem;               /* also capture PYMEM_DOMAIN_MEM requests of up to 512 bytes */
     struct objarena_frame *parent;  /* next frame down this thread's stack */
     void *owner;                    /* the Python object that pushed it (the stack holds a reference), or NULL */

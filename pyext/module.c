@@ -720,10 +720,7 @@ static PyObject *stats_dict(const objarena_scope_t *scope) {
         set_u64(d, "alloc_failures", scope->frame.alloc_failures) < 0 ||
         set_u64(d, "alloc_fallbacks", scope->frame.alloc_fallbacks) < 0 ||
         set_u64(d, "limit_hits", scope->frame.limit_hits) < 0 ||
-        set_u64(d, "limit_grace_allocs", scope->frame.limit_grace_allocs) < 0 ||
         set_u64(d, "effective_limit", scope->effective_limit) < 0 ||
-        set_u64(d, "charged_bytes", scope->frame.charged) < 0 ||
-        set_u64(d, "charged_bytes_peak", scope->frame.charged_peak) < 0 ||
         set_u64(d, "chunks_mapped", st.chunks_mapped) < 0 ||
         set_u64(d, "large_mappings", st.large_mappings) < 0 ||
         set_u64(d, "chunks_released", st.chunks_released) < 0 ||

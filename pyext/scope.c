@@ -208,17 +208,15 @@ int objarena_scope_enter(objarena_scope_t *s) {
                                                        : "a scope can be entered only once; make a new one");
         return -1;
     }
-    if (check_main_interpreter() < 0 || configure_reserve_from_env() < 0 || objarena_hook_install() < 0)
-        return -1;
-    s->effective_limit = tightest_limit(s->options.limit);
-    /* A limit also charges the big MEM blocks (charge.h): the MEM hook too. */
-    if ((s->options.capture_mem || s->effective_limit) && objarena_hook_install_mem() < 0)
+    if (check_main_interpreter() < 0 || configure_reserve_from_env() < 0 || objarena_hook_install() < 0 ||
+        (s->options.capture_mem && objarena_hook_install_mem() < 0))
         return -1;
     objarena_hook_verify_chain();
     arena_config_t config;
     arena_config_init(&config);
     if (s->options.chunk_size)
         config.chunk_size = s->options.chunk_size;
+    s->effective_limit = tightest_limit(s->options.limit);
     config.byte_limit = s->effective_limit;
     if (s->effective_limit && !s->chunk_size_given && !s->options.pool && !s->options.huge_pages) {
         s->options.chunk_size = chunk_size_for_limit(s->effective_limit, arena_default_chunk_size(0, false));
@@ -244,7 +242,6 @@ int objarena_scope_enter(objarena_scope_t *s) {
     s->entered_at = objarena_monotonic_seconds();
     s->frame.arena = arena;
     s->frame.capture_mem = s->options.capture_mem;
-    s->frame.limit = s->effective_limit;
     if (objarena_thread_push(&s->frame) < 0) {
         arena_destroy(arena);
         s->frame.arena = NULL;

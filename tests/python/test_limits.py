@@ -62,39 +62,3 @@ def test_the_tightest_of_nested_limits_applies():
 def test_a_limit_smaller_than_a_given_chunk_size_is_refused():
     with pytest.raises(ValueError, match="smaller than one chunk"):
         objarena.scope(limit=100_000, chunk_size=2**20)
-
-
-def test_big_buffers_from_the_saved_allocator_are_charged():
-    # An 80 MB list array is a PyMem_Malloc request, served outside the arena.
-    with pytest.raises(MemoryError, match="80000000 bytes was refused"):
-        with objarena.scope(limit=2**20):
-            [None] * 10**7
-    with pytest.raises(MemoryError):
-        with objarena.scope(limit=2**22):
-            bytearray(300 * 2**20)  # MEM on 3.13, OBJ before: both counted
-
-
-def test_freed_big_buffers_are_uncharged():
-    with objarena.scope(limit=4 * 2**20) as phase:
-        for _ in range(50):
-            buf = [None] * 100_000  # 800 kB, freed each round: 40 MB requested in all
-            del buf
-    st = phase.stats
-    assert st["limit_hits"] == 0 and st["charged_bytes"] == 0, st
-    assert st["charged_bytes_peak"] >= 800_000, st
-
-
-def test_a_list_grown_past_the_limit_raises_instead_of_hanging(child):
-    # Past the limit every allocation failed, including those CPython needs to
-    # unwind and call __exit__: this spun forever in the with statement.
-    result = child("""
-import objarena
-z = []
-try:
-    with objarena.scope(limit=2**21) as phase:
-        for i in range(10**7):
-            z.append(i)
-except MemoryError as e:
-    print("DONE", len(z) < 10**7, "refused by its limit" in str(e), phase.stats["limit_grace_allocs"] > 0)
-""", timeout=60).check()
-    assert "DONE True True True" in result.stdout, result.stdout + result.stderr
