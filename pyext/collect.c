@@ -29,7 +29,7 @@
 #define FULL_COLLECT_PACE 50
 #define FULL_COLLECT_PHASE_SHARE 4
 static struct {
-    double last_end, last_cost;
+    objarena_pace_t pace;
     objarena_collect_stats_t stats;
 } collect_state;
 static PyObject *gc_collect_fn, *gc_get_stats_fn; /* gc.collect, gc.get_stats (strong, never freed) */
@@ -99,8 +99,7 @@ static void collect_full(void) {
     PyGC_Collect();
     if (!was_enabled)
         PyGC_Disable();
-    collect_state.last_end = objarena_monotonic_seconds();
-    collect_state.last_cost = collect_state.last_end - start;
+    objarena_pace_record(&collect_state.pace, start);
 }
 
 void objarena_collect_caches(void) {
@@ -147,8 +146,8 @@ void objarena_exit_collect(const objarena_scope_options_t *options, const long c
              * the phase's own time (a long phase whose garbage was promoted
              * pays for its own collection, as pymalloc's users would). */
             double now_s = objarena_monotonic_seconds();
-            bool paced = now_s - collect_state.last_end >= FULL_COLLECT_PACE * collect_state.last_cost ||
-                         FULL_COLLECT_PHASE_SHARE * collect_state.last_cost <= now_s - entered_at;
+            bool paced = objarena_pace_allows(&collect_state.pace, now_s, FULL_COLLECT_PACE) ||
+                         FULL_COLLECT_PHASE_SHARE * collect_state.pace.last_cost <= now_s - entered_at;
             if (options->collect == OBJARENA_COLLECT_AUTO && (options->strict || paced)) {
                 collect_full();
                 clear_caches();

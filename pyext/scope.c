@@ -34,7 +34,7 @@ void objarena_scope_options_init(objarena_scope_options_t *options) {
  * wall time, and phases longer than that trim at every exit. */
 #define TRIM_PACE 50
 static struct {
-    double last_end, last_cost; /* monotonic seconds */
+    objarena_pace_t pace;
     uint64_t done, skipped;
 } trim_state;
 
@@ -44,13 +44,12 @@ void objarena_trim_malloc(void) {
 #ifdef __GLIBC__
     malloc_trim(0);
 #endif
-    trim_state.last_end = objarena_monotonic_seconds();
-    trim_state.last_cost = trim_state.last_end - start;
+    objarena_pace_record(&trim_state.pace, start);
     trim_state.done++;
 }
 
 static void trim_malloc_paced(void) {
-    if (objarena_monotonic_seconds() - trim_state.last_end < TRIM_PACE * trim_state.last_cost) {
+    if (!objarena_pace_allows(&trim_state.pace, objarena_monotonic_seconds(), TRIM_PACE)) {
         trim_state.skipped++;
         return;
     }
