@@ -139,4 +139,8 @@ uint64_t arena_id(const arena_t *a) { return a->id; }
 
 uint64_t arena_live_blocks(const arena_t *a) { return a->blocks_allocated - a->blocks_freed; }
 
+uint64_t arena_bytes_mapped(const arena_t *a) { return a->bytes_mapped; }
+
+void arena_set_byte_limit(arena_t *a, size_t byte_limit) { a->byte_limit = byte_limit; }
+
 arena_error_t arena_last_error(const arena_t *a) { return a->last_error; }

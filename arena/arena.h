@@ -219,6 +219,14 @@ uint64_t arena_id(const arena_t *arena);
  * (before arena_release: its live blocks; a cheap read of two counters). */
 uint64_t arena_live_blocks(const arena_t *arena);
 
+/* Bytes this arena has mapped now (small and large chunks). */
+uint64_t arena_bytes_mapped(const arena_t *arena);
+
+/* Changes the arena's byte limit (0: none) for the chunks it maps from now
+ * on; nothing already mapped is affected. (The CPython hook lowers it by
+ * what the phase holds outside the arena.) */
+void arena_set_byte_limit(arena_t *arena, size_t byte_limit);
+
 /* The error of the last failed call on this arena (ARENA_OK if none). */
 arena_error_t arena_last_error(const arena_t *arena);
 
