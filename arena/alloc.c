@@ -17,6 +17,7 @@ static inline char *free_list_pop(arena_t *a, size_t cls, size_t block, size_t s
         return NULL;
     track_mem_undefined(p, block);
     a->free_list[cls] = *(void **)p;
+    block_dead_clear(region_granule_index(p)); /* live again */
     page_live_inc(p);
     if (ARENA_UNLIKELY(block_crosses_page(p, block)))
         arena_region.page_cross_live[region_page_index(p)] = 1; /* live again */
@@ -57,8 +58,8 @@ static void *alloc_bump(arena_t *a, size_t size, size_t block) {
         a->bump = p + block;
         a->last_block = p;
         page_live_inc(p);
-        if (a->reuse)
-            block_start_mark(p);
+        if (ARENA_LIKELY(a->bump != a->end))
+            block_start_mark(a->bump); /* this block's end, the next one's start (p's is set) */
         if (ARENA_UNLIKELY(block_crosses_page(p, block)))
             return alloc_bump_crossing(a, p, block, size);
         a->blocks_allocated++;
@@ -70,11 +71,11 @@ static void *alloc_bump(arena_t *a, size_t size, size_t block) {
 }
 
 /* Fast path budget (bump mode): a size compare, a round-up, a bounds
- * compare, a page-counter increment, a page-crossing test (taken by ~1% of
- * small blocks) and four stores. Reuse mode first tries its size class's
- * free list (a load, a compare, two stores, the page-crossing test) and, on
- * a bump, sets the block's start bit. Everything else is a tail call to an
- * out-of-line half, so neither path saves a register. */
+ * compare, a page-counter increment, the next block's start bit (an end
+ * compare and an or), a page-crossing test (taken by ~1% of small blocks)
+ * and four stores. Reuse mode first tries its size class's free list (a
+ * load, a compare, two stores, the dead bit's and, the page-crossing test). Everything else is
+ * a tail call to an out-of-line half, so neither path saves a register. */
 void *arena_alloc(arena_t *a, size_t size) {
     size_t block = arena_round_size(size);
     if (a->reuse && size <= ARENA_CLASS_MAX) {
@@ -177,13 +178,13 @@ void *arena_realloc(arena_t *a, void *ptr, size_t size) {
     }
     char *p = ptr;
     if (c->kind == CHUNK_SMALL) {
-        size_t block = c->reuse && chunk_block_is_own(c, p) ? chunk_reuse_block_size(c, p) : 0;
+        size_t block = c->reuse && c->arena && chunk_block_is_own(c, p) ? chunk_block_size(c, p) : 0;
         if (size <= block && size > block / 2)
             return p; /* in place inside its block, unless a smaller class saves half */
         if (c == a->current && p == a->last_block && size <= a->small_max) {
             /* The most recent block grows or shrinks in place; in reuse mode
-             * it takes the class size of its new size (its start bit stays,
-             * the bump pointer gives its new end). */
+             * it takes the class size of its new size (its start bit stays;
+             * the next start moves to its new end). */
             size_t new_block = arena_round_size(size);
             if (a->reuse && size <= ARENA_CLASS_MAX)
                 new_block = arena_class_size[arena_size_class(new_block)];
@@ -195,7 +196,11 @@ void *arena_realloc(arena_t *a, void *ptr, size_t size) {
                 } else {
                     track_mem_noaccess(new_end, (size_t)(a->bump - new_end));
                 }
+                if (a->bump != a->end)
+                    block_bits_clear(region_granule_index(a->bump), region_granule_index(a->bump) + 1);
                 a->bump = new_end;
+                if (new_end != a->end)
+                    block_start_mark(new_end);
                 if (block_crosses_page(p, (size_t)(new_end - p)))
                     chunk_mark_crossing(p, (size_t)(new_end - p));
                 return p;

@@ -76,11 +76,10 @@ void arena_release(arena_t *a) {
     while (c) {
         chunk_t *next = c->next;
         uint64_t live = c->kind == CHUNK_LARGE ? c->live_blocks : chunk_count_live(c);
-        /* In an adopted chunk only the arena's own pages' blocks are its own. */
-        uint64_t own = c->adopted ? chunk_count_live_owned(c, a->id) : live;
+        /* In an adopted chunk only the arena's own lines' blocks are its own. */
+        uint64_t own = c->adopted ? retained_count_live_owned(c, a->id) : live;
         c->adopted = false;
-        if (c->reuse)
-            chunk_drop_block_starts(c);
+        c->reuse = false;
         if (live == 0) {
             r->chunks_released++;
             r->bytes_released += c->size;
@@ -98,9 +97,7 @@ void arena_release(arena_t *a) {
              * the retained list, and a neighbour unmapped later in this loop
              * must not write through them. */
             chunk_detach(c);
-            chunk_retain(c);
-            if (c->kind == CHUNK_SMALL)
-                r->bytes_pages_released += chunk_release_free_pages(c);
+            r->bytes_pages_released += retained_take(c);
         }
         c = next;
     }
@@ -133,6 +130,7 @@ void arena_get_stats(const arena_t *a, arena_stats_t *out) {
     out->large_mappings = a->large_mappings;
     out->blocks_reused = a->blocks_reused;
     out->chunks_adopted = a->chunks_adopted;
+    out->bytes_adopted = a->bytes_adopted;
 }
 
 uint64_t arena_id(const arena_t *a) { return a->id; }

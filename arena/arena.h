@@ -8,18 +8,26 @@
  *   "large chunk" holding exactly one block), carved from the same region.
  * - Every block is 16-byte aligned (CPython's ALIGNMENT on 64-bit). A request
  *   of 0 bytes gets a unique non-NULL block of 16 bytes.
- * - arena_free() never makes memory reusable inside the arena in this mode
- *   ("frees are no-ops"); it decrements the live-block count of the block's
- *   chunk. A large chunk is returned to the OS by the free of its block.
+ * - arena_free() makes a block reusable inside its open arena only in reuse
+ *   mode (config.reuse); otherwise frees are no-ops for the arena's own
+ *   allocation ("bump mode"). Either way the block is marked dead and its
+ *   page's live count drops. A large chunk is returned to the OS by the
+ *   free of its block.
  * - arena_release() ends the arena's allocating life. Every chunk with no live
  *   block is returned to the OS at once; every chunk that still holds a live
  *   block is RETAINED: it stays mapped, readable and writable, and is returned
  *   to the OS by the arena_free() of its last live block, whenever that
- *   happens. Its free pages go back at once; a later arena may allocate into
- *   them again (adopt_retained), never into its survivors' pages. Nothing reachable is ever unmapped: a chunk is unmapped only when
- *   its live count is zero. (The count is only as exact as the caller's
+ *   happens. Nothing reachable is ever unmapped: a chunk is unmapped only
+ *   when its live count is zero. (The count is only as exact as the caller's
  *   frees: a block never freed pins its chunk forever; that is a leak, never
  *   a crash.)
+ * - A retained chunk's free space is handed back and reused, never its live
+ *   blocks (arena/retained.h says exactly how): its 4 KiB pages that no live
+ *   block touches go back to the OS at the release and as later frees empty
+ *   them; a later arena with adopt_retained allocates into its free 512-byte
+ *   lines (handed-back pages and the holes around survivors alike) before
+ *   mapping fresh chunks. A live block's bytes are never written, moved or
+ *   unmapped by anyone but its owner; a survivor pins the lines it touches.
  * - Ownership: the arena library owns all chunk memory and chunk metadata.
  *   The caller owns the arena_t handle until arena_destroy(). Blocks belong to
  *   the caller until freed; a block may be freed or reallocated after its
@@ -113,15 +121,15 @@ typedef struct arena_config {
     struct arena_pool *pool;
     /* Adoption (on in arena_config_init's defaults): before mapping a fresh
      * chunk, the arena takes a RETAINED chunk (of any released arena, of the
-     * arena's chunk size) with a run of at least 64 handed-back pages (a
-     * quarter of chunks under 1 MiB) and bump-allocates into such runs
-     * ("spans"; shorter runs would scatter the phase's objects, which makes
-     * walking them in allocation order slower). The
-     * survivors' pages are never touched: their blocks stay live, keep their
-     * arena id (arena_block_arena_id answers per page) and are not counted
-     * as this arena's at release. So phases whose survivors pin pages reuse
-     * the address space around them instead of mapping new chunks forever.
-     * Never done by poisoning arenas, never with poisoned chunks. */
+     * arena's chunk size) that has free lines (512 bytes that no live block
+     * touches) and bump-allocates through its runs of free lines ("spans")
+     * in address order, down to a single line between two survivors. The
+     * survivors' bytes are never touched: their blocks stay live, keep their
+     * arena id (arena_block_arena_id answers per line) and are not counted
+     * as this arena's at release. So phases whose survivors pin a little
+     * refill the same pages, as pymalloc refills its pools, instead of
+     * pinning a page (or a chunk) each forever. Never done by poisoning
+     * arenas, never with poisoned chunks. */
     bool adopt_retained;
 } arena_config_t;
 
@@ -202,10 +210,10 @@ static inline bool arena_owns(const void *ptr) { return arena_owner_of(ptr) != N
  * the same, without the second lookup. */
 void arena_free_owned(void *owner, void *ptr);
 
-/* The number of bytes that may be read from ptr (an owned, live block)
- * without leaving memory the chunk has handed out: the block's size for a
- * large block, the distance to the chunk's bump pointer otherwise (which may
- * include following blocks: this is the bound realloc copies up to). */
+/* The size of ptr (an owned, live block; any arena, open or released): the
+ * requested size of a large block; for a small block the bytes up to the
+ * next block's start (its size rounded up to 16, or to its size class in
+ * reuse mode). The bound realloc copies up to. */
 size_t arena_block_readable_size(const void *ptr);
 
 /* The id (arena_id()) of the arena that allocated the chunk holding ptr, or 0
@@ -235,7 +243,8 @@ arena_error_t arena_last_error(const arena_t *arena);
  * retained (see the contract above), and inside each retained chunk every
  * 4 KiB page that holds no live block and that no live block crosses into is
  * handed back to the OS at once (MADV_DONTNEED; PROT_NONE when poisoning).
- * Later frees in a retained chunk hand back pages as they empty. Afterwards
+ * Later frees in a retained chunk hand back pages as they empty. Costs a
+ * walk of the arena's chunks' page tables: proportional to what it mapped. Afterwards
  * alloc returns NULL with ARENA_ECLOSED; stats stay readable. Idempotent. */
 void arena_release(arena_t *arena);
 
@@ -260,6 +269,7 @@ typedef struct arena_stats {
     uint64_t chunks_parked;     /* empty chunks parked warm in the pool */
     uint64_t blocks_reused;     /* reuse mode: allocations served from a free list */
     uint64_t chunks_adopted;    /* retained chunks this arena allocated into (adopt_retained) */
+    uint64_t bytes_adopted;     /* bytes of their free lines it took ("spans") */
     bool released;
 } arena_stats_t;
 

@@ -114,12 +114,6 @@ chunk_t *chunk_map(struct arena *a, size_t size, size_t align, chunk_kind_t kind
     return c;
 }
 
-/* The chunk's range of the block-start bitmap: its first word, its bytes. */
-static uint64_t *chunk_block_starts(const chunk_t *c) {
-    return arena_region.block_starts + (region_granule_index(c->base) >> 6);
-}
-
-static size_t chunk_block_starts_bytes(const chunk_t *c) { return c->size >> (ARENA_GRANULE_SHIFT + 3); }
 
 /* Zeroes [p, p + bytes) of a side table (the tables are MAP_NORESERVE
  * anonymous memory). A range with TABLE_DISCARD_MIN bytes of whole OS pages
@@ -152,31 +146,45 @@ static void table_zero(void *p, size_t bytes) {
     memset(last, 0, (size_t)(end - last));
 }
 
-void chunk_clear_block_starts(chunk_t *c) {
-    /* Stale bits (an earlier chunk or arena here) would cut blocks short. */
-    table_zero(chunk_block_starts(c), chunk_block_starts_bytes(c));
+void chunk_clear_block_bits(chunk_t *c) {
+    /* Stale bits (an earlier chunk or arena here) would cut blocks short or
+     * call them dead. Two bits per granule: a 64th of the chunk. */
+    table_zero(block_bits_word(region_granule_index(c->base)), c->size >> (ARENA_GRANULE_SHIFT + 2));
 }
 
-/* page_owner is read lock-free (arena_block_arena_id, through a chunk
+void block_bits_clear(size_t first, size_t end) {
+    while (first < end && (first & 31)) {
+        *block_bits_word(first) &= ~((uint64_t)3 << block_bits_shift(first));
+        first++;
+    }
+    if (end - first >= 32) {
+        memset(block_bits_word(first), 0, ((end - first) >> 5) * sizeof(uint64_t));
+        first += (end - first) & ~(size_t)31;
+    }
+    for (; first < end; first++)
+        *block_bits_word(first) &= ~((uint64_t)3 << block_bits_shift(first));
+}
+
+/* line_owner is read lock-free (arena_block_arena_id, through a chunk
  * pointer that may be going stale): zeroed with relaxed atomic stores, its
  * whole pages handed back when there are enough of them (table_zero's rule;
  * the kernel's zero pages race with nothing a reader could misread: a
  * reader of a block of this chunk is racing with the block's free). */
-static void page_owners_zero(size_t first, size_t count) {
-    char *start = (char *)(arena_region.page_owner + first), *end = start + count * sizeof(uint64_t), *lo, *hi;
+static void line_owners_zero(size_t first, size_t count) {
+    char *start = (char *)(arena_region.line_owner + first), *end = start + count * sizeof(uint64_t), *lo, *hi;
     if (table_discard_range(start, end, &lo, &hi))
         os_discard(lo, (size_t)(hi - lo));
     for (size_t k = first; k < first + count; k++) {
-        char *entry = (char *)(arena_region.page_owner + k);
+        char *entry = (char *)(arena_region.line_owner + k);
         if (entry < lo || entry >= hi)
-            page_owner_set(k, 0);
+            line_owner_set(k, 0);
     }
 }
 
 /* Zeroes the chunk's range of the per-page tables (PAGE_IN_USE is 0). With
- * page_owner too when the chunk is going away; a mapped chunk leaves it
- * untouched until an adoption needs it (2 KiB of table per 1 MiB chunk that
- * most chunks never use). */
+ * line_owner too when the chunk is going away; a mapped chunk leaves it
+ * untouched until an adoption needs it (16 KiB of table per 1 MiB chunk
+ * that most chunks never use). */
 _Static_assert(PAGE_IN_USE == 0, "zeroed page_state means in use");
 static void zero_page_tables(chunk_t *c, bool with_owners) {
     size_t first = chunk_first_page(c), count = c->size >> ARENA_PAGE_SHIFT;
@@ -184,12 +192,12 @@ static void zero_page_tables(chunk_t *c, bool with_owners) {
     table_zero(arena_region.page_state + first, count);
     table_zero(arena_region.page_cross + first, count * sizeof(uint32_t));
     table_zero(arena_region.page_cross_live + first, count);
-    if (with_owners)
-        page_owners_zero(first, count);
+    if (with_owners && atomic_load_explicit(&c->owners_per_line, memory_order_relaxed))
+        line_owners_zero(chunk_first_line(c), c->size >> ARENA_LINE_SHIFT);
 }
 
 static void reset_page_tables(chunk_t *c) {
-    atomic_store_explicit(&c->owners_per_page, false, memory_order_relaxed);
+    atomic_store_explicit(&c->owners_per_line, false, memory_order_relaxed);
     zero_page_tables(c, false);
 }
 
@@ -204,10 +212,11 @@ void chunk_attach(struct arena *a, chunk_t *c) {
     c->poison = a->poison;
     c->reuse = a->reuse && c->kind == CHUNK_SMALL;
     c->adopted = false;
-    if (c->kind == CHUNK_SMALL)
+    if (c->kind == CHUNK_SMALL) {
         reset_page_tables(c);
-    if (c->reuse)
-        chunk_clear_block_starts(c);
+        chunk_clear_block_bits(c);
+        block_start_mark(c->base); /* the first block's start (see retained.h) */
+    }
     chunk_link(a, c);
     chunk_publish(c, c);
 }
@@ -244,9 +253,10 @@ void chunk_unmap(chunk_t *c) {
     /* Its side tables go back with it (zeroed: what a fresh chunk expects).
      * Racing readers (arena_block_arena_id) see the slot unpublished, or
      * read zeros. */
-    zero_page_tables(c, true);
-    if (c->kind == CHUNK_SMALL)
-        chunk_clear_block_starts(c);
+    if (c->kind == CHUNK_SMALL) {
+        zero_page_tables(c, true);
+        chunk_clear_block_bits(c);
+    }
 
     if (!c->warm && c->arena)
         chunk_detach(c);
@@ -277,94 +287,6 @@ void chunk_unmap(chunk_t *c) {
     pthread_mutex_unlock(&arena_region.lock);
 }
 
-void retained_unlink(chunk_t *c) {
-    adoptable_unlink(c);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        arena_region.retained = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
-    arena_region.stats.chunks_retained--;
-    arena_region.stats.bytes_retained -= c->size;
-}
-
-void chunk_retain(chunk_t *c) {
-    c->arena = NULL;
-    c->retained = true;
-    c->slow_free = true;
-    pthread_mutex_lock(&arena_region.lock);
-    c->prev = NULL;
-    c->next = arena_region.retained;
-    if (c->next)
-        c->next->prev = c;
-    arena_region.retained = c;
-    arena_region.stats.chunks_retained++;
-    arena_region.stats.bytes_retained += c->size;
-    arena_region.stats.blocks_retained += c->live_blocks;
-    pthread_mutex_unlock(&arena_region.lock);
-}
-
-/* A page must stay while a live block starts in it, or while the block
- * crossing into it may be live: its start page has live blocks and that
- * block was not seen freed. page_cross_live is set whenever a crossing block
- * is handed out and cleared only by a free that knows the freed block is
- * that one (reuse mode, exact sizes), so a clear flag always means dead;
- * without sizes (bump mode, retained chunks) it stays set: conservative. */
-static bool page_pinned(size_t page) {
-    if (arena_region.page_live[page])
-        return true;
-    uint32_t cross = arena_region.page_cross[page];
-    return cross && arena_region.page_live[cross - 1] && arena_region.page_cross_live[cross - 1];
-}
-
-/* Releases pages [first, first+count) of c that are free, in runs. */
-static size_t release_pages(chunk_t *c, size_t first, size_t count) {
-    size_t released = 0, run = 0, chunk_first = chunk_first_page(c);
-    for (size_t k = first; k <= first + count; k++) {
-        bool free_page = k < first + count && arena_region.page_state[k] != PAGE_RELEASED && !page_pinned(k);
-        if (free_page) {
-            run++;
-            continue;
-        }
-        if (run) {
-            char *p = c->base + ((k - run - chunk_first) << ARENA_PAGE_SHIFT);
-            size_t bytes = run << ARENA_PAGE_SHIFT;
-            track_mem_undefined(p, bytes);
-            if (c->poison)
-                os_decommit(p, bytes); /* PROT_NONE: a stale access faults */
-            else
-                os_discard(p, bytes);
-            memset(arena_region.page_state + (k - run), PAGE_RELEASED, run);
-            released += bytes;
-            run = 0;
-        }
-    }
-    return released;
-}
-
-/* After release_pages: counts the bytes it handed back and re-checks
- * whether retained chunk c is worth adopting. */
-static void note_pages_released(chunk_t *c, size_t released) {
-    pthread_mutex_lock(&arena_region.lock);
-    arena_region.stats.bytes_pages_released += released;
-    adoptable_update(c);
-    pthread_mutex_unlock(&arena_region.lock);
-}
-
-size_t chunk_release_free_pages(chunk_t *c) {
-    size_t released = release_pages(c, chunk_first_page(c), c->size >> ARENA_PAGE_SHIFT);
-    note_pages_released(c, released); /* (even none now: a chunk retained again may have old runs) */
-    return released;
-}
-
-void chunk_drop_block_starts(chunk_t *c) {
-    /* Once the arena is closed no free list needs them (chunk_attach clears
-     * the range on reuse). */
-    chunk_clear_block_starts(c);
-    c->reuse = false;
-}
 
 uint64_t chunk_count_live(chunk_t *c) {
     size_t first = chunk_first_page(c), count = c->size >> ARENA_PAGE_SHIFT;
@@ -372,15 +294,6 @@ uint64_t chunk_count_live(chunk_t *c) {
     for (size_t k = first; k < first + count; k++)
         live += arena_region.page_live[k];
     c->live_blocks = live;
-    return live;
-}
-
-uint64_t chunk_count_live_owned(const chunk_t *c, uint64_t id) {
-    size_t first = chunk_first_page(c), count = c->size >> ARENA_PAGE_SHIFT;
-    uint64_t live = 0;
-    for (size_t k = first; k < first + count; k++)
-        if (page_owner_get(k) == id)
-            live += arena_region.page_live[k];
     return live;
 }
 
@@ -396,58 +309,22 @@ void chunk_free_slow(chunk_t *c, void *ptr) {
         adopted_survivor_free(c, ptr);
         return;
     }
+    if (c->retained) {
+        retained_free(c, ptr);
+        return;
+    }
+    /* A large block of an open arena. */
     if (c->live_blocks == 0) {
         arena_assert_internal(!"double free of an arena block");
         return; /* a double free: never let the count wrap */
     }
-    c->live_blocks--;
-    if (!c->retained) { /* a large block of an open arena */
-        c->arena->blocks_freed++;
-        chunk_unmap(c);
-        return;
-    }
-    pthread_mutex_lock(&arena_region.lock);
-    arena_region.stats.blocks_retained--;
-    pthread_mutex_unlock(&arena_region.lock);
-    if (c->live_blocks == 0) {
-        chunk_unmap(c);
-        return;
-    }
-    if (c->kind == CHUNK_SMALL) {
-        size_t page = region_page_index(ptr);
-        if (--arena_region.page_live[page] == 0) {
-            /* This page, and the pages its blocks crossed into, may be free now. */
-            size_t end = chunk_first_page(c) + (c->size >> ARENA_PAGE_SHIFT), next = page + 1;
-            while (next < end && arena_region.page_cross[next] == page + 1)
-                next++;
-            size_t released = release_pages(c, page, next - page);
-            if (released)
-                note_pages_released(c, released);
-        }
-    }
+    c->live_blocks = 0;
+    c->arena->blocks_freed++;
+    chunk_unmap(c);
 }
 
 size_t chunk_readable_size(const chunk_t *c, const char *p) {
     if (c->kind == CHUNK_LARGE)
         return c->block_size;
-    bool own = chunk_block_is_own(c, p);
-    if (c->reuse && c->arena && own)
-        return chunk_reuse_block_size(c, p); /* exact */
-    size_t page = region_page_index(p);
-    /* A block ends in its own page, or in the pages the block crossing out
-     * of its page covers (page_cross): never in a page handed back, and never
-     * past the bump pointer. */
-    const char *limit = (const char *)(((uintptr_t)p | (ARENA_PAGE_SIZE - 1)) + 1);
-    size_t end_page = chunk_first_page(c) + (c->size >> ARENA_PAGE_SHIFT);
-    for (size_t k = page + 1; k < end_page && arena_region.page_cross[k] == page + 1 &&
-                              arena_region.page_state[k] != PAGE_RELEASED;
-         k++)
-        limit += ARENA_PAGE_SIZE; /* (a released page follows only a dead crossing block) */
-    /* (An adopted chunk's used_end is its end: the bump pointer bounds only
-     * the arena's own pages, and earlier phases' pages end at page bounds.) */
-    const struct arena *a = c->arena;
-    const char *end = (a && a->current == c && own) ? a->bump : c->used_end;
-    if (limit > end)
-        limit = end;
-    return p < limit ? (size_t)(limit - p) : 0;
+    return chunk_block_size(c, p); /* exact: the next start (retained.h) */
 }

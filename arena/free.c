@@ -4,7 +4,8 @@
 #include "arena/internal.h"
 
 /* Fast path budget: the ownership lookup (a subtract, a compare, a load),
- * one flag test, a page-counter decrement and a counter; reuse mode adds the
+ * one flag test, a page-counter decrement, a counter and the block's dead
+ * bit (an or); reuse mode adds the
  * block's size from the start bitmap (a load and a count-trailing-zeros for
  * blocks up to 1 KiB), a page-crossing test and two stores to push the
  * block. No register is saved: the rest is a tail call. */
@@ -13,7 +14,7 @@ void arena_free_owned(void *owner, void *ptr) {
     if (ARENA_UNLIKELY(c->slow_free)) {
         /* An adopted chunk's own blocks (all but earlier phases' survivors)
          * are freed here, not two calls away: a phase may run in one. */
-        if (c->adopted && page_owner_get(region_page_index(ptr)) == c->arena_id)
+        if (c->adopted && line_owner_get(region_line_index(ptr)) == c->arena_id)
             chunk_free_open(c, ptr);
         else
             chunk_free_slow(c, ptr);
@@ -32,7 +33,7 @@ void arena_free(void *ptr) {
 }
 
 void chunk_free_open_rare(struct arena *a, chunk_t *c, void *ptr, size_t page) {
-    size_t block = chunk_reuse_block_size(c, ptr);
+    size_t block = chunk_block_size(c, ptr);
     if (block_crosses_page(ptr, block))
         arena_region.page_cross_live[page] = 0; /* the block crossing out of its page is dead */
     if (ARENA_LIKELY(block <= ARENA_CLASS_MAX)) {

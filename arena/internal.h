@@ -19,13 +19,20 @@
 _Static_assert(REGION_SLOT_SHIFT == 16, "arena_owner_of (arena.h) indexes slots by offset >> 16");
 #define REGION_MIN_RESERVE ((size_t)1 << 30)
 
-/* Pages of the region, for per-page live counts and size classes. */
+/* Pages of the region, for per-page live counts and page hand-back. */
 #define ARENA_PAGE_SHIFT 12
 #define ARENA_PAGE_SIZE ((size_t)1 << ARENA_PAGE_SHIFT)
 #define PAGE_IN_USE 0          /* page_state: mapped, part of the chunk */
 #define PAGE_RELEASED 1        /* page_state: handed back inside a retained chunk */
-/* Reuse mode: block starts are recorded per 16-byte granule, one bit each. */
+/* Block starts and dead blocks are recorded per 16-byte granule (block_bits). */
 #define ARENA_GRANULE_SHIFT 4
+/* Lines: the unit in which later arenas reuse the free space of retained
+ * chunks, and of ownership in a chunk that several arenas allocated into
+ * (retained.h). 512 bytes: a survivor pins its line(s), not its page. */
+#define ARENA_LINE_SHIFT 9
+#define ARENA_LINE_SIZE ((size_t)1 << ARENA_LINE_SHIFT)
+#define ARENA_GRANULES_PER_LINE (ARENA_LINE_SIZE >> ARENA_GRANULE_SHIFT)
+_Static_assert(ARENA_GRANULES_PER_LINE == 32, "a line's block bits are one word of block_bits");
 
 typedef enum chunk_kind { CHUNK_SMALL = 0, CHUNK_LARGE = 1 } chunk_kind_t;
 
@@ -51,10 +58,10 @@ typedef struct chunk {
     bool slow_free;          /* retained || large: free takes the slow path */
     bool poison;             /* quarantine instead of unmapping */
     bool warm;               /* parked in a pool: mapped, no blocks, owned by no arena */
-    bool reuse;              /* its blocks' starts are recorded (reuse mode) */
-    bool adopted;            /* a retained chunk an open arena allocates into again (adopt.c) */
+    bool reuse;              /* its open arena recycles freed blocks (reuse mode) */
+    bool adopted;            /* a retained chunk an open arena allocates into again (retained.c) */
     bool adoptable_listed;   /* on the region's adoptable list */
-    _Atomic bool owners_per_page; /* page_owner holds its pages' owners (since its first adoption) */
+    _Atomic bool owners_per_line; /* line_owner holds its lines' owners (since its first adoption) */
     struct chunk *adopt_prev, *adopt_next; /* the region's adoptable list */
 } chunk_t;
 /* Live counts: a small chunk of an open arena keeps them per page (in the
@@ -84,7 +91,7 @@ struct arena {
     uint64_t blocks_freed;
     uint64_t blocks_reused;  /* reuse mode: allocations served from a free list */
     bool reuse;
-    bool adopt;              /* refills may take retained chunks' free pages (adopt.c) */
+    bool adopt;              /* refills may take retained chunks' free lines (retained.c) */
     /* Reuse mode: per size class, a free list threaded through freed blocks. */
     void *free_list[ARENA_CLASSES];
     /* Slow-path state. */
@@ -98,7 +105,8 @@ struct arena {
     uint64_t chunks_mapped;
     uint64_t large_mappings;
     uint64_t chunks_adopted;
-    size_t span_cursor;      /* current adopted chunk: first page not yet considered for a span */
+    char *span_cursor;       /* current adopted chunk: where the search for its next span starts */
+    uint64_t bytes_adopted;  /* bytes of the spans taken in adopted chunks */
     uint64_t id;
     arena_error_t last_error;
     bool poison;
@@ -112,10 +120,10 @@ typedef struct region {
     /* Base and size live in arena_ownership (arena.h), the one copy that
      * arena_owns() and everything below read. */
     _Atomic(chunk_t *) *slot_owner;
-    uint64_t *page_owner;    /* per region page of an adopted chunk: id of the arena whose blocks it holds */
+    uint64_t *line_owner;    /* per region line of an adopted chunk: id of the arena whose blocks start in it */
     uint16_t *page_live;     /* per region page: live blocks starting in it */
     uint8_t *page_state;     /* per region page: PAGE_IN_USE or PAGE_RELEASED */
-    uint64_t *block_starts;  /* bit per 16-byte granule: a reuse-mode block starts there */
+    uint64_t *block_bits;    /* two bits per 16-byte granule: a block starts there, it is dead (see below) */
     uint32_t *page_cross;    /* per region page: 1 + page index where the block crossing into it starts */
     uint8_t *page_cross_live; /* per region page: the block crossing out of it may be live (see page_pinned) */
     uint64_t *slot_used;     /* bitmap: slot mapped or quarantined */
@@ -123,7 +131,7 @@ typedef struct region {
     size_t first_free_hint;  /* no free slot below this index */
     pthread_mutex_t lock;    /* guards slot_used, stats, the retained list, the metadata pool */
     chunk_t *retained;       /* chunks of released arenas that still hold blocks */
-    chunk_t *adoptable;      /* the retained chunks worth adopting (adopt.c) */
+    chunk_t *adoptable;      /* the retained chunks that may have free lines (retained.c) */
     chunk_t *free_metadata;  /* recycled chunk_t structs */
     arena_global_stats_t stats;
     size_t configured_reserve;
@@ -148,71 +156,103 @@ static inline size_t chunk_first_page(const chunk_t *c) { return region_page_ind
 
 static inline size_t chunk_page_count(const chunk_t *c) { return c->size >> ARENA_PAGE_SHIFT; }
 
-/* Id of the arena whose blocks page `page` holds (racy reads are fine: ids
- * are written whole, and only while the page holds no live block). */
-static inline uint64_t page_owner_get(size_t page) {
-    return __atomic_load_n(&arena_region.page_owner[page], __ATOMIC_RELAXED);
+static inline size_t region_line_index(const void *p) { return arena_region_offset(p) >> ARENA_LINE_SHIFT; }
+
+static inline size_t chunk_first_line(const chunk_t *c) { return region_line_index(c->base); }
+
+/* Id of the arena whose blocks start in line `line` of an adopted chunk
+ * (racy reads are fine: ids are written whole, and only while the line
+ * holds no live block). */
+static inline uint64_t line_owner_get(size_t line) {
+    return __atomic_load_n(&arena_region.line_owner[line], __ATOMIC_RELAXED);
 }
-static inline void page_owner_set(size_t page, uint64_t id) {
-    __atomic_store_n(&arena_region.page_owner[page], id, __ATOMIC_RELAXED);
+static inline void line_owner_set(size_t line, uint64_t id) {
+    __atomic_store_n(&arena_region.line_owner[line], id, __ATOMIC_RELAXED);
 }
 
 /* Does block p of small chunk c belong to c's open arena? Always, except in
- * an adopted chunk, whose pages pinned by earlier phases' survivors keep
- * their own owners (and have no start bits). */
+ * an adopted chunk, whose lines holding earlier phases' survivors keep
+ * their own owners. */
 static inline bool chunk_block_is_own(const chunk_t *c, const void *p) {
-    return !c->adopted || page_owner_get(region_page_index(p)) == c->arena_id;
+    return !c->adopted || line_owner_get(region_line_index(p)) == c->arena_id;
 }
 
 static inline size_t chunk_first_slot(const chunk_t *c) { return arena_region_offset(c->base) >> REGION_SLOT_SHIFT; }
 
 static inline size_t region_granule_index(const void *p) { return arena_region_offset(p) >> ARENA_GRANULE_SHIFT; }
 
-/* Reuse mode: records that a block starts at p. */
+/* Block bits, two per granule in one word per 32 granules (one line): bit
+ * 2i says a block starts at the word's granule i (set for every small-chunk
+ * block in every mode), bit 2i+1 that that block is dead. One table, so a
+ * free reads its block's size and marks it dead in the same word. */
+#define BLOCK_START_BITS 0x5555555555555555ull
+
+static inline uint64_t *block_bits_word(size_t g) { return &arena_region.block_bits[g >> 5]; }
+static inline unsigned block_bits_shift(size_t g) { return (unsigned)(g & 31) << 1; }
+
+static inline bool block_start_at(size_t g) { return (*block_bits_word(g) >> block_bits_shift(g)) & 1; }
+
+/* Records that a block starts at p (every bump allocation of a small chunk). */
 static inline void block_start_mark(const void *p) {
     size_t g = region_granule_index(p);
-    arena_region.block_starts[g >> 6] |= (uint64_t)1 << (g & 63);
+    *block_bits_word(g) |= (uint64_t)1 << block_bits_shift(g);
 }
 
-/* Reuse mode: the size of the block at p. Bump allocation packs blocks back
- * to back and every block of up to ARENA_CLASS_MAX is exactly its class's
- * size, so a block ends where the next one starts, or at `limit` (its
- * chunk's bump pointer or used_end) if it is the last. One bit per 16 bytes
- * instead of a class byte: 0.8% of the arena's bytes, not 6.25%. */
+/* Records that the block starting at granule g is dead (retained.h): a
+ * start without a dead bit is a live block. Set by every free, cleared when
+ * a free list hands the block out again. */
+static inline void block_dead_set(size_t g) { *block_bits_word(g) |= (uint64_t)2 << block_bits_shift(g); }
+static inline void block_dead_clear(size_t g) { *block_bits_word(g) &= ~((uint64_t)2 << block_bits_shift(g)); }
+static inline void block_dead_mark(const void *p) { block_dead_set(region_granule_index(p)); }
+
+/* The size of the block at p. Bump allocation packs blocks back to back
+ * (every block of up to ARENA_CLASS_MAX is exactly its class's size in
+ * reuse mode), and an arena leaving a chunk or span marks a dead block at
+ * its bump pointer, so a block ends where the next one starts, or at `limit`
+ * (its arena's bump pointer, or the chunk's end). One bit per 16 bytes
+ * instead of a size: with the dead bit, 1.6% of the arena's bytes. */
 static inline size_t block_span(const void *p, const char *limit) {
     size_t first = region_granule_index(p), g = first + 1, end = region_granule_index(limit);
     while (g < end) {
-        uint64_t word = arena_region.block_starts[g >> 6] >> (g & 63);
-        if (word) {
-            size_t next = g + (size_t)__builtin_ctzll(word);
+        uint64_t starts = (*block_bits_word(g) >> block_bits_shift(g)) & BLOCK_START_BITS;
+        if (starts) {
+            size_t next = g + ((size_t)__builtin_ctzll(starts) >> 1);
             if (next < end)
                 return (next - first) << ARENA_GRANULE_SHIFT;
             break;
         }
-        g = (g | 63) + 1;
+        g = (g | 31) + 1;
     }
     return (size_t)(limit - (const char *)p);
 }
 
-/* Reuse mode: the size of the block starting at granule g when the next
- * start lies in g's own bitmap word (blocks of up to 1 KiB), else 0. Every
- * set bit after g is a block start below the bump pointer (bits are cleared
- * when a chunk or span is taken and set only by bump allocation), and a
- * word never spans two chunks, so no bound is needed. */
+/* The size of the block starting at granule g when the next start lies in
+ * g's own word (blocks of up to 512 bytes), else 0. Every start after g is
+ * a block start below the bump pointer or a dead block's (bits are
+ * cleared when a chunk or span is taken and set by bump allocation and by
+ * leaving a chunk or span), and a word never spans two chunks, so no bound
+ * is needed. */
 static inline size_t block_size_in_word(size_t g) {
-    uint64_t later = (arena_region.block_starts[g >> 6] >> (g & 63)) >> 1;
-    return later ? ((size_t)__builtin_ctzll(later) + 1) << ARENA_GRANULE_SHIFT : 0;
+    uint64_t later = ((*block_bits_word(g) >> block_bits_shift(g)) >> 2) & BLOCK_START_BITS;
+    return later ? (((size_t)__builtin_ctzll(later) >> 1) + 1) << ARENA_GRANULE_SHIFT : 0;
 }
 
-/* Reuse mode: the size of the block at p in small chunk c of an open arena:
- * from its bitmap word, else up to the next start or the chunk's bump
- * pointer. */
-static inline size_t chunk_reuse_block_size(const chunk_t *c, const void *p) {
+/* The end of small chunk c's blocks at p: the open arena's bump pointer
+ * for its current chunk's blocks below it, else the chunk's end. */
+static inline const char *chunk_block_limit(const chunk_t *c, const void *p) {
+    const struct arena *a = c->arena;
+    if (a && a->current == c && (const char *)p < a->bump)
+        return a->bump;
+    return c->base + c->size;
+}
+
+/* The size of block p of small chunk c (any arena, open or released): from
+ * its bitmap word, else up to the next start. */
+static inline size_t chunk_block_size(const chunk_t *c, const void *p) {
     size_t block = block_size_in_word(region_granule_index(p));
     if (ARENA_LIKELY(block != 0))
         return block;
-    const struct arena *a = c->arena;
-    return block_span(p, a->current == c ? a->bump : c->used_end);
+    return block_span(p, chunk_block_limit(c, p));
 }
 
 /* --- chunk.c: mapping and unmapping chunks --- */
@@ -227,33 +267,15 @@ chunk_t *chunk_map(struct arena *a, size_t size, size_t align, chunk_kind_t kind
  * recycles its metadata. */
 void chunk_unmap(chunk_t *c);
 
-/* Detaches a chunk that still holds live blocks from its arena and moves it
- * to the global retained list. */
-void chunk_retain(chunk_t *c);
-
-/* Takes a retained chunk off the retained (and adoptable) list and out of
- * the retained stats. Region lock held. */
-void retained_unlink(chunk_t *c);
-
 /* Bytes readable from p inside chunk c (see arena_block_readable_size). */
 size_t chunk_readable_size(const chunk_t *c, const char *p);
 
-/* free of a block in a large or retained chunk. */
+/* free of a block in a large, retained or adopted chunk that is not the
+ * open arena's own (retained.c takes the last two). */
 void chunk_free_slow(chunk_t *c, void *ptr);
-
-/* Hands back the block-start bits of a chunk of a closing reuse arena
- * (realloc then bounds blocks by pages, as in bump mode). */
-void chunk_drop_block_starts(chunk_t *c);
 
 /* Sums the per-page live counts of a small chunk into live_blocks. */
 uint64_t chunk_count_live(chunk_t *c);
-
-/* Sums the live counts of the pages of small chunk c that arena `id` owns. */
-uint64_t chunk_count_live_owned(const chunk_t *c, uint64_t id);
-
-/* Hands back to the OS every page of a retained chunk that holds no live
- * block and that no live block crosses into. Returns the bytes released. */
-size_t chunk_release_free_pages(chunk_t *c);
 
 /* Records that a bump block [p, p+size) crosses page boundaries. */
 void chunk_mark_crossing(char *p, size_t size);
@@ -268,8 +290,11 @@ chunk_t *pool_take(struct arena_pool *pool, struct arena *a);
  * warm chunks). */
 void chunk_attach(struct arena *a, chunk_t *c);
 
-/* Zeroes a chunk's range of the block-start bitmap. */
-void chunk_clear_block_starts(chunk_t *c);
+/* Zeroes a chunk's range of block_bits. */
+void chunk_clear_block_bits(chunk_t *c);
+
+/* Zeroes the block bits of granules [first, end). */
+void block_bits_clear(size_t first, size_t end);
 
 /* Unlinks a chunk from its open arena's list and its byte count. */
 void chunk_detach(chunk_t *c);
@@ -287,10 +312,12 @@ void chunk_free_open_rare(struct arena *a, chunk_t *c, void *ptr, size_t page);
 
 /* Frees block ptr of small chunk c of an open arena (its own block): the
  * body of arena_free's fast path, shared with adopted chunks. The common
- * case (reuse mode, a block of up to 1 KiB whose end the next start bit in
- * its bitmap word marks, inside one page) stays here and needs no saved
- * register; its class is its size / 16 (the linear classes). */
-_Static_assert(64 << ARENA_GRANULE_SHIFT <= ARENA_LINEAR_MAX, "a bitmap word's blocks have linear classes");
+ * case (reuse mode, a block of up to 512 bytes whose end the next start bit
+ * in its block bits word marks, inside one page) stays here and needs no saved
+ * register; its class is its size / 16 (the linear classes). Every free
+ * marks the block dead (one bit), so a released arena's chunks say exactly
+ * which of their blocks are live. */
+_Static_assert(32 << ARENA_GRANULE_SHIFT <= ARENA_LINEAR_MAX, "a block bits word's blocks have linear classes");
 static inline void chunk_free_open(chunk_t *c, void *ptr) {
     uintptr_t offset = arena_region_offset(ptr); /* (one load of the base: atomic loads are not merged) */
     size_t page = offset >> ARENA_PAGE_SHIFT;
@@ -298,6 +325,7 @@ static inline void chunk_free_open(chunk_t *c, void *ptr) {
     arena_region.page_live[page]--;
     struct arena *a = c->arena;
     a->blocks_freed++;
+    block_dead_set(offset >> ARENA_GRANULE_SHIFT); /* (cleared if listed and taken again) */
     if (!a->reuse)
         return;
     size_t block = block_size_in_word(offset >> ARENA_GRANULE_SHIFT);
@@ -310,30 +338,7 @@ static inline void chunk_free_open(chunk_t *c, void *ptr) {
     chunk_free_open_rare(a, c, ptr, page);
 }
 
-/* --- adopt.c: retained chunks back in use --- */
-
-/* Takes a retained chunk with a run of free pages of at least `block` bytes
- * into arena a and makes that run current. false: none (a is unchanged). */
-bool adopt_retained_chunk(struct arena *a, size_t block);
-
-/* Makes the next run of free pages (>= block bytes) of a's current, adopted
- * chunk current. false: none left (a is unchanged). */
-bool adopt_next_span(struct arena *a, size_t block);
-
-/* Before the arena's current chunk or span changes: records where its last
- * block ends (used_end, or a start bit in an adopted chunk). */
-void arena_leave_current(struct arena *a);
-
-/* free of an earlier phase's survivor in an adopted chunk (arena_free frees
- * the adopting arena's own blocks itself). */
-void adopted_survivor_free(chunk_t *c, void *ptr);
-
-/* Puts a retained chunk on, or takes it off, the adoptable list as its
- * free pages warrant. Region lock held. */
-void adoptable_update(chunk_t *c);
-
-/* Takes c off the adoptable list, if on it. Region lock held. */
-void adoptable_unlink(chunk_t *c);
+#include "arena/retained.h"
 
 /* Links a chunk into its arena's list and byte counts. */
 void chunk_link(struct arena *a, chunk_t *c);

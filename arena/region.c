@@ -42,22 +42,24 @@ static void region_init(void) {
         size_t pages = reserve >> ARENA_PAGE_SHIFT;
         size_t table_bytes = slots * sizeof(chunk_t *);
         size_t bitmap_bytes = (slots + 63) / 64 * sizeof(uint64_t);
-        size_t page_bytes = pages * (sizeof(uint64_t) + sizeof(uint32_t) + sizeof(uint16_t) + 2 * sizeof(uint8_t));
-        size_t granule_bytes = reserve >> (ARENA_GRANULE_SHIFT + 3); /* one bit per granule */
+        size_t line_bytes = (reserve >> ARENA_LINE_SHIFT) * sizeof(uint64_t);
+        size_t page_bytes = pages * (sizeof(uint32_t) + sizeof(uint16_t) + 2 * sizeof(uint8_t));
+        size_t block_bits_bytes = reserve >> (ARENA_GRANULE_SHIFT + 2); /* two bits per granule */
         /* The tables cost only the pages that chunks actually use. */
-        char *tables = os_alloc_table(table_bytes + bitmap_bytes + page_bytes + granule_bytes);
+        char *tables = os_alloc_table(table_bytes + bitmap_bytes + line_bytes + page_bytes + block_bits_bytes);
         if (!tables) {
             os_decommit(raw, reserve + ARENA_MAX_CHUNK_SIZE);
             continue;
         }
-        char *page_tables = tables + table_bytes + bitmap_bytes;
-        arena_region.page_owner = (uint64_t *)page_tables; /* widest first: every table stays aligned */
-        page_tables += pages * sizeof(uint64_t);
-        arena_region.page_cross = (uint32_t *)page_tables;
-        arena_region.page_live = (uint16_t *)(page_tables + pages * sizeof(uint32_t));
-        arena_region.page_state = (uint8_t *)(page_tables + pages * (sizeof(uint32_t) + sizeof(uint16_t)));
+        char *next = tables + table_bytes + bitmap_bytes;
+        arena_region.line_owner = (uint64_t *)next; /* widest first: every table stays aligned */
+        next += line_bytes;
+        arena_region.block_bits = (uint64_t *)next;
+        next += block_bits_bytes;
+        arena_region.page_cross = (uint32_t *)next;
+        arena_region.page_live = (uint16_t *)(next + pages * sizeof(uint32_t));
+        arena_region.page_state = (uint8_t *)(next + pages * (sizeof(uint32_t) + sizeof(uint16_t)));
         arena_region.page_cross_live = arena_region.page_state + pages;
-        arena_region.block_starts = (uint64_t *)(tables + table_bytes + bitmap_bytes + page_bytes);
         uintptr_t aligned = ((uintptr_t)raw + ARENA_MAX_CHUNK_SIZE - 1) & ~(uintptr_t)(ARENA_MAX_CHUNK_SIZE - 1);
         arena_region.slot_owner = (_Atomic(chunk_t *) *)tables;
         arena_region.slot_used = (uint64_t *)(tables + table_bytes);
@@ -96,15 +98,15 @@ uint64_t arena_block_arena_id(const void *ptr) {
     chunk_t *c = chunk_map_lookup(ptr);
     if (!c)
         return 0;
-    /* A chunk that was ever adopted answers per page: it holds pages of
+    /* A chunk that was ever adopted answers per line: it holds blocks of
      * several arenas. (The flag is set after its table is filled.) */
     /* The id first (acquire), then the flag: an adoption stores the flag
      * before the adopting arena's id (release), so a reader that sees the
-     * new id also sees the flag and answers per page, never the adopter's id
+     * new id also sees the flag and answers per line, never the adopter's id
      * for an earlier phase's survivor. */
     uint64_t id = __atomic_load_n(&c->arena_id, __ATOMIC_ACQUIRE);
-    if (atomic_load_explicit(&c->owners_per_page, memory_order_acquire))
-        return page_owner_get(region_page_index(ptr));
+    if (atomic_load_explicit(&c->owners_per_line, memory_order_acquire))
+        return line_owner_get(region_line_index(ptr));
     return id;
 }
 

@@ -1062,8 +1062,13 @@ std::vector<char *> LeaveSurvivors(arena_t *a, std::initializer_list<size_t> pag
     return survivors;
 }
 
+constexpr size_t kLine = 512;
+size_t LineOf(const void *p) { return (reinterpret_cast<uintptr_t>(p) & (kChunk - 1)) / kLine; }
+
 TEST(ArenaAdopt, AllocatesAroundSurvivorsInARetainedChunk) {
     arena_t *a = MakeArena(kChunk);  // a fresh chunk (no leftovers of earlier tests)
+    // One 64-byte survivor in pages 4 and 9, at byte 320 of the page: it
+    // touches the page's first line only.
     std::vector<char *> survivors = LeaveSurvivors(a, {4, 9}, "survivor");
     arena_release(a);
     ASSERT_EQ(Stats(a).chunks_retained, 1u);
@@ -1073,29 +1078,40 @@ TEST(ArenaAdopt, AllocatesAroundSurvivorsInARetainedChunk) {
 
     arena_t *b = MakeArena(kChunk, 0, false, false, nullptr, /*adopt=*/true);
     std::vector<char *> mine;
-    for (size_t i = 0; i < 14 * (kPage / 64); i++) {  // the 14 free pages, exactly
+    const size_t free_lines = kChunk / kLine - 2;
+    for (size_t i = 0; i < free_lines * (kLine / 64); i++) {  // every free line, exactly
         char *p = static_cast<char *>(arena_alloc(b, 64));
         ASSERT_NE(p, nullptr);
         ASSERT_EQ(ChunkOf(p), ChunkOf(survivors[0])) << i;
-        ASSERT_NE(PageOf(p), 4u);
-        ASSERT_NE(PageOf(p), 9u);
+        ASSERT_NE(LineOf(p), LineOf(survivors[0]));
+        ASSERT_NE(LineOf(p), LineOf(survivors[1]));
         if (!mine.empty()) {
             ASSERT_GT(p, mine.back());  // spans in address order, no block twice
         }
         memset(p, 0xEE, 64);
         mine.push_back(p);
     }
+    // The survivors' pages were refilled around them, down to the line.
+    EXPECT_EQ(PageOf(mine[4 * (kPage / 64) - 1]), 3u);
+    EXPECT_EQ(PageOf(mine[4 * (kPage / 64)]), 4u);
+    EXPECT_EQ(mine[4 * (kPage / 64)], survivors[0] - 320 + kLine);
     EXPECT_EQ(Stats(b).chunks_adopted, 1u);
+    EXPECT_EQ(Stats(b).bytes_adopted, free_lines * kLine);
     EXPECT_EQ(Global().chunks_mapped_total, mapped_total);  // no fresh chunk
     EXPECT_EQ(Global().chunks_retained, retained - 1);      // it is b's now
     EXPECT_STREQ(survivors[0], "survivor");
     EXPECT_STREQ(survivors[1], "survivor");
     EXPECT_EQ(arena_block_arena_id(survivors[0]), arena_id(a));
     EXPECT_EQ(arena_block_arena_id(mine[0]), arena_id(b));
+    EXPECT_EQ(arena_block_arena_id(mine[4 * (kPage / 64)]), arena_id(b));  // in a survivor's page
+    // A survivor's size is exact (the next block start), whoever asks.
+    EXPECT_EQ(arena_block_readable_size(survivors[0]), 64u);
 
-    // realloc of a survivor through b copies it whole, although b's bump
-    // pointer lies below it (the copy bound of an earlier phase's page is
-    // its page, not b's bump pointer).
+    // The chunk is full: the next block is a fresh chunk's.
+    char *fresh = static_cast<char *>(arena_alloc(b, 64));
+    EXPECT_NE(ChunkOf(fresh), ChunkOf(survivors[0]));
+    arena_free(fresh);
+
     char *moved = static_cast<char *>(arena_realloc(b, survivors[0], 3000));
     ASSERT_NE(moved, nullptr);
     EXPECT_STREQ(moved, "survivor");
@@ -1105,15 +1121,18 @@ TEST(ArenaAdopt, AllocatesAroundSurvivorsInARetainedChunk) {
     for (size_t i = 1; i < mine.size(); i++) arena_free(mine[i]);
     arena_release(b);
     EXPECT_EQ(Stats(b).live_blocks_at_release, 2u);  // mine[0] and moved
+    EXPECT_EQ(Stats(b).chunks_retained, 2u);         // the adopted chunk (mine[0]) and moved's
     EXPECT_STREQ(survivors[1], "survivor");
     EXPECT_STREQ(moved, "survivor");
+    EXPECT_EQ(arena_block_arena_id(survivors[1]), arena_id(a));  // still, after b's release
+    EXPECT_EQ(arena_block_arena_id(mine[0]), arena_id(b));
     arena_free(mine[0]);
     arena_free(moved);
     EXPECT_TRUE(arena_owns(survivors[1]));
     EXPECT_STREQ(survivors[1], "survivor");
     arena_free(survivors[1]);
     EXPECT_FALSE(arena_owns(survivors[1]));  // its last block: the chunk is gone
-    EXPECT_EQ(Global().chunks_retained, retained - 1);
+    EXPECT_EQ(ListProblem(), "");
     arena_destroy(a);
     arena_destroy(b);
 }
@@ -1128,14 +1147,16 @@ TEST(ArenaAdopt, ReuseModeKnowsWhereASpanEnds) {
     ASSERT_EQ(Stats(b).chunks_adopted, 1u);
     char *last_of_span = mine[4 * (kPage / 64) - 1];
     ASSERT_EQ(PageOf(last_of_span), 3u);
-    ASSERT_EQ(PageOf(mine.back()), 5u);  // the next span starts after the survivor's page
-    // The block before the survivor's page is 64 bytes, not "up to the next
-    // block start" (which would swallow the survivor's page)...
+    ASSERT_EQ(mine.back(), survivors[0] - 320 + kLine);  // the next span: the line after the survivor's
+    // The block before the survivor's line is 64 bytes, not "up to the next
+    // live block"...
     EXPECT_EQ(arena_block_readable_size(last_of_span), 64u);
     // ...so its free puts it on the 64-byte list and the next 64-byte
     // request gets it back.
     arena_free(last_of_span);
     EXPECT_EQ(arena_alloc(b, 64), last_of_span);
+    // The last block before the bump pointer is exact too.
+    EXPECT_EQ(arena_block_readable_size(mine.back()), 64u);
     EXPECT_STREQ(survivors[0], "pinned");
     arena_destroy(b);
     for (char *p : mine) (void)p;  // all b's: retained with b's chunk, never freed here
@@ -1170,29 +1191,96 @@ TEST(ArenaAdopt, PhasesThatEachKeepABlockStopMappingFreshChunks) {
     EXPECT_LE(mapped[true], 16u);   // the survivors share chunks
 }
 
-TEST(ArenaAdopt, RunsShorterThanTheMinimumSpanAreLeftAlone) {
-    // Survivors every third page: no run of 4 free pages (a quarter of a
-    // 64 KiB chunk), so adopting would scatter the next phase: a fresh chunk.
-    arena_t *a = MakeArena();
-    std::vector<char *> survivors = LeaveSurvivors(a, {2, 5, 8, 11, 14}, "short runs");
+TEST(ArenaAdopt, AChunkWithoutAFreeLineIsLeftUntilAFreeMakesOne) {
+    // A survivor in every 512-byte line: nothing to reuse, a fresh chunk.
+    arena_t *a = MakeArena(kChunk);
+    std::vector<char *> blocks, survivors;
+    for (size_t i = 0; i < kChunk / 64; i++) blocks.push_back(static_cast<char *>(arena_alloc(a, 64)));
+    for (size_t i = 0; i < blocks.size(); i++) {
+        if (i % (kLine / 64) == 3) {
+            snprintf(blocks[i], 64, "line %zu", i / (kLine / 64));
+            survivors.push_back(blocks[i]);
+        } else {
+            arena_free(blocks[i]);
+        }
+    }
     arena_release(a);
+    EXPECT_EQ(Stats(a).bytes_pages_released, 0u);
     arena_t *b = MakeArena(kChunk, 0, false, false, nullptr, /*adopt=*/true);
     char *p = static_cast<char *>(arena_alloc(b, 64));
     EXPECT_NE(ChunkOf(p), ChunkOf(survivors[0]));
     arena_destroy(b);
-    // One more free page and page 2's run is 4 long: now it qualifies.
-    arena_free(survivors[1]);  // page 5: pages 3..7 are free now
+    // Two neighbouring lines lose their survivors: the next arena takes them.
+    arena_free(survivors[10]);
+    arena_free(survivors[11]);
     arena_t *c = MakeArena(kChunk, 0, false, false, nullptr, /*adopt=*/true);
-    char *q = static_cast<char *>(arena_alloc(c, 64));
-    EXPECT_EQ(ChunkOf(q), ChunkOf(survivors[0]));
-    EXPECT_EQ(PageOf(q), 3u);
+    std::vector<char *> mine;
+    for (size_t i = 0; i < 2 * kLine / 64; i++) {
+        mine.push_back(static_cast<char *>(arena_alloc(c, 64)));
+        ASSERT_EQ(ChunkOf(mine.back()), ChunkOf(survivors[0])) << i;
+        memset(mine.back(), 0xAB, 64);
+    }
+    EXPECT_EQ(LineOf(mine.front()), 10u);
+    EXPECT_EQ(LineOf(mine.back()), 11u);
     EXPECT_EQ(Stats(c).chunks_adopted, 1u);
-    arena_free(q);
+    for (size_t i = 0; i < survivors.size(); i++) {
+        if (i == 10 || i == 11) continue;
+        char expect[64];
+        snprintf(expect, sizeof expect, "line %zu", i);
+        EXPECT_STREQ(survivors[i], expect);
+    }
+    for (char *m : mine) arena_free(m);
     arena_destroy(c);
-    for (char *s : survivors)
-        if (s != survivors[1]) arena_free(s);
+    for (size_t i = 0; i < survivors.size(); i++)
+        if (i != 10 && i != 11) arena_free(survivors[i]);
     arena_free(p);
+    EXPECT_EQ(ListProblem(), "");
     arena_destroy(a);
+}
+
+// Many phases, each keeping a few blocks of random sizes and dropping some
+// kept earlier (a bounded cache): every survivor's contents stay intact
+// through heavy reuse of its chunk, and the chunks mapped stay bounded by
+// what is live instead of growing with the phases.
+TEST(ArenaAdopt, ABoundedCacheOfSurvivorsKeepsItsChunksBounded) {
+    struct Kept { unsigned char *p; size_t size; unsigned char fill; };
+    std::vector<Kept> cache;
+    uint64_t seed = 12345;
+    auto next = [&seed]() { seed = seed * 6364136223846793005ull + 1442695040888963407ull; return seed >> 33; };
+    uint64_t live_before = Global().chunks_live;
+    uint64_t max_live = 0;
+    for (int phase = 0; phase < 2000; phase++) {
+        arena_t *x = MakeArena(kChunk, 0, false, /*reuse=*/phase % 2 == 0, nullptr, /*adopt=*/true);
+        for (int i = 0; i < 400; i++) {
+            size_t size = 16 + next() % 300;
+            auto *p = static_cast<unsigned char *>(arena_alloc(x, size));
+            ASSERT_NE(p, nullptr);
+            unsigned char fill = static_cast<unsigned char>(next());
+            memset(p, fill, size);
+            if (next() % 100 == 0)
+                cache.push_back({p, size, fill});
+            else
+                arena_free(p);
+        }
+        arena_destroy(x);
+        while (cache.size() > 200) {  // the oldest go
+            Kept k = cache.front();
+            for (size_t b = 0; b < k.size; b++) ASSERT_EQ(k.p[b], k.fill) << "phase " << phase;
+            arena_free(k.p);
+            cache.erase(cache.begin());
+        }
+        uint64_t live = Global().chunks_live - live_before;
+        if (live > max_live) max_live = live;
+    }
+    for (const Kept &k : cache) {
+        for (size_t b = 0; b < k.size; b++) ASSERT_EQ(k.p[b], k.fill);
+        arena_free(k.p);
+    }
+    // 200 live survivors of up to ~316 bytes touch at most ~400 lines (3
+    // chunks of 128): 3 chunks at most were live here. With page-granular
+    // adoption (runs of 4 free pages or more) it was 22.
+    EXPECT_LE(max_live, 8u);
+    EXPECT_EQ(ListProblem(), "");
 }
 
 }  // namespace
