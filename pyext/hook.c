@@ -2,6 +2,8 @@
  * forward everything else to the saved allocator. */
 #include "pyext/hook.h"
 
+#include "pyext/charge.h"
+
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,7 @@
 static OBJARENA_TLS objarena_frame_t *tls_capture;     /* OBJ domain */
 static OBJARENA_TLS objarena_frame_t *tls_capture_mem; /* MEM domain */
 static OBJARENA_TLS objarena_frame_t *tls_top;
+static OBJARENA_TLS objarena_frame_t *tls_limit; /* the capturing frame, if it has a byte limit */
 
 /* Per domain (0: OBJ, 1: MEM): the allocator the hook forwards to.
  * Immutable once published; replaced (never freed) when the chain is
@@ -78,6 +81,44 @@ static void *move_out(PyMemAllocatorEx *fw, void *ptr, size_t size) {
     return q;
 }
 
+/* Past the limit every allocation of the scope would fail, including the
+ * ones CPython needs to unwind the MemoryError and call the scope's __exit__
+ * (traceback entries, frame objects), and the ones a handler inside the
+ * phase needs to report it. A phase stays at its limit after a refusal even
+ * when the unwinding frees its objects: the arena's chunks stay mapped (and
+ * counted) until exit, and their freed blocks serve only requests of the same
+ * size class. Dask's worker, for one, pickles the exception and its traceback
+ * inside the task's scope (about 110 kB, mostly pickler buffers over 512
+ * bytes, which are charged); refused, it sent the traceback's text instead,
+ * which its client's clean_exception asserted on, and the future never
+ * resolved. So each refusal opens a grace window: the next requests past the
+ * limit, up to limit_grace_window() bytes in all, come from the saved
+ * allocator (charged blocks are still charged), and the request after the
+ * window is refused again and opens a new one: at most one window past the
+ * limit per MemoryError raised. */
+static size_t limit_grace_window(const objarena_frame_t *f) {
+    const size_t lo = (size_t)128 << 10, hi = (size_t)1 << 20;
+    size_t quarter = f->limit / 4;
+    return quarter < lo ? lo : quarter > hi ? hi : quarter;
+}
+
+/* A request of `total` bytes the limit does not cover: true if the grace
+ * window serves it (counted apart), false if it is refused (counted, and a
+ * new window opens for the unwinding). */
+static bool past_limit(objarena_frame_t *f, size_t total) {
+    if (total <= f->limit_grace_left) {
+        f->limit_grace_left -= total;
+        f->limit_grace_allocs++;
+        f->limit_grace_bytes += total;
+        return true;
+    }
+    f->alloc_failures++;
+    f->limit_hits++;
+    f->limit_refused_bytes = total;
+    f->limit_grace_left = limit_grace_window(f);
+    return false;
+}
+
 /* The arena refused a block (out of line: never on the fast path). A
  * scope's `limit` is the caller's own cap, and an overflowing calloc is bad
  * input: the NULL stands and CPython raises MemoryError. Running out of the
@@ -87,13 +128,13 @@ static void *move_out(PyMemAllocatorEx *fw, void *ptr, size_t size) {
  * scope counts it. old != NULL: a realloc of arena block old, which moves. */
 static __attribute__((noinline)) void *alloc_refused(objarena_frame_t *f, int domain, void *old, size_t count,
                                                      size_t size, bool zero) {
-    f->alloc_failures++;
     arena_error_t err = arena_last_error(f->arena);
-    if (err == ARENA_ELIMIT) {
-        f->limit_hits++;
-        f->limit_refused_bytes = (size_t)count * size;
-    }
-    if (err != ARENA_ENOMEM)
+    /* (an overflowing calloc is EINVAL, so count * size fits here) */
+    if (err == ARENA_ELIMIT && !past_limit(f, (size_t)count * size))
+        return NULL;
+    if (err != ARENA_ELIMIT)
+        f->alloc_failures++;
+    if (err != ARENA_ENOMEM && err != ARENA_ELIMIT)
         return NULL;
     PyMemAllocatorEx *fw = forward(domain);
     void *p;
@@ -101,9 +142,94 @@ static __attribute__((noinline)) void *alloc_refused(objarena_frame_t *f, int do
         p = move_out(fw, old, size);
     else
         p = zero ? fw->calloc(fw->ctx, count, size) : fw->malloc(fw->ctx, size);
-    if (p)
+    if (p && err == ARENA_ENOMEM)
         f->alloc_fallbacks++;
     return p;
+}
+
+/* ---- limit charges for blocks from the saved allocator (charge.h) ---- */
+
+/* The arena may map what the limit leaves after the charges. */
+static void charge_rebudget(objarena_frame_t *f) {
+    arena_set_byte_limit(f->arena, f->limit > f->charged ? f->limit - f->charged : 1);
+}
+
+static bool charge_fits(objarena_frame_t *f, size_t size) {
+    uint64_t held = arena_bytes_mapped(f->arena) + f->charged;
+    if (size <= f->limit && held <= f->limit - size)
+        return true;
+    return past_limit(f, size);
+}
+
+static void charge_to(objarena_frame_t *f, void *p, size_t size) {
+    if (!objarena_charge_add(f, p, size))
+        return; /* no table memory: uncounted rather than refused */
+    f->charged += size;
+    if (f->charged > f->charged_peak)
+        f->charged_peak = f->charged;
+    charge_rebudget(f);
+}
+
+static void uncharge(void *p) {
+    objarena_frame_t *f = NULL;
+    size_t size = objarena_charge_remove(p, &f);
+    if (size) {
+        f->charged -= size;
+        charge_rebudget(f);
+    }
+}
+
+/* A MEM request the arena does not serve, in a scope with a limit. */
+static __attribute__((noinline)) void *charged_alloc(size_t count, size_t size, bool zero) {
+    objarena_frame_t *f = tls_limit;
+    size_t total;
+    if (__builtin_mul_overflow(count, size, &total) || !charge_fits(f, total))
+        return NULL;
+    PyMemAllocatorEx *fw = forward(HOOK_MEM);
+    void *p = zero ? fw->calloc(fw->ctx, count, size) : fw->malloc(fw->ctx, size);
+    if (p)
+        charge_to(f, p, total);
+    return p;
+}
+
+/* realloc of a saved-allocator block while charges exist or a limit applies:
+ * a charged block's charge follows it; a block that grows past the MEM
+ * capture size in a limited scope is charged (its old size unknown: all of
+ * it). On failure the old block and its charge are as they were. */
+static __attribute__((noinline)) void *charged_realloc(void *ptr, size_t size) {
+    objarena_frame_t *owner = NULL, *f = tls_limit;
+    size_t old = objarena_charge_remove(ptr, &owner);
+    if (old) {
+        owner->charged -= old;
+        charge_rebudget(owner);
+    }
+    bool charge = f && size > OBJARENA_MEM_CAPTURE_MAX;
+    void *q = NULL;
+    if (!charge || charge_fits(f, size)) {
+        PyMemAllocatorEx *fw = forward(HOOK_MEM);
+        q = fw->realloc(fw->ctx, ptr, size);
+    }
+    if (!q) {
+        if (old)
+            charge_to(owner, ptr, old);
+        return NULL;
+    }
+    if (charge)
+        charge_to(f, q, size);
+    return q;
+}
+
+/* A captured MEM block reallocated past the capture size in a limited scope
+ * (a list array growing from 512 bytes to 80 MB in one `*=`) moves to the
+ * saved allocator, and is charged there like a fresh request. */
+static __attribute__((noinline)) void *charged_move_out(void *ptr, size_t size) {
+    objarena_frame_t *f = tls_limit;
+    if (!charge_fits(f, size))
+        return NULL;
+    void *q = move_out(forward(HOOK_MEM), ptr, size);
+    if (q)
+        charge_to(f, q, size);
+    return q;
 }
 
 /* Per domain: the hooks, plus their in-scope halves out of line. The split
@@ -111,7 +237,7 @@ static __attribute__((noinline)) void *alloc_refused(objarena_frame_t *f, int do
  * call), so forwarding outside a scope costs what it did before failures
  * fell back; the in-scope half keeps only the size live across the arena
  * call (the frame is re-read from the thread-local on the rare failure). */
-#define DEFINE_HOOKS(prefix, TLS, DOMAIN, MAX)                                         \
+#define DEFINE_HOOKS(prefix, TLS, DOMAIN, MAX, CHARGE)                                 \
     static __attribute__((noinline)) void *prefix##_scope_malloc(arena_t *a, size_t size) { \
         void *p = arena_alloc(a, size);                                                \
         if (__builtin_expect(p != NULL, 1))                                            \
@@ -135,6 +261,8 @@ static __attribute__((noinline)) void *alloc_refused(objarena_frame_t *f, int do
         objarena_frame_t *f = TLS;                                                     \
         if (f && size <= (MAX))                                                        \
             return prefix##_scope_malloc(f->arena, size);                              \
+        if ((CHARGE) && tls_limit && size > OBJARENA_MEM_CAPTURE_MAX)                  \
+            return charged_alloc(1, size, false);                                      \
         malloc_fn_t forward_fn = atomic_load_explicit(&forward_malloc[DOMAIN], memory_order_relaxed); \
         return forward_fn(forward_ctx_of(DOMAIN), size);                               \
     }                                                                                  \
@@ -143,6 +271,8 @@ static __attribute__((noinline)) void *alloc_refused(objarena_frame_t *f, int do
         objarena_frame_t *f = TLS;                                                     \
         if (f && ((MAX) == SIZE_MAX || size == 0 || count <= (MAX) / size))           \
             return prefix##_scope_calloc(f->arena, count, size);                       \
+        if ((CHARGE) && tls_limit && (size != 0 && count > OBJARENA_MEM_CAPTURE_MAX / size)) \
+            return charged_alloc(count, size, true);                                   \
         PyMemAllocatorEx *fw = forward(DOMAIN);                                        \
         return fw->calloc(fw->ctx, count, size);                                       \
     }                                                                                  \
@@ -156,6 +286,8 @@ static __attribute__((noinline)) void *alloc_refused(objarena_frame_t *f, int do
         objarena_frame_t *f = TLS;                                                     \
         if (f)                                                                         \
             f->frees_forwarded++;                                                      \
+        if ((CHARGE) && objarena_charged_blocks)                                       \
+            uncharge(ptr);                                                             \
         free_fn_t forward_fn = atomic_load_explicit(&forward_free[DOMAIN], memory_order_relaxed); \
         forward_fn(forward_ctx_of(DOMAIN), ptr);                                       \
     }                                                                                  \
@@ -165,10 +297,14 @@ static __attribute__((noinline)) void *alloc_refused(objarena_frame_t *f, int do
         if (arena_owns(ptr)) {                                                         \
             if (f && size <= (MAX))                                                    \
                 return prefix##_scope_realloc(f->arena, ptr, size);                    \
+            if ((CHARGE) && tls_limit && size > OBJARENA_MEM_CAPTURE_MAX)              \
+                return charged_move_out(ptr, size);                                    \
             return move_out(forward(DOMAIN), ptr, size);                               \
         }                                                                              \
         if (f && ptr == NULL && size <= (MAX))                                         \
             return prefix##_scope_malloc(f->arena, size);                              \
+        if ((CHARGE) && (tls_limit || objarena_charged_blocks))                        \
+            return charged_realloc(ptr, size);                                         \
         PyMemAllocatorEx *fw = forward(DOMAIN);                                        \
         return fw->realloc(fw->ctx, ptr, size);                                        \
     }
@@ -197,8 +333,8 @@ static __attribute__((noinline)) void *alloc_refused(objarena_frame_t *f, int do
         return forward(DOMAIN)->realloc(ctx, ptr, size);                               \
     }
 
-DEFINE_HOOKS(hook_obj, tls_capture, HOOK_OBJ, SIZE_MAX)
-DEFINE_HOOKS(hook_mem, tls_capture_mem, HOOK_MEM, OBJARENA_MEM_CAPTURE_MAX)
+DEFINE_HOOKS(hook_obj, tls_capture, HOOK_OBJ, SIZE_MAX, false)
+DEFINE_HOOKS(hook_mem, tls_capture_mem, HOOK_MEM, OBJARENA_MEM_CAPTURE_MAX, true)
 DEFINE_THIN_HOOKS(thin_obj, HOOK_OBJ)
 DEFINE_THIN_HOOKS(thin_mem, HOOK_MEM)
 
@@ -216,7 +352,7 @@ static const PyMemAllocatorEx thin_face[HOOK_DOMAINS] = {
 /* ---- faces ---- */
 
 /* Scope frames pushed and not yet unlinked, on all threads, per domain
- * (MEM: those that capture MEM too). Changed with the GIL held. */
+ * (MEM: those that capture MEM too or have a limit). Changed with the GIL held. */
 static unsigned long capturing_frames[HOOK_DOMAINS];
 /* The face last installed per domain (what a hook stacked on ours wraps). */
 static bool full_face_installed[HOOK_DOMAINS];
@@ -379,13 +515,18 @@ objarena_frame_t *objarena_thread_top(void) { return tls_top; }
 static void recompute_capture(void) {
     tls_capture = (tls_top && tls_top->arena) ? tls_top : NULL;
     tls_capture_mem = (tls_capture && tls_capture->capture_mem) ? tls_capture : NULL;
+    tls_limit = (tls_capture && tls_capture->limit) ? tls_capture : NULL;
 }
+
+/* A scope frame needs the MEM hook's full face to capture MEM requests, or
+ * to charge the big ones to its limit. */
+static bool needs_mem_face(const objarena_frame_t *frame) { return frame->capture_mem || frame->limit; }
 
 int objarena_thread_push(objarena_frame_t *frame) {
     if (frame->arena) {
         if (capture_begin(HOOK_OBJ) < 0)
             return -1;
-        if (frame->capture_mem && capture_begin(HOOK_MEM) < 0) {
+        if (needs_mem_face(frame) && capture_begin(HOOK_MEM) < 0) {
             capture_end(HOOK_OBJ);
             return -1;
         }
@@ -408,8 +549,9 @@ void objarena_thread_unlink(objarena_frame_t *frame) {
     frame->state = FRAME_EXITED;
     recompute_capture();
     if (frame->arena) {
+        objarena_charge_drop_frame(frame);
         capture_end(HOOK_OBJ);
-        if (frame->capture_mem)
+        if (needs_mem_face(frame))
             capture_end(HOOK_MEM);
     }
 }

@@ -1,4 +1,5 @@
-/* The allocator hooks for PYMEM_DOMAIN_OBJ and, for scopes that ask for it,
+/* The allocator hooks for PYMEM_DOMAIN_OBJ and, for scopes that capture it
+ * or have a byte limit (whose big MEM blocks are charged to it, charge.h),
  * PYMEM_DOMAIN_MEM.
  *
  * Each is installed once (objarena_hook_install, objarena_hook_install_mem)
@@ -50,6 +51,12 @@ typedef struct objarena_frame {
     uint64_t alloc_fallbacks;       /* of those, served by the saved allocator instead (not limit) */
     uint64_t limit_hits;            /* of those, refused by the scope's byte limit */
     size_t limit_refused_bytes;     /* the request the limit refused last */
+    size_t limit_grace_left;        /* bytes past the limit the last refusal's grace window still grants (hook.c) */
+    uint64_t limit_grace_allocs;    /* blocks served past the limit so a MemoryError can unwind and be reported */
+    uint64_t limit_grace_bytes;     /* their bytes */
+    size_t limit;                   /* the scope's effective byte limit (0: none): charges big MEM blocks too (charge.h) */
+    size_t charged;                 /* bytes of saved-allocator blocks charged to this scope now (kept at exit) */
+    size_t charged_peak;            /* highest `charged` */
     bool capture_mem;               /* also capture PYMEM_DOMAIN_MEM requests of up to 512 bytes */
     struct objarena_frame *parent;  /* next frame down this thread's stack */
     void *owner;                    /* the Python object that pushed it (the stack holds a reference), or NULL */
@@ -78,7 +85,7 @@ void objarena_thread_unlink(objarena_frame_t *frame);
 int objarena_hook_install(void);
 bool objarena_hook_installed(void);
 
-/* The same for PYMEM_DOMAIN_MEM (scopes with capture_mem), once. */
+/* The same for PYMEM_DOMAIN_MEM (scopes with capture_mem or a limit), once. */
 int objarena_hook_install_mem(void);
 
 /* Is the hook still in the OBJ domain's chain? If tracemalloc (started

@@ -523,10 +523,11 @@ static void explain_limit(ScopeObject *self, PyObject *exc) {
     }
     const char *whose = s->effective_limit < s->options.limit || !s->options.limit ? "an enclosing scope's" : "its";
     PyObject *msg = PyUnicode_FromFormat(
-        "objarena: the scope's allocation of %zu bytes was refused by %s limit: %zu bytes for this scope's arena, "
-        "%llu bytes mapped at the peak (limit=%zu given to this scope; 0: none of its own)",
+        "objarena: the scope's allocation of %zu bytes was refused by %s limit: %zu bytes for this scope, "
+        "%llu bytes mapped at the peak, %zu bytes of big buffers charged at the peak (limit=%zu given to this "
+        "scope; 0: none of its own)",
         s->frame.limit_refused_bytes, whose, s->effective_limit,
-        (unsigned long long)s->exit_stats.peak_mapped, s->options.limit);
+        (unsigned long long)s->exit_stats.peak_mapped, s->frame.charged_peak, s->options.limit);
     PyObject *new_args = msg ? PyTuple_Pack(1, msg) : NULL;
     if (!new_args || PyObject_SetAttrString(exc, "args", new_args) < 0)
         PyErr_Clear();
@@ -720,7 +721,11 @@ static PyObject *stats_dict(const objarena_scope_t *scope) {
         set_u64(d, "alloc_failures", scope->frame.alloc_failures) < 0 ||
         set_u64(d, "alloc_fallbacks", scope->frame.alloc_fallbacks) < 0 ||
         set_u64(d, "limit_hits", scope->frame.limit_hits) < 0 ||
+        set_u64(d, "limit_grace_allocs", scope->frame.limit_grace_allocs) < 0 ||
+        set_u64(d, "limit_grace_bytes", scope->frame.limit_grace_bytes) < 0 ||
         set_u64(d, "effective_limit", scope->effective_limit) < 0 ||
+        set_u64(d, "charged_bytes", scope->frame.charged) < 0 ||
+        set_u64(d, "charged_bytes_peak", scope->frame.charged_peak) < 0 ||
         set_u64(d, "chunks_mapped", st.chunks_mapped) < 0 ||
         set_u64(d, "large_mappings", st.large_mappings) < 0 ||
         set_u64(d, "chunks_released", st.chunks_released) < 0 ||

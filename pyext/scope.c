@@ -179,7 +179,8 @@ static int configure_reserve_from_env(void) {
 
 /* The tightest byte limit that applies to a scope entered now: its own
  * (0: none) and, for each enclosing scope of this thread with a limit, what
- * that one has left (its limit minus what its arena has mapped). An inner
+ * that one has left (its limit minus what its arena has mapped and the big
+ * blocks charged to it, charge.h). An inner
  * scope cannot escape an outer budget; what it maps is not charged to the
  * outer scope afterwards (its chunks go back at its exit). At least 1, so a
  * spent budget refuses everything rather than meaning "no limit". */
@@ -193,7 +194,8 @@ static size_t tightest_limit(size_t own) {
             continue;
         arena_stats_t st;
         arena_get_stats(f->arena, &st);
-        size_t left = st.bytes_mapped < outer->effective_limit ? outer->effective_limit - st.bytes_mapped : 1;
+        uint64_t held = st.bytes_mapped + f->charged; /* its chunks and its charged blocks (charge.h) */
+        size_t left = held < outer->effective_limit ? outer->effective_limit - held : 1;
         if (!limit || left < limit)
             limit = left;
     }
@@ -207,15 +209,17 @@ int objarena_scope_enter(objarena_scope_t *s) {
                                                        : "a scope can be entered only once; make a new one");
         return -1;
     }
-    if (check_main_interpreter() < 0 || configure_reserve_from_env() < 0 || objarena_hook_install() < 0 ||
-        (s->options.capture_mem && objarena_hook_install_mem() < 0))
+    if (check_main_interpreter() < 0 || configure_reserve_from_env() < 0 || objarena_hook_install() < 0)
+        return -1;
+    s->effective_limit = tightest_limit(s->options.limit);
+    /* A limit also charges the big MEM blocks (charge.h): the MEM hook too. */
+    if ((s->options.capture_mem || s->effective_limit) && objarena_hook_install_mem() < 0)
         return -1;
     objarena_hook_verify_chain();
     arena_config_t config;
     arena_config_init(&config);
     if (s->options.chunk_size)
         config.chunk_size = s->options.chunk_size;
-    s->effective_limit = tightest_limit(s->options.limit);
     config.byte_limit = s->effective_limit;
     if (s->effective_limit && !s->chunk_size_given && !s->options.pool && !s->options.huge_pages) {
         s->options.chunk_size = chunk_size_for_limit(s->effective_limit, arena_default_chunk_size(0, false));
@@ -241,6 +245,7 @@ int objarena_scope_enter(objarena_scope_t *s) {
     s->entered_at = objarena_monotonic_seconds();
     s->frame.arena = arena;
     s->frame.capture_mem = s->options.capture_mem;
+    s->frame.limit = s->effective_limit;
     if (objarena_thread_push(&s->frame) < 0) {
         arena_destroy(arena);
         s->frame.arena = NULL;

@@ -32,7 +32,7 @@ tasks get separate arenas. CPython's freelists (floats, tuples, lists, dicts,
 task on another thread, or to the worker's event-loop thread, and outlive the
 task that allocated it: that pins a page of the first task's arena until it
 is freed (counted in `blocks_escaped`), never memory in use. So `limit=`
-bounds each task's own arena, and is charged only for blocks the task's
+bounds each task's own arena and big buffers, and is charged only for blocks the task's
 thread allocated: objects a task takes from another's freelist are not
 charged to it (at most the freelists' few hundred blocks per type). It does
 not bound the worker: use Dask's `memory_limit` for that.

@@ -1,4 +1,9 @@
-"""scope(limit=...) bounds what the phase maps (issue 11, section 3)."""
+"""scope(limit=...) bounds what the phase holds (issue 11, section 3)."""
+import pickle
+import time
+import traceback
+import types
+
 import objarena
 import pytest
 
@@ -62,3 +67,112 @@ def test_the_tightest_of_nested_limits_applies():
 def test_a_limit_smaller_than_a_given_chunk_size_is_refused():
     with pytest.raises(ValueError, match="smaller than one chunk"):
         objarena.scope(limit=100_000, chunk_size=2**20)
+
+
+def test_big_buffers_from_the_saved_allocator_are_charged():
+    # An 80 MB list array is a PyMem_Malloc request, served outside the arena.
+    with pytest.raises(MemoryError, match="allocation of 80000000 bytes was refused by its limit") as info:
+        with objarena.scope(limit=2**20) as phase:
+            [None] * 10**7
+    assert "charged at the peak" in str(info.value), str(info.value)
+    assert phase.stats["limit_hits"] >= 1 and phase.stats["charged_bytes_peak"] <= 2**20, phase.stats
+    # Grown in one realloc from a small array (captured in the arena on 3.13,
+    # where it moves out to the saved allocator) to 80 MB.
+    with pytest.raises(MemoryError, match="allocation of 80000000 bytes was refused by its limit"):
+        with objarena.scope(limit=2**20):
+            grown = [None]
+            grown *= 10**7
+    # 300 MiB: a MEM request on 3.13, an OBJ one (a dedicated mapping) before.
+    with pytest.raises(MemoryError, match="refused by its limit"):
+        with objarena.scope(limit=4 * 2**20):
+            bytearray(300 * 2**20)
+    with pytest.raises(MemoryError, match="refused by its limit"):
+        with objarena.scope(limit=4 * 2**20):
+            buf = bytearray(16)
+            buf *= 20 * 2**20  # resized in place: a realloc to 320 MiB
+
+
+def test_freed_big_buffers_are_uncharged():
+    with objarena.scope(limit=4 * 2**20) as phase:
+        for _ in range(50):
+            buf = [None] * 100_000  # 800 kB, freed each round: 40 MB requested in all
+            grown = []
+            for _ in range(100_000):  # grown by realloc: the charge follows the block
+                grown.append(None)
+            del buf, grown
+    st = phase.stats
+    assert st["limit_hits"] == 0 and st["charged_bytes"] == 0, st
+    assert 1_600_000 <= st["charged_bytes_peak"] <= 4 * 2**20, st
+
+
+def test_charges_count_against_an_enclosing_limit():
+    # The outer scope's charged blocks are taken off what an inner scope may
+    # use, and the inner scope's own big blocks are charged to the inner one.
+    with objarena.scope(limit=8 * 2**20) as outer:
+        held = [None] * 750_000  # 6 MB charged to the outer scope
+        with pytest.raises(MemoryError):
+            with objarena.scope() as inner:
+                [None] * 400_000  # 3.2 MB: more than the outer scope has left
+        with objarena.scope(limit=2**21) as inner2:
+            small = [None] * 100_000  # 800 kB charged to inner2
+            del small
+    del held
+    assert outer.stats["charged_bytes_peak"] >= 6_000_000, outer.stats
+    assert 0 < inner.stats["effective_limit"] <= 8 * 2**20 - 6_000_000, inner.stats
+    assert inner.stats["limit_hits"] >= 1, inner.stats
+    assert inner2.stats["charged_bytes_peak"] >= 800_000 and inner2.stats["limit_hits"] == 0, inner2.stats
+    assert outer.stats["limit_hits"] == 0, outer.stats
+
+
+def failing_task():
+    rows = [{"id": i, "v": (i, float(i))} for i in range(150_000)]  # ~40 MB: over the limit
+    return len(rows)
+
+
+def test_a_handler_inside_the_phase_can_report_the_memory_error():
+    # What a Dask worker does with a task over its limit, inside the task's
+    # scope: pickle the exception and its traceback, stamp the time. After the
+    # refusal the phase is still at its limit (the arena's chunks of the freed
+    # rows stay mapped), so this needs the grace window; refused, Dask sent
+    # the traceback's text instead and its client asserted (test_dask hung).
+    for round_ in range(30):
+        with objarena.scope(limit=32 * 2**20) as phase:
+            try:
+                failing_task()
+            except MemoryError as e:
+                tb = e.__traceback__
+                assert tb is None or isinstance(tb, types.TracebackType), (round_, type(tb))
+                report = pickle.dumps({"exception": e, "traceback": traceback.format_tb(tb),
+                                       "frames": traceback.extract_tb(tb),
+                                       "when": time.strftime("%Y-%m-%d %H:%M:%S")}, 5)
+        back = pickle.loads(report)
+        assert isinstance(back["exception"], MemoryError), back
+        assert any("failing_task" in line for line in back["traceback"]), back["traceback"]
+        assert phase.stats["limit_hits"] == 1, (round_, phase.stats)
+
+
+def test_a_list_grown_past_the_limit_raises_at_the_with(child):
+    # Grows a global list (its array is charged, its ints are arena blocks)
+    # until the limit: the MemoryError must reach the with statement, with its
+    # message, whatever the unwinding needs. Run in a child with a timeout, so
+    # an unwinding that cannot allocate hangs the child, not the suite.
+    result = child("""
+import objarena
+for kind, make in (("int", lambda i: i * 1000), ("str", str), ("None", lambda i: None)):
+    for limit in (2**18, 2**21, 3 * 2**20):
+        z = []
+        try:
+            with objarena.scope(limit=limit) as phase:
+                for i in range(10**8):
+                    z.append(make(i))
+        except MemoryError as e:
+            assert "refused by its limit" in str(e), (kind, limit, str(e))
+            assert phase.state == "exited" and phase.stats["limit_hits"] >= 1, phase.stats
+            print("RAISED", kind, limit, len(z))
+        else:
+            print("NOT RAISED", kind, limit, len(z))
+        del z
+print("DONE")
+""", timeout=120).check()
+    assert "DONE" in result.stdout and "NOT RAISED" not in result.stdout, result.stdout + result.stderr
+    assert result.stdout.count("RAISED") == 9, result.stdout
