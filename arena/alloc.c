@@ -151,6 +151,14 @@ void *arena_alloc_slow(arena_t *a, size_t size, size_t block) {
     }
     if (size > a->small_max)
         return alloc_large(a, size);
+    if (block > ARENA_LINE_SIZE && a->current && a->current->adopted &&
+        (size_t)(a->end - a->bump) >= ARENA_LINE_SIZE) {
+        /* A medium block does not fit the current hole, which still has a
+         * line or more: an overflow span takes it, the hole stays current. */
+        void *p = adopt_overflow_alloc(a, size, block);
+        if (p)
+            return p;
+    }
     if (!refill_chunk(a, block))
         return NULL;
     return arena_alloc(a, size); /* fits now: every refill leaves room for the block */

@@ -24,7 +24,7 @@
  * - A retained chunk's free space is handed back and reused, never its live
  *   blocks (arena/retained.h says exactly how): its 4 KiB pages that no live
  *   block touches go back to the OS at the release and as later frees empty
- *   them; a later arena with adopt_retained allocates into its free 512-byte
+ *   them; a later arena with adopt_retained allocates into its free 128-byte
  *   lines (handed-back pages and the holes around survivors alike) before
  *   mapping fresh chunks. A live block's bytes are never written, moved or
  *   unmapped by anyone but its owner; a survivor pins the lines it touches.
@@ -121,7 +121,7 @@ typedef struct arena_config {
     struct arena_pool *pool;
     /* Adoption (on in arena_config_init's defaults): before mapping a fresh
      * chunk, the arena takes a RETAINED chunk (of any released arena, of the
-     * arena's chunk size) that has free lines (512 bytes that no live block
+     * arena's chunk size) that has free lines (128 bytes that no live block
      * touches) and bump-allocates through its runs of free lines ("spans")
      * in address order, down to a single line between two survivors. The
      * survivors' bytes are never touched: their blocks stay live, keep their

@@ -45,7 +45,11 @@ uint64_t retained_count_live_owned(const chunk_t *c, uint64_t id) {
     for (size_t line = first; line < end; line++) {
         if (line_owner_get(line) != id)
             continue;
-        live += (uint64_t)__builtin_popcountll(live_starts(*block_bits_word(line * ARENA_GRANULES_PER_LINE)));
+        size_t g = line * ARENA_GRANULES_PER_LINE;
+        uint64_t bits = live_starts(*block_bits_word(g)) >> block_bits_shift(g);
+        if (ARENA_GRANULES_PER_LINE < 32)
+            bits &= ((uint64_t)1 << (2 * ARENA_GRANULES_PER_LINE)) - 1;
+        live += (uint64_t)__builtin_popcountll(bits);
     }
     return live;
 }
@@ -218,9 +222,10 @@ static bool span_find(const chunk_t *c, const char *from, size_t lines, char **s
     return false;
 }
 
-/* Makes [start, end) of adopted chunk c (whole free lines) the arena's
- * current span. */
-static void span_activate(struct arena *a, chunk_t *c, char *start, char *end) {
+/* Takes [start, end) of adopted chunk c (whole free lines) for arena a:
+ * its block bits, line owners and page tables made ready for bump
+ * allocation. */
+static void span_take(struct arena *a, chunk_t *c, char *start, char *end) {
     char *chunk_end = c->base + c->size;
     size_t g0 = region_granule_index(start), g1 = region_granule_index(end);
     block_bits_clear(g0, g1);
@@ -248,22 +253,63 @@ static void span_activate(struct arena *a, chunk_t *c, char *start, char *end) {
     for (; k <= region_page_index(end) && k < chunk_first_page(c) + chunk_page_count(c); k++)
         arena_region.page_cross[k] = 0;
     track_mem_noaccess(start, (size_t)(end - start));
-    a->current = c;
-    a->bump = start;
-    a->end = end;
-    a->last_block = NULL;
     a->span_cursor = end;
     a->bytes_adopted += (size_t)(end - start);
 }
 
-void arena_leave_current(struct arena *a) {
-    chunk_t *c = a->current;
-    if (!c)
-        return;
+/* Makes [start, end) of adopted chunk c the arena's current span. */
+static void span_activate(struct arena *a, chunk_t *c, char *start, char *end) {
+    span_take(a, c, start, end);
+    a->current = c;
+    a->bump = start;
+    a->end = end;
+    a->last_block = NULL;
+}
+
+/* The arena's current span (or chunk) ends: the rest past its bump pointer
+ * is a dead block (its start is set: the last block's end). */
+static void span_leave(struct arena *a) {
     if (a->bump < a->end)
-        block_dead_mark(a->bump); /* its start is set (the last block's end): the rest is dead */
-    if (!c->adopted)
-        c->used_end = a->bump;
+        block_dead_mark(a->bump);
+    if (!a->current->adopted)
+        a->current->used_end = a->bump;
+}
+
+static void overflow_leave(struct arena *a) {
+    if (a->overflow_bump < a->overflow_end)
+        block_dead_mark(a->overflow_bump);
+    a->overflow_bump = a->overflow_end = NULL;
+}
+
+void arena_leave_current(struct arena *a) {
+    if (!a->current)
+        return;
+    span_leave(a);
+    overflow_leave(a);
+}
+
+void *adopt_overflow_alloc(struct arena *a, size_t size, size_t block) {
+    chunk_t *c = a->current;
+    if ((size_t)(a->overflow_end - a->overflow_bump) < block) {
+        char *start, *end;
+        if (!span_find(c, a->span_cursor, span_lines_for(block), &start, &end))
+            return NULL;
+        overflow_leave(a);
+        span_take(a, c, start, end);
+        a->overflow_bump = start;
+        a->overflow_end = end;
+    }
+    char *p = a->overflow_bump;
+    a->overflow_bump = p + block;
+    arena_region.page_live[region_page_index(p)]++;
+    if (a->overflow_bump != a->overflow_end)
+        block_start_mark(a->overflow_bump);
+    if (block_crosses_page(p, block))
+        chunk_mark_crossing(p, block);
+    a->blocks_allocated++;
+    a->bytes_requested += size;
+    track_mem_undefined(p, block);
+    return p;
 }
 
 bool adopt_next_span(struct arena *a, size_t block) {
@@ -271,7 +317,7 @@ bool adopt_next_span(struct arena *a, size_t block) {
     char *start, *end;
     if (!span_find(c, a->span_cursor, span_lines_for(block), &start, &end))
         return false;
-    arena_leave_current(a);
+    span_leave(a); /* (an overflow span stays: it is in this chunk) */
     span_activate(a, c, start, end);
     return true;
 }

@@ -34,7 +34,7 @@
  *
  * What is reused, and when (adoption; never with poison)
  * -----------------------------------------------------
- * A free line is a 512-byte line that no live block touches. A retained
+ * A free line is a 128-byte line that no live block touches. A retained
  * chunk whose free lines may be worth taking is on the adoptable list
  * (listed at release and by any later free in it; taken off when a search
  * finds no free line). An adopting arena whose bump pointer runs out takes,
@@ -57,7 +57,7 @@
  * - at release only the arena's own lines' live blocks count as its
  *   escapes; the chunk is then an ordinary retained chunk again.
  * Spans are whole lines, so a survivor pins at most the lines it touches
- * (a 100-byte survivor, one or two lines), not its page or its chunk: a
+ * (a 100-byte survivor, one or two lines of 128 bytes), not its page or its chunk: a
  * worker whose tasks each keep a little refills the same pages, as
  * pymalloc refills its pools.
  *
@@ -92,9 +92,17 @@ bool adopt_retained_chunk(struct arena *a, size_t block);
  * current. false: none left (a is unchanged). */
 bool adopt_next_span(struct arena *a, size_t block);
 
-/* Before the arena's current chunk or span changes: marks a dead block at
- * its bump pointer (the end of its last block) and records used_end. */
+/* Before the arena's current chunk changes: marks a dead block at its
+ * bump pointer (the end of its last block) and at its overflow span's,
+ * and records used_end. */
 void arena_leave_current(struct arena *a);
+
+/* A block of more than a line that does not fit what is left of the
+ * current span of adopted chunk a->current: bump-allocated from an
+ * overflow span of that chunk (the next run of free lines that fits it)
+ * instead of abandoning the current span's lines (Immix's overflow
+ * allocation). NULL when the chunk has no such run (a is unchanged). */
+void *adopt_overflow_alloc(struct arena *a, size_t size, size_t block);
 
 /* free of an earlier phase's survivor in an adopted chunk (arena_free frees
  * the adopting arena's own blocks itself). */

@@ -1062,13 +1062,13 @@ std::vector<char *> LeaveSurvivors(arena_t *a, std::initializer_list<size_t> pag
     return survivors;
 }
 
-constexpr size_t kLine = 512;
+constexpr size_t kLine = 128;  // ARENA_LINE_SHIFT 7 (arena/internal.h)
 size_t LineOf(const void *p) { return (reinterpret_cast<uintptr_t>(p) & (kChunk - 1)) / kLine; }
 
 TEST(ArenaAdopt, AllocatesAroundSurvivorsInARetainedChunk) {
     arena_t *a = MakeArena(kChunk);  // a fresh chunk (no leftovers of earlier tests)
     // One 64-byte survivor in pages 4 and 9, at byte 320 of the page: it
-    // touches the page's first line only.
+    // touches the page's third line only.
     std::vector<char *> survivors = LeaveSurvivors(a, {4, 9}, "survivor");
     arena_release(a);
     ASSERT_EQ(Stats(a).chunks_retained, 1u);
@@ -1091,10 +1091,12 @@ TEST(ArenaAdopt, AllocatesAroundSurvivorsInARetainedChunk) {
         memset(p, 0xEE, 64);
         mine.push_back(p);
     }
-    // The survivors' pages were refilled around them, down to the line.
-    EXPECT_EQ(PageOf(mine[4 * (kPage / 64) - 1]), 3u);
+    // The survivors' pages were refilled around them, down to the line:
+    // the two lines before the survivor's, then the line after it.
     EXPECT_EQ(PageOf(mine[4 * (kPage / 64)]), 4u);
-    EXPECT_EQ(mine[4 * (kPage / 64)], survivors[0] - 320 + kLine);
+    EXPECT_EQ(mine[4 * (kPage / 64)], survivors[0] - 320);
+    EXPECT_EQ(mine[4 * (kPage / 64) + 3], survivors[0] - 128);
+    EXPECT_EQ(mine[4 * (kPage / 64) + 4], survivors[0] + 64);
     EXPECT_EQ(Stats(b).chunks_adopted, 1u);
     EXPECT_EQ(Stats(b).bytes_adopted, free_lines * kLine);
     EXPECT_EQ(Global().chunks_mapped_total, mapped_total);  // no fresh chunk
@@ -1143,11 +1145,12 @@ TEST(ArenaAdopt, ReuseModeKnowsWhereASpanEnds) {
     arena_release(a);
     arena_t *b = MakeArena(kChunk, 0, false, /*reuse=*/true, nullptr, /*adopt=*/true);
     std::vector<char *> mine;
-    for (size_t i = 0; i < 4 * (kPage / 64) + 1; i++) mine.push_back(static_cast<char *>(arena_alloc(b, 64)));
+    const size_t before = (4 * kPage + 256) / 64;  // the blocks before the survivor's line (bytes 256-383 of page 4)
+    for (size_t i = 0; i < before + 1; i++) mine.push_back(static_cast<char *>(arena_alloc(b, 64)));
     ASSERT_EQ(Stats(b).chunks_adopted, 1u);
-    char *last_of_span = mine[4 * (kPage / 64) - 1];
-    ASSERT_EQ(PageOf(last_of_span), 3u);
-    ASSERT_EQ(mine.back(), survivors[0] - 320 + kLine);  // the next span: the line after the survivor's
+    char *last_of_span = mine[before - 1];
+    ASSERT_EQ(last_of_span, survivors[0] - 320 + 192);
+    ASSERT_EQ(mine.back(), survivors[0] + 64);  // the next span: the line after the survivor's
     // The block before the survivor's line is 64 bytes, not "up to the next
     // live block"...
     EXPECT_EQ(arena_block_readable_size(last_of_span), 64u);
@@ -1192,12 +1195,12 @@ TEST(ArenaAdopt, PhasesThatEachKeepABlockStopMappingFreshChunks) {
 }
 
 TEST(ArenaAdopt, AChunkWithoutAFreeLineIsLeftUntilAFreeMakesOne) {
-    // A survivor in every 512-byte line: nothing to reuse, a fresh chunk.
+    // A survivor in every line: nothing to reuse, a fresh chunk.
     arena_t *a = MakeArena(kChunk);
     std::vector<char *> blocks, survivors;
     for (size_t i = 0; i < kChunk / 64; i++) blocks.push_back(static_cast<char *>(arena_alloc(a, 64)));
     for (size_t i = 0; i < blocks.size(); i++) {
-        if (i % (kLine / 64) == 3) {
+        if (i % (kLine / 64) == kLine / 64 - 1) {  // the last block of each line
             snprintf(blocks[i], 64, "line %zu", i / (kLine / 64));
             survivors.push_back(blocks[i]);
         } else {
@@ -1276,9 +1279,9 @@ TEST(ArenaAdopt, ABoundedCacheOfSurvivorsKeepsItsChunksBounded) {
         for (size_t b = 0; b < k.size; b++) ASSERT_EQ(k.p[b], k.fill);
         arena_free(k.p);
     }
-    // 200 live survivors of up to ~316 bytes touch at most ~400 lines (3
-    // chunks of 128): 3 chunks at most were live here. With page-granular
-    // adoption (runs of 4 free pages or more) it was 22.
+    // 200 live survivors of up to ~316 bytes touch at most ~800 lines of
+    // 128 bytes (under 2 chunks of 512): 3 chunks at most were live here.
+    // With page-granular adoption (runs of 4 free pages or more) it was 22.
     EXPECT_LE(max_live, 8u);
     EXPECT_EQ(ListProblem(), "");
 }
