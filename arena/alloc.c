@@ -119,13 +119,16 @@ static void *alloc_large(arena_t *a, size_t size) {
 }
 
 /* Makes room for a block of `block` bytes: the next span of the current
- * adopted chunk, a warm chunk of the pool, an adopted retained chunk, or a
- * fresh chunk, in that order (cheapest and least address space first). */
+ * adopted chunk, a warm retained chunk of the pool, a warm chunk of the
+ * pool, an adopted retained chunk, or a fresh chunk, in that order
+ * (cheapest and least address space first). */
 static bool refill_chunk(arena_t *a, size_t block) {
     if (a->current && a->current->adopted && adopt_next_span(a, block))
         return true;
     if (!within_limit(a, a->chunk_size))
         return false;
+    if (a->pool && a->adopt && a->pool->warm_retained && adopt_pool_retained(a, block))
+        return true; /* a retained chunk of the pool's, its free pages still resident */
     chunk_t *c = a->pool ? pool_take(a->pool, a) : NULL;
     if (!c && a->adopt && adopt_retained_chunk(a, block))
         return true;

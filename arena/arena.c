@@ -49,6 +49,8 @@ arena_error_t arena_create(const arena_config_t *config, arena_t **out) {
     a->reuse = config->reuse;
     a->adopt = config->adopt_retained && !config->poison_on_release;
     a->pool = config->pool;
+    if (!a->pool && !a->poison && !huge_pages && chunk_size == ARENA_DEFAULT_CHUNK_SIZE)
+        a->pool = arena_default_pool(); /* (NULL when turned off) */
     a->huge_pages = huge_pages;
     if (a->pool)
         a->pool->arenas_open++;
@@ -97,7 +99,7 @@ void arena_release(arena_t *a) {
              * the retained list, and a neighbour unmapped later in this loop
              * must not write through them. */
             chunk_detach(c);
-            r->bytes_pages_released += retained_take(c);
+            r->bytes_pages_released += retained_take(c, a->pool);
         }
         c = next;
     }

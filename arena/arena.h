@@ -117,7 +117,8 @@ typedef struct arena_config {
      * synchronously. Off by default. */
     bool huge_pages;
     /* Optional pool of warm chunks (see arena_pool_create); chunk_size is
-     * then the pool's. The pool must outlive the arena's open phase. */
+     * then the pool's. The pool must outlive the arena's open phase. NULL:
+     * the default pool (arena_default_pool) when it applies. */
     struct arena_pool *pool;
     /* Adoption (on in arena_config_init's defaults): before mapping a fresh
      * chunk, the arena takes a RETAINED chunk (of any released arena, of the
@@ -299,9 +300,10 @@ typedef struct arena_global_stats {
 void arena_global_stats(arena_global_stats_t *out);
 
 /* ---- Pools of warm chunks (APR-pool style explicit lifetime) ----
- * A pool keeps empty chunks of released arenas mapped and faulted in, up to
- * max_warm_bytes, so the next arena that uses the pool allocates into warm
- * memory (no page faults, no syscalls). Memory stays with the pool until
+ * A pool keeps empty chunks of released arenas mapped and faulted in, and
+ * the free pages of their retained chunks resident, up to max_warm_bytes,
+ * so the next arena that uses the pool allocates into warm memory (no page
+ * faults, no syscalls), around the survivors of earlier phases first. Memory stays with the pool until
  * arena_pool_trim() or arena_pool_destroy(). Same serialization contract as
  * arenas. */
 typedef struct arena_pool_config {
@@ -317,9 +319,26 @@ typedef struct arena_pool_stats {
     uint64_t parked;         /* chunks parked by releases */
     uint64_t trimmed_bytes;  /* given back by trim/destroy */
     uint64_t arenas_open;
+    /* Retained chunks of the pool's arenas whose free pages stay resident
+     * (counted whole against max_warm_bytes), adopted first by its next
+     * arenas; trim hands their free pages back. */
+    uint64_t warm_retained_bytes, warm_retained_chunks;
 } arena_pool_stats_t;
 
 arena_error_t arena_pool_create(const arena_pool_config_t *config, arena_pool_t **out);
+
+/* Bytes of empty chunks the default pool keeps warm (env OBJARENA_WARM_BYTES
+ * overrides; under one chunk: no default pool). */
+#define ARENA_DEFAULT_WARM_BYTES ARENA_DEFAULT_CHUNK_SIZE
+
+/* The process's default pool, or NULL when OBJARENA_WARM_BYTES turned it
+ * off: an arena created with no pool, of the default chunk size, that
+ * neither poisons nor asks for huge pages parks its empty chunks here at
+ * release (up to ARENA_DEFAULT_WARM_BYTES) and takes them back before
+ * mapping fresh ones, so a scope per short task costs no mmap, munmap or
+ * page fault. Never destroyed; arena_pool_trim(arena_default_pool(), 0)
+ * gives its chunks back. */
+arena_pool_t *arena_default_pool(void);
 /* Unmaps parked chunks until at most keep_bytes stay warm. */
 void arena_pool_trim(arena_pool_t *pool, size_t keep_bytes);
 /* Trims everything and frees the pool. ARENA_EINVAL (and nothing is freed)

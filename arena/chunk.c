@@ -95,6 +95,7 @@ chunk_t *chunk_map(struct arena *a, size_t size, size_t align, chunk_kind_t kind
 
     memset(c, 0, sizeof *c);
     c->base = base;
+    c->tables_end = base; /* a slot's tables are zeroed when its chunk goes (or never used) */
     c->size = size;
     c->kind = (uint8_t)kind;
     if (kind == CHUNK_SMALL && a->huge_pages && size >= ARENA_HUGE_PAGE_SIZE)
@@ -146,12 +147,6 @@ static void table_zero(void *p, size_t bytes) {
     memset(last, 0, (size_t)(end - last));
 }
 
-void chunk_clear_block_bits(chunk_t *c) {
-    /* Stale bits (an earlier chunk or arena here) would cut blocks short or
-     * call them dead. Two bits per granule: a 64th of the chunk. */
-    table_zero(block_bits_word(region_granule_index(c->base)), c->size >> (ARENA_GRANULE_SHIFT + 2));
-}
-
 void block_bits_clear(size_t first, size_t end) {
     while (first < end && (first & 31)) {
         *block_bits_word(first) &= ~((uint64_t)3 << block_bits_shift(first));
@@ -181,24 +176,26 @@ static void line_owners_zero(size_t first, size_t count) {
     }
 }
 
-/* Zeroes the chunk's range of the per-page tables (PAGE_IN_USE is 0). With
+/* Zeroes the chunk's side tables below tables_end (page tables: PAGE_IN_USE
+ * is 0; block bits: stale ones would cut blocks short or call them dead),
+ * so clearing costs what the chunk used, not its size: a task that touched
+ * 40 KiB of a 1 MiB chunk zeroes under 1 KiB of tables, not 20 KiB. With
  * line_owner too when the chunk is going away; a mapped chunk leaves it
- * untouched until an adoption needs it (16 KiB of table per 1 MiB chunk
+ * untouched until an adoption needs it (64 KiB of table per 1 MiB chunk
  * that most chunks never use). */
 _Static_assert(PAGE_IN_USE == 0, "zeroed page_state means in use");
-static void zero_page_tables(chunk_t *c, bool with_owners) {
-    size_t first = chunk_first_page(c), count = c->size >> ARENA_PAGE_SHIFT;
+static void zero_tables(chunk_t *c, bool with_owners) {
+    size_t used = (size_t)(c->tables_end - c->base);
+    size_t first = chunk_first_page(c), count = (used + ARENA_PAGE_SIZE - 1) >> ARENA_PAGE_SHIFT;
     table_zero(arena_region.page_live + first, count * sizeof(uint16_t));
     table_zero(arena_region.page_state + first, count);
     table_zero(arena_region.page_cross + first, count * sizeof(uint32_t));
     table_zero(arena_region.page_cross_live + first, count);
+    size_t words = (used + (32 << ARENA_GRANULE_SHIFT) - 1) >> (ARENA_GRANULE_SHIFT + 5); /* 32 granules a word */
+    table_zero(block_bits_word(region_granule_index(c->base)), words * sizeof(uint64_t));
+    c->tables_end = c->base;
     if (with_owners && atomic_load_explicit(&c->owners_per_line, memory_order_relaxed))
         line_owners_zero(chunk_first_line(c), c->size >> ARENA_LINE_SHIFT);
-}
-
-static void reset_page_tables(chunk_t *c) {
-    atomic_store_explicit(&c->owners_per_line, false, memory_order_relaxed);
-    zero_page_tables(c, false);
 }
 
 void chunk_attach(struct arena *a, chunk_t *c) {
@@ -213,9 +210,10 @@ void chunk_attach(struct arena *a, chunk_t *c) {
     c->reuse = a->reuse && c->kind == CHUNK_SMALL;
     c->adopted = false;
     if (c->kind == CHUNK_SMALL) {
-        reset_page_tables(c);
-        chunk_clear_block_bits(c);
+        atomic_store_explicit(&c->owners_per_line, false, memory_order_relaxed);
+        zero_tables(c, false); /* (a warm chunk's; a fresh one's are zero already) */
         block_start_mark(c->base); /* the first block's start (see retained.h) */
+        c->tables_end = c->base + ARENA_LINE_SIZE;
     }
     chunk_link(a, c);
     chunk_publish(c, c);
@@ -253,10 +251,8 @@ void chunk_unmap(chunk_t *c) {
     /* Its side tables go back with it (zeroed: what a fresh chunk expects).
      * Racing readers (arena_block_arena_id) see the slot unpublished, or
      * read zeros. */
-    if (c->kind == CHUNK_SMALL) {
-        zero_page_tables(c, true);
-        chunk_clear_block_bits(c);
-    }
+    if (c->kind == CHUNK_SMALL)
+        zero_tables(c, true);
 
     if (!c->warm && c->arena)
         chunk_detach(c);

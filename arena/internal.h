@@ -53,6 +53,7 @@ typedef struct chunk {
     char *base;              /* first byte, chunk-aligned */
     size_t size;             /* mapped bytes (slot multiple) */
     char *used_end;          /* bump position when the chunk stopped being current */
+    char *tables_end;        /* side-table entries (page tables, block bits) of addresses from here on are zero */
     size_t block_size;       /* CHUNK_LARGE: requested size of its one block */
     uint64_t live_blocks;    /* allocated minus freed */
     struct arena *arena;     /* owning arena while it is open; NULL once retained */
@@ -68,6 +69,8 @@ typedef struct chunk {
     bool adoptable_listed;   /* on the region's adoptable list */
     _Atomic bool owners_per_line; /* line_owner holds its lines' owners (since its first adoption) */
     struct chunk *adopt_prev, *adopt_next; /* the region's adoptable list */
+    struct arena_pool *warm_pool; /* a retained chunk whose free pages a pool keeps resident (retained.c) */
+    struct chunk *warm_prev, *warm_next; /* that pool's warm retained list */
 } chunk_t;
 /* Live counts: a small chunk of an open arena keeps them per page (in the
  * region's page table) and live_blocks is summed at release; large and
@@ -82,6 +85,8 @@ struct arena_pool {
     uint64_t warm_chunks;
     uint64_t hits, misses, parked, trimmed_bytes;
     uint64_t arenas_open;
+    chunk_t *warm_retained;  /* retained chunks of its arenas whose free pages stay resident */
+    uint64_t warm_retained_bytes, warm_retained_chunks; /* (their whole size counts against max_warm_bytes) */
 };
 
 struct arena {
@@ -297,9 +302,6 @@ chunk_t *pool_take(struct arena_pool *pool, struct arena *a);
 /* Links a chunk into its arena's list and publishes it (shared by fresh and
  * warm chunks). */
 void chunk_attach(struct arena *a, chunk_t *c);
-
-/* Zeroes a chunk's range of block_bits. */
-void chunk_clear_block_bits(chunk_t *c);
 
 /* Zeroes the block bits of granules [first, end). */
 void block_bits_clear(size_t first, size_t end);

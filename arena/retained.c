@@ -122,7 +122,52 @@ static void adoptable_list(chunk_t *c) {
     c->adoptable_listed = true;
 }
 
+/* ---- a pool's warm retained chunks (the caller's lock) ---- */
+
+static void warm_unlink(chunk_t *c) {
+    struct arena_pool *pool = c->warm_pool;
+    if (!pool)
+        return;
+    if (c->warm_prev)
+        c->warm_prev->warm_next = c->warm_next;
+    else
+        pool->warm_retained = c->warm_next;
+    if (c->warm_next)
+        c->warm_next->warm_prev = c->warm_prev;
+    c->warm_prev = c->warm_next = NULL;
+    c->warm_pool = NULL;
+    pool->warm_retained_bytes -= c->size;
+    pool->warm_retained_chunks--;
+}
+
+static bool warm_link(struct arena_pool *pool, chunk_t *c) {
+    if (!pool || c->kind != CHUNK_SMALL || c->poison || c->size != pool->chunk_size ||
+        pool->warm_bytes + pool->warm_retained_bytes + c->size > pool->max_warm_bytes)
+        return false;
+    c->warm_pool = pool;
+    c->warm_prev = NULL;
+    c->warm_next = pool->warm_retained;
+    if (c->warm_next)
+        c->warm_next->warm_prev = c;
+    pool->warm_retained = c;
+    pool->warm_retained_bytes += c->size;
+    pool->warm_retained_chunks++;
+    return true;
+}
+
+void retained_pool_trim(struct arena_pool *pool, size_t keep_bytes) {
+    while (pool->warm_retained && pool->warm_bytes + pool->warm_retained_bytes > keep_bytes) {
+        chunk_t *c = pool->warm_retained;
+        warm_unlink(c);
+        size_t released = release_pages(c, chunk_first_page(c), chunk_page_count(c));
+        pthread_mutex_lock(&arena_region.lock);
+        arena_region.stats.bytes_pages_released += released;
+        pthread_mutex_unlock(&arena_region.lock);
+    }
+}
+
 void retained_unlink(chunk_t *c) {
+    warm_unlink(c);
     adoptable_unlink(c);
     if (c->prev)
         c->prev->next = c->next;
@@ -135,11 +180,13 @@ void retained_unlink(chunk_t *c) {
     arena_region.stats.bytes_retained -= c->size;
 }
 
-size_t retained_take(chunk_t *c) {
+size_t retained_take(chunk_t *c, struct arena_pool *pool) {
+    c->tables_end = c->base + c->size; /* (page states of its whole range, from here on) */
     c->arena = NULL;
     c->retained = true;
     c->slow_free = true;
-    size_t released = c->kind == CHUNK_SMALL ? release_pages(c, chunk_first_page(c), chunk_page_count(c)) : 0;
+    bool warm = warm_link(pool, c); /* its free pages stay resident for the pool's next arenas */
+    size_t released = c->kind == CHUNK_SMALL && !warm ? release_pages(c, chunk_first_page(c), chunk_page_count(c)) : 0;
     pthread_mutex_lock(&arena_region.lock);
     c->prev = NULL;
     c->next = arena_region.retained;
@@ -271,8 +318,15 @@ static void span_activate(struct arena *a, chunk_t *c, char *start, char *end) {
 static void span_leave(struct arena *a) {
     if (a->bump < a->end)
         block_dead_mark(a->bump);
-    if (!a->current->adopted)
-        a->current->used_end = a->bump;
+    chunk_t *c = a->current;
+    if (!c->adopted) {
+        c->used_end = a->bump;
+        char *touched = a->bump + ARENA_LINE_SIZE; /* (with the dead mark at the bump pointer) */
+        if (touched > c->base + c->size)
+            touched = c->base + c->size;
+        if (touched > c->tables_end)
+            c->tables_end = touched;
+    }
 }
 
 static void overflow_leave(struct arena *a) {
@@ -322,6 +376,52 @@ bool adopt_next_span(struct arena *a, size_t block) {
     return true;
 }
 
+/* Arena a takes retained chunk c (already off the lists) and makes span
+ * [start, end) current. */
+static void adopt_take(struct arena *a, chunk_t *c, char *start, char *end) {
+    if (!atomic_load_explicit(&c->owners_per_line, memory_order_relaxed)) {
+        for (size_t line = chunk_first_line(c), last = line + (c->size >> ARENA_LINE_SHIFT); line < last; line++)
+            line_owner_set(line, c->arena_id); /* the survivors' arena, before c changes hands */
+        atomic_store_explicit(&c->owners_per_line, true, memory_order_release);
+    }
+    c->retained = false;
+    c->adopted = true;
+    c->slow_free = true; /* frees ask the line whose block it is */
+    c->arena = a;
+    /* After owners_per_line (release): a lock-free reader that sees the
+     * new id sees the flag too, and answers per line (arena_block_arena_id). */
+    __atomic_store_n(&c->arena_id, a->id, __ATOMIC_RELEASE);
+    c->used_end = c->base + c->size;
+    c->reuse = a->reuse;
+    chunk_link(a, c);
+    a->chunks_adopted++;
+    arena_leave_current(a);
+    span_activate(a, c, start, end);
+}
+
+/* Takes chunk c off the retained lists for an adoption. */
+static void adopt_unlist(chunk_t *c) {
+    retained_unlink(c);
+    arena_region.stats.blocks_retained -= c->live_blocks;
+    arena_region.stats.chunks_adopted_total++;
+}
+
+bool adopt_pool_retained(struct arena *a, size_t block) {
+    size_t lines = span_lines_for(block);
+    char *start, *end;
+    int tries = 0; /* bounded: a refill must stay cheap */
+    for (chunk_t *c = a->pool->warm_retained; c && tries++ < 8; c = c->warm_next) {
+        if (span_find(c, c->base, lines, &start, &end)) {
+            pthread_mutex_lock(&arena_region.lock);
+            adopt_unlist(c);
+            pthread_mutex_unlock(&arena_region.lock);
+            adopt_take(a, c, start, end);
+            return true;
+        }
+    }
+    return false;
+}
+
 bool adopt_retained_chunk(struct arena *a, size_t block) {
     size_t lines = span_lines_for(block);
     char *start = NULL, *end = NULL;
@@ -341,33 +441,12 @@ bool adopt_retained_chunk(struct arena *a, size_t block) {
         }
         candidate = next;
     }
-    if (c) {
-        retained_unlink(c);
-        arena_region.stats.blocks_retained -= c->live_blocks;
-        arena_region.stats.chunks_adopted_total++;
-    }
+    if (c)
+        adopt_unlist(c);
     pthread_mutex_unlock(&arena_region.lock);
     if (!c)
         return false;
-
-    if (!atomic_load_explicit(&c->owners_per_line, memory_order_relaxed)) {
-        for (size_t line = chunk_first_line(c), last = line + (c->size >> ARENA_LINE_SHIFT); line < last; line++)
-            line_owner_set(line, c->arena_id); /* the survivors' arena, before c changes hands */
-        atomic_store_explicit(&c->owners_per_line, true, memory_order_release);
-    }
-    c->retained = false;
-    c->adopted = true;
-    c->slow_free = true; /* frees ask the line whose block it is */
-    c->arena = a;
-    /* After owners_per_line (release): a lock-free reader that sees the
-     * new id sees the flag too, and answers per line (arena_block_arena_id). */
-    __atomic_store_n(&c->arena_id, a->id, __ATOMIC_RELEASE);
-    c->used_end = c->base + c->size;
-    c->reuse = a->reuse;
-    chunk_link(a, c);
-    a->chunks_adopted++;
-    arena_leave_current(a);
-    span_activate(a, c, start, end);
+    adopt_take(a, c, start, end);
     return true;
 }
 

@@ -70,8 +70,21 @@
 
 /* Detaches a chunk that still holds live blocks from its released arena,
  * moves it to the retained list, hands back its untouched pages and lists
- * it as adoptable. Returns the bytes of pages handed back. */
-size_t retained_take(chunk_t *c);
+ * it as adoptable. Returns the bytes of pages handed back. With `pool`
+ * (the arena's) and room in it (max_warm_bytes, the chunk's whole size
+ * counted), the pages stay resident instead and the chunk is the pool's
+ * warm retained chunk, adopted first by the pool's next arenas, until an
+ * adoption, its unmap or arena_pool_trim (which hands the pages back). */
+size_t retained_take(chunk_t *c, struct arena_pool *pool);
+
+/* A pool arena's refill: adopts one of its pool's warm retained chunks
+ * with a span of at least `block` bytes. false: none. */
+bool adopt_pool_retained(struct arena *a, size_t block);
+
+/* arena_pool_trim's half for warm retained chunks: hands their free pages
+ * back and lets them go (they stay retained) until the pool's warm bytes
+ * are at most keep_bytes. */
+void retained_pool_trim(struct arena_pool *pool, size_t keep_bytes);
 
 /* Takes a retained chunk off the retained (and adoptable) list and out of
  * the retained stats. Region lock held. */

@@ -922,7 +922,7 @@ static PyObject *Pool_exit(PoolObject *self, PyObject *const *args, Py_ssize_t n
 }
 
 static PyObject *Pool_get_stats(PoolObject *self, void *Py_UNUSED(closure)) {
-    arena_pool_stats_t st = {0, 0, 0, 0, 0, 0, 0};
+    arena_pool_stats_t st = {0};
     if (self->pool)
         arena_pool_get_stats(self->pool, &st);
     PyObject *d = PyDict_New();
@@ -932,6 +932,8 @@ static PyObject *Pool_get_stats(PoolObject *self, void *Py_UNUSED(closure)) {
         set_u64(d, "hits", st.hits) < 0 || set_u64(d, "misses", st.misses) < 0 ||
         set_u64(d, "parked", st.parked) < 0 || set_u64(d, "trimmed_bytes", st.trimmed_bytes) < 0 ||
         set_u64(d, "scopes_active", st.arenas_open) < 0 ||
+        set_u64(d, "warm_retained_bytes", st.warm_retained_bytes) < 0 ||
+        set_u64(d, "warm_retained_chunks", st.warm_retained_chunks) < 0 ||
         PyDict_SetItemString(d, "closed", self->pool ? Py_False : Py_True) < 0) {
         Py_DECREF(d);
         return NULL;
@@ -942,7 +944,7 @@ static PyObject *Pool_get_stats(PoolObject *self, void *Py_UNUSED(closure)) {
 }
 
 static PyObject *Pool_repr(PoolObject *self) {
-    arena_pool_stats_t st = {0, 0, 0, 0, 0, 0, 0};
+    arena_pool_stats_t st = {0};
     if (self->pool)
         arena_pool_get_stats(self->pool, &st);
     return PyUnicode_FromFormat("<objarena.Pool %s chunk_size=%zu warm_bytes=%llu hits=%llu misses=%llu>",
@@ -1061,6 +1063,9 @@ static PyObject *objarena_collect(PyObject *Py_UNUSED(module), PyObject *Py_UNUS
         return NULL;
     }
     objarena_collect_caches();
+    arena_pool_t *default_pool = arena_default_pool();
+    if (default_pool)
+        arena_pool_trim(default_pool, 0); /* the empty chunk bare scopes keep warm goes back too */
     Py_RETURN_NONE;
 }
 
@@ -1177,7 +1182,8 @@ static PyMethodDef module_methods[] = {
     {"arena_id_of", objarena_arena_id_of, METH_O,
      "arena_id_of(obj) -> int\n\nId of the arena obj lives in (0: not in an arena)."},
     {"collect", objarena_collect, METH_NOARGS,
-     "collect()\n\nFull gc plus CPython's cache flushes, as at scope exit; outside scopes only."},
+     "collect()\n\nFull gc plus CPython's cache flushes, as at scope exit, and the empty chunk that\n"
+     "scopes without a pool keep warm (OBJARENA_WARM_BYTES) goes back to the OS; outside scopes only."},
     {"_verify_chain", objarena_verify_chain, METH_NOARGS, "Re-establish the hook if it was removed."},
     {"_tracemalloc_stop", objarena_tracemalloc_stop, METH_NOARGS,
      "stop()\n\nStop tracing Python memory allocations (objarena keeps its hook installed)."},

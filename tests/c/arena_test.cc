@@ -1043,6 +1043,54 @@ TEST(ArenaPool, ReleasedChunksStayWarmForTheNextArena) {
 }
 
 
+TEST(ArenaPool, RetainedChunksKeepTheirFreePagesResidentForThePoolsNextArena) {
+    arena_pool_config_t pc = {kChunk, 4 * kChunk, false};
+    arena_pool_t *pool = nullptr;
+    ASSERT_EQ(arena_pool_create(&pc, &pool), ARENA_OK);
+    arena_t *a = MakeArena(kChunk, 0, false, false, pool);  // one fresh chunk, exactly
+    std::vector<char *> blocks;
+    for (size_t i = 0; i < kChunk / 64; i++) blocks.push_back(static_cast<char *>(arena_alloc(a, 64)));
+    ASSERT_EQ(ChunkOf(blocks.front()), ChunkOf(blocks.back()));
+    char *survivor = blocks[100];
+    strcpy(survivor, "kept");
+    for (char *b : blocks)
+        if (b != survivor) arena_free(b);
+    arena_release(a);
+    arena_pool_stats_t ps;
+    arena_pool_get_stats(pool, &ps);
+    EXPECT_EQ(Stats(a).chunks_retained, 1u);
+    EXPECT_EQ(Stats(a).bytes_pages_released, 0u);  // resident: the pool keeps them warm
+    EXPECT_EQ(ps.warm_retained_chunks, 1u);
+    EXPECT_EQ(ps.warm_retained_bytes, kChunk);
+
+    // The pool's next arena takes that chunk before any other, warm.
+    arena_t *b = MakeArena(kChunk, 0, false, false, pool, /*adopt=*/true);
+    char *p = static_cast<char *>(arena_alloc(b, 64));
+    EXPECT_EQ(ChunkOf(p), ChunkOf(survivor));
+    EXPECT_EQ(p, blocks[0]);
+    EXPECT_EQ(Stats(b).chunks_adopted, 1u);
+    arena_pool_get_stats(pool, &ps);
+    EXPECT_EQ(ps.warm_retained_chunks, 0u);
+    arena_free(p);
+    arena_release(b);  // retained again (the survivor), warm again
+    arena_pool_get_stats(pool, &ps);
+    EXPECT_EQ(ps.warm_retained_chunks, 1u);
+
+    // trim hands the free pages back; the chunk stays retained for the survivor.
+    uint64_t released_before = Global().bytes_pages_released;
+    arena_pool_trim(pool, 0);
+    arena_pool_get_stats(pool, &ps);
+    EXPECT_EQ(ps.warm_retained_chunks, 0u);
+    EXPECT_EQ(Global().bytes_pages_released - released_before, kChunk - kPage);
+    EXPECT_STREQ(survivor, "kept");
+    EXPECT_EQ(arena_pool_destroy(pool), ARENA_OK);
+    arena_free(survivor);
+    EXPECT_FALSE(arena_owns(survivor));
+    EXPECT_EQ(ListProblem(), "");
+    arena_destroy(a);
+    arena_destroy(b);
+}
+
 // ---- adoption: later arenas allocate around earlier arenas' survivors ----
 
 

@@ -290,6 +290,15 @@ void CheckAll(Model &m, bool full) {
         warm += ps.warm_bytes;
         warm_chunks += ps.warm_chunks;
     }
+    // Arenas of the default chunk size with no pool park their empty chunks
+    // in the process's default pool (arena_default_pool): counted as warm.
+    if (arena_pool_t *dp = arena_default_pool()) {
+        arena_pool_stats_t ps;
+        arena_pool_get_stats(dp, &ps);
+        CHECK(ps.warm_bytes <= ARENA_DEFAULT_WARM_BYTES, nullptr, ps.warm_bytes);
+        warm += ps.warm_bytes;
+        warm_chunks += ps.warm_chunks;
+    }
     for (auto &s : m.arenas) {
         if (!s.arena) continue;
         arena_stats_t st = Stats(s.arena);
@@ -601,6 +610,8 @@ void Cleanup(Model &m) {
     for (auto &s : m.arenas)
         if (s.arena) DestroyArena(m, s);
     for (int i = 0; i < kPools; i++) PoolDestroy(m, i);
+    CheckAll(m, true);
+    if (arena_pool_t *dp = arena_default_pool()) arena_pool_trim(dp, 0);  // back to the input's start
     CheckAll(m, true);
     CHECK(m.chunks.empty());
     arena_global_stats_t g;
