@@ -291,6 +291,7 @@ typedef struct arena_global_stats {
     uint64_t quarantined_bytes;    /* poisoned ranges (debug) */
     uint64_t bytes_pages_released; /* pages handed back inside retained chunks, ever */
     uint64_t warm_bytes;           /* chunks parked in pools (mapped, counted in bytes_mapped) */
+    uint64_t warm_retained_bytes;  /* retained chunks whose free pages pools keep resident (whole size) */
     uint64_t chunks_adopted_total; /* retained chunks taken back by an open arena, ever */
     uint64_t arenas_live;          /* created, not destroyed */
     uint64_t arenas_created;
@@ -336,8 +337,9 @@ arena_error_t arena_pool_create(const arena_pool_config_t *config, arena_pool_t 
  * neither poisons nor asks for huge pages parks its empty chunks here at
  * release (up to ARENA_DEFAULT_WARM_BYTES) and takes them back before
  * mapping fresh ones, so a scope per short task costs no mmap, munmap or
- * page fault. Never destroyed; arena_pool_trim(arena_default_pool(), 0)
- * gives its chunks back. */
+ * page fault. It keeps no retained chunk's free pages (those go back to the
+ * OS at release, as without it). Never destroyed;
+ * arena_pool_trim(arena_default_pool(), 0) gives its chunks back. */
 arena_pool_t *arena_default_pool(void);
 /* Unmaps parked chunks until at most keep_bytes stay warm. */
 void arena_pool_trim(arena_pool_t *pool, size_t keep_bytes);

@@ -124,6 +124,7 @@ static void adoptable_list(chunk_t *c) {
 
 /* ---- a pool's warm retained chunks (the caller's lock) ---- */
 
+/* Region lock held (for the global count). */
 static void warm_unlink(chunk_t *c) {
     struct arena_pool *pool = c->warm_pool;
     if (!pool)
@@ -138,10 +139,14 @@ static void warm_unlink(chunk_t *c) {
     c->warm_pool = NULL;
     pool->warm_retained_bytes -= c->size;
     pool->warm_retained_chunks--;
+    arena_region.stats.warm_retained_bytes -= c->size;
 }
 
 static bool warm_link(struct arena_pool *pool, chunk_t *c) {
-    if (!pool || c->kind != CHUNK_SMALL || c->poison || c->size != pool->chunk_size ||
+    /* (Not the default pool: a scope that asked for no pool gets its
+     * retained chunks' free pages handed back, as it always did; only an
+     * empty chunk stays warm for it.) */
+    if (!pool || pool == arena_default_pool() || c->kind != CHUNK_SMALL || c->poison || c->size != pool->chunk_size ||
         pool->warm_bytes + pool->warm_retained_bytes + c->size > pool->max_warm_bytes)
         return false;
     c->warm_pool = pool;
@@ -158,7 +163,9 @@ static bool warm_link(struct arena_pool *pool, chunk_t *c) {
 void retained_pool_trim(struct arena_pool *pool, size_t keep_bytes) {
     while (pool->warm_retained && pool->warm_bytes + pool->warm_retained_bytes > keep_bytes) {
         chunk_t *c = pool->warm_retained;
+        pthread_mutex_lock(&arena_region.lock);
         warm_unlink(c);
+        pthread_mutex_unlock(&arena_region.lock);
         size_t released = release_pages(c, chunk_first_page(c), chunk_page_count(c));
         pthread_mutex_lock(&arena_region.lock);
         arena_region.stats.bytes_pages_released += released;
@@ -197,6 +204,8 @@ size_t retained_take(chunk_t *c, struct arena_pool *pool) {
     arena_region.stats.bytes_retained += c->size;
     arena_region.stats.blocks_retained += c->live_blocks;
     arena_region.stats.bytes_pages_released += released;
+    if (warm)
+        arena_region.stats.warm_retained_bytes += c->size;
     adoptable_list(c);
     pthread_mutex_unlock(&arena_region.lock);
     return released;

@@ -1039,6 +1039,7 @@ static PyObject *objarena_info(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(
         set_u64(d, "quarantined_bytes", g.quarantined_bytes) < 0 ||
         set_u64(d, "bytes_pages_released", g.bytes_pages_released) < 0 ||
         set_u64(d, "warm_bytes", g.warm_bytes) < 0 ||
+        set_u64(d, "warm_retained_bytes", g.warm_retained_bytes) < 0 ||
         set_u64(d, "chunks_adopted_total", g.chunks_adopted_total) < 0 ||
         PyDict_SetItemString(d, "mem_hook_installed", hs.mem_installed ? Py_True : Py_False) < 0 ||
         set_u64(d, "reserve_bytes", g.reserve_bytes) < 0) {

@@ -192,7 +192,7 @@ class ScopePlugin(WorkerPlugin):
     def stats(self):
         out = self.tally.snapshot() if self.tally is not None else {}
         info = _objarena.info()
-        for key in ("retained_chunks", "retained_bytes", "warm_bytes", "arenas_live"):
+        for key in ("retained_chunks", "retained_bytes", "warm_bytes", "warm_retained_bytes", "arenas_live"):
             out[key] = info[key]
         return out
 
