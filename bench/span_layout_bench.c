@@ -1,4 +1,5 @@
-/* Why adoption skips short runs of free pages (arena/adopt.c): walks a
+/* What allocating in gapped runs costs a later walk (adoption, arena/retained.c,
+ * fills the holes around earlier phases' survivors): walks a
  * linked list of 600k 64-byte nodes in allocation order (a write pass and a
  * read-modify-write pass, like the GC's passes over a generation) when the
  * nodes were bump-allocated contiguously, and when one page in every `gap`

@@ -737,6 +737,7 @@ static PyObject *stats_dict(const objarena_scope_t *scope) {
         set_u64(d, "chunks_parked", st.chunks_parked) < 0 ||
         set_u64(d, "blocks_reused", st.blocks_reused) < 0 ||
         set_u64(d, "chunks_adopted", st.chunks_adopted) < 0 ||
+        set_u64(d, "bytes_adopted", st.bytes_adopted) < 0 ||
         PyDict_SetItemString(d, "exited", st.released ? Py_True : Py_False) < 0 ||
         add_exit_collection(d, scope) < 0) {
         Py_DECREF(d);
