@@ -32,7 +32,8 @@ def _sources():
     arena = _rel_glob("arena/*.c")
     if not arena:
         raise RuntimeError("objarena: arena/*.c not found next to setup.py")
-    return arena + ["pyext/charge.c", "pyext/collect.c", "pyext/freelists.c", "pyext/hook.c", "pyext/scope.c", "pyext/module.c"]
+    return arena + ["pyext/charge.c", "pyext/collect.c", "pyext/freelists.c", "pyext/gc_counts.c",
+                     "pyext/hook.c", "pyext/scope.c", "pyext/module.c"]
 
 
 setup(

@@ -5,6 +5,7 @@
 
 #include "pyext/clock.h"
 #include "pyext/freelists.h"
+#include "pyext/gc_counts.h"
 #include "pyext/scope.h"
 
 /* ---- the exit collection ----
@@ -55,6 +56,8 @@ static int gc_functions(void) {
 /* gc.get_stats()[g]["collections"] for g = 0..2; -1 each on failure (then
  * the exit assumes the phase's objects may be anywhere). */
 void objarena_gc_collections(long out[3]) {
+    if (objarena_gc_read_collections(out))
+        return;
     out[0] = out[1] = out[2] = -1;
     PyObject *stats = gc_functions() == 0 ? PyObject_CallNoArgs(gc_get_stats_fn) : NULL;
     if (stats && PyList_Check(stats) && PyList_GET_SIZE(stats) >= 3) {

@@ -8,6 +8,7 @@
 
 #include "arena/testing.h"
 #include "pyext/freelists.h"
+#include "pyext/gc_counts.h"
 #include "pyext/scope.h"
 
 static PyObject *EscapeError;        /* objarena.EscapeError(RuntimeError) */
@@ -1163,6 +1164,14 @@ static void release_orphan(objarena_frame_t *f) {
     Py_XDECREF(owner); /* the stack's reference */
 }
 
+/* _gc_counts() -> (read, [3 counts]) (tests): the counts read from the
+ * interpreter's gc state, to compare with gc.get_stats(). */
+static PyObject *objarena_gc_counts_py(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored)) {
+    long counts[3] = {-1, -1, -1};
+    bool read = objarena_gc_read_collections(counts);
+    return Py_BuildValue("O[lll]", read ? Py_True : Py_False, counts[0], counts[1], counts[2]);
+}
+
 /* _freelists_check_layout() -> number of freelists checked (tests): the
  * layouts freelists.c walks, against CPython's counters. RuntimeError on a
  * mismatch. */
@@ -1193,6 +1202,7 @@ static PyMethodDef module_methods[] = {
      "start(nframe: int = 1)\n\nStart tracing Python memory allocations (over objarena's full hook)."},
     {"_guard_tracemalloc", objarena_guard_tracemalloc, METH_VARARGS, NULL},
     {"_at_exit", objarena_at_exit, METH_NOARGS, NULL},
+    {"_gc_counts", objarena_gc_counts_py, METH_NOARGS, "(read, [collections per generation]) from the gc state."},
     {"_freelists_check_layout", objarena_freelists_check_layout_py, METH_NOARGS, NULL},
     {"_testing_fail_commit_after", objarena_testing_fail_commit_after, METH_O,
      "_testing_fail_commit_after(n)\n\nTests only: the (n+1)th chunk commit from now fails; -1: off."},

@@ -227,3 +227,17 @@ print("DONE", phase.stats["alloc_fallbacks"] > 0, len(data))
 """, env={"PYTHONWARNINGS": "error::RuntimeWarning"}).check()
     assert "DONE True 5000" in result.stdout, result.stdout + result.stderr
     assert "RuntimeWarning" in result.stderr  # reported as unraisable, not raised
+
+
+def test_collection_counts_read_from_the_gc_state_match_gc_get_stats():
+    # The exit decides which generations to collect from these counts; they
+    # are read from the interpreter's gc state (no gc.get_stats() call, which
+    # allocates, at every entry and exit). They must be the same numbers.
+    import _objarena
+
+    read, counts = _objarena._gc_counts()
+    assert read  # 3.10-3.13 default builds
+    for generation in (0, 1, 2, 0, 0, 1):
+        gc.collect(generation)
+        read, counts = _objarena._gc_counts()
+        assert counts == [s["collections"] for s in gc.get_stats()]
