@@ -70,6 +70,7 @@ typedef struct chunk {
     _Atomic bool owners_per_line; /* line_owner holds its lines' owners (since its first adoption) */
     struct chunk *adopt_prev, *adopt_next; /* the region's adoptable list */
     struct arena_pool *warm_pool; /* a retained chunk whose free pages a pool keeps resident (retained.c) */
+    uint64_t own_live;       /* adopted, at its arena's release: live blocks of that arena's spans */
     struct chunk *warm_prev, *warm_next; /* that pool's warm retained list */
 } chunk_t;
 /* Live counts: a small chunk of an open arena keeps them per page (in the
@@ -116,6 +117,9 @@ struct arena {
     uint64_t large_mappings;
     uint64_t chunks_adopted;
     char *span_cursor;       /* current adopted chunk: where the search for its next span starts */
+    struct span_record { char *start, *end; } *spans; /* every span taken, in order (retained.c) */
+    size_t spans_count, spans_cap;
+    bool spans_lost;         /* a span could not be recorded: count per line at release */
     char *overflow_bump;     /* current adopted chunk: the overflow span for medium blocks (retained.c) */
     char *overflow_end;
     uint64_t bytes_adopted;  /* bytes of the spans taken in adopted chunks */

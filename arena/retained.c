@@ -1,6 +1,7 @@
 /* The free space of retained chunks: retaining a chunk, handing its free
  * pages back, freeing its survivors, and adoption (later arenas allocating
  * into its free lines). The contract is in retained.h. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "arena/internal.h"
@@ -39,7 +40,25 @@ static size_t next_start_after(size_t g, size_t end) {
     return end;
 }
 
-uint64_t retained_count_live_owned(const chunk_t *c, uint64_t id) {
+/* Live blocks in [start, end) (whole lines: a word of block bits each 4). */
+static uint64_t count_live_starts(const char *start, const char *end) {
+    uint64_t live = 0;
+    for (size_t g = region_granule_index(start), last = region_granule_index(end); g < last;) {
+        uint64_t bits = live_starts(*block_bits_word(g)) >> block_bits_shift(g);
+        size_t next = (g | 31) + 1;
+        if (next > last) {
+            bits &= ((uint64_t)1 << (2 * (last - g))) - 1;
+            next = last;
+        }
+        live += (uint64_t)__builtin_popcountll(bits);
+        g = next;
+    }
+    return live;
+}
+
+/* Live blocks in the lines of small chunk c that arena `id` owns: every
+ * line of the chunk asked (the fallback when a span went unrecorded). */
+static uint64_t count_live_owned_by_lines(const chunk_t *c, uint64_t id) {
     uint64_t live = 0;
     size_t first = chunk_first_line(c), end = first + (c->size >> ARENA_LINE_SHIFT);
     for (size_t line = first; line < end; line++) {
@@ -52,6 +71,33 @@ uint64_t retained_count_live_owned(const chunk_t *c, uint64_t id) {
         live += (uint64_t)__builtin_popcountll(bits);
     }
     return live;
+}
+
+void retained_count_own_live(struct arena *a) {
+    for (chunk_t *c = a->chunks; c; c = c->next)
+        if (c->adopted)
+            c->own_live = a->spans_lost ? count_live_owned_by_lines(c, a->id) : 0;
+    if (!a->spans_lost)
+        for (size_t i = 0; i < a->spans_count; i++)
+            chunk_map_lookup(a->spans[i].start)->own_live += count_live_starts(a->spans[i].start, a->spans[i].end);
+    free(a->spans);
+    a->spans = NULL;
+    a->spans_count = a->spans_cap = 0;
+}
+
+/* Records span [start, end) for retained_count_own_live. */
+static void span_record(struct arena *a, char *start, char *end) {
+    if (a->spans_count == a->spans_cap) {
+        size_t cap = a->spans_cap ? 2 * a->spans_cap : 64;
+        struct span_record *grown = realloc(a->spans, cap * sizeof *grown);
+        if (!grown) {
+            a->spans_lost = true; /* (counted per line instead: slower, as exact) */
+            return;
+        }
+        a->spans = grown;
+        a->spans_cap = cap;
+    }
+    a->spans[a->spans_count++] = (struct span_record){start, end};
 }
 
 /* ---- pages handed back ---- */
@@ -247,7 +293,9 @@ void retained_free(chunk_t *c, void *ptr) {
  * pool; an arena moving between spans costs a refill, and the objects of
  * a phase that runs in short spans are less contiguous (see
  * docs/benchmarks.md for the measured cost). */
+#ifndef ADOPT_MIN_SPAN_LINES
 #define ADOPT_MIN_SPAN_LINES 1
+#endif
 
 /* Lines a span must have to take a block of `block` bytes. */
 static size_t span_lines_for(size_t block) {
@@ -311,6 +359,7 @@ static void span_take(struct arena *a, chunk_t *c, char *start, char *end) {
     track_mem_noaccess(start, (size_t)(end - start));
     a->span_cursor = end;
     a->bytes_adopted += (size_t)(end - start);
+    span_record(a, start, end);
 }
 
 /* Makes [start, end) of adopted chunk c the arena's current span. */

@@ -94,8 +94,10 @@ void retained_unlink(chunk_t *c);
  * unmaps c with its last block, else hands back the pages that emptied. */
 void retained_free(chunk_t *c, void *ptr);
 
-/* Live blocks in the lines of small chunk c that arena `id` owns. */
-uint64_t retained_count_live_owned(const chunk_t *c, uint64_t id);
+/* At the release of arena a: sets own_live of each chunk it adopted to the
+ * live blocks of the spans it took there (its escapes in that chunk), at
+ * the cost of the span bytes, not of the chunks; frees the span records. */
+void retained_count_own_live(struct arena *a);
 
 /* Takes a listed retained chunk with a span of at least `block` bytes into
  * arena a and makes the span current. false: none (a is unchanged). */
