@@ -6,6 +6,13 @@
 
 static _Atomic uint64_t next_arena_id = 1;
 
+uint64_t arena_id_from_tag(uint32_t tag) {
+    /* The most recent id with these low bits that has been issued. */
+    uint64_t next = atomic_load_explicit(&next_arena_id, memory_order_relaxed);
+    uint64_t id = (next & ~(uint64_t)UINT32_MAX) | tag;
+    return id >= next ? id - ((uint64_t)1 << 32) : id;
+}
+
 void arena_config_init(arena_config_t *config) {
     memset(config, 0, sizeof *config);
     config->adopt_retained = true; /* chunk_size 0: the default for the other settings */

@@ -166,7 +166,7 @@ void block_bits_clear(size_t first, size_t end) {
  * the kernel's zero pages race with nothing a reader could misread: a
  * reader of a block of this chunk is racing with the block's free). */
 static void line_owners_zero(size_t first, size_t count) {
-    char *start = (char *)(arena_region.line_owner + first), *end = start + count * sizeof(uint64_t), *lo, *hi;
+    char *start = (char *)(arena_region.line_owner + first), *end = start + count * sizeof(uint32_t), *lo, *hi;
     if (table_discard_range(start, end, &lo, &hi))
         os_discard(lo, (size_t)(hi - lo));
     for (size_t k = first; k < first + count; k++) {
@@ -181,7 +181,7 @@ static void line_owners_zero(size_t first, size_t count) {
  * so clearing costs what the chunk used, not its size: a task that touched
  * 40 KiB of a 1 MiB chunk zeroes under 1 KiB of tables, not 20 KiB. With
  * line_owner too when the chunk is going away; a mapped chunk leaves it
- * untouched until an adoption needs it (64 KiB of table per 1 MiB chunk
+ * untouched until an adoption needs it (32 KiB of table per 1 MiB chunk
  * that most chunks never use). */
 _Static_assert(PAGE_IN_USE == 0, "zeroed page_state means in use");
 static void zero_tables(chunk_t *c, bool with_owners) {

@@ -14,7 +14,7 @@ void arena_free_owned(void *owner, void *ptr) {
     if (ARENA_UNLIKELY(c->slow_free)) {
         /* An adopted chunk's own blocks (all but earlier phases' survivors)
          * are freed here, not two calls away: a phase may run in one. */
-        if (c->adopted && line_owner_get(region_line_index(ptr)) == c->arena_id)
+        if (c->adopted && line_owner_get(region_line_index(ptr)) == owner_tag(c->arena_id))
             chunk_free_open(c, ptr);
         else
             chunk_free_slow(c, ptr);

@@ -31,8 +31,8 @@ _Static_assert(REGION_SLOT_SHIFT == 16, "arena_owner_of (arena.h) indexes slots 
  * (retained.h). 128 bytes: a survivor pins the lines it touches, not its
  * page. Measured (docs/benchmarks.md, 40k-record tasks keeping 0.1%, RSS
  * growth after 1,000 tasks against plain's): 512-byte lines 1.69x, 256
- * 1.29x, 128 1.14x, at the same speed; the owner table costs 8 bytes a
- * line (6.25%) of adopted chunks only. */
+ * 1.29x, 128 1.14x, at the same speed; the owner table costs 4 bytes a
+ * line (3.1%) of adopted chunks only. */
 #define ARENA_LINE_SHIFT 7
 #define ARENA_LINE_SIZE ((size_t)1 << ARENA_LINE_SHIFT)
 #define ARENA_GRANULES_PER_LINE (ARENA_LINE_SIZE >> ARENA_GRANULE_SHIFT)
@@ -136,7 +136,7 @@ typedef struct region {
     /* Base and size live in arena_ownership (arena.h), the one copy that
      * arena_owns() and everything below read. */
     _Atomic(chunk_t *) *slot_owner;
-    uint64_t *line_owner;    /* per region line of an adopted chunk: id of the arena whose blocks start in it */
+    uint32_t *line_owner;    /* per region line of an adopted chunk: owner tag (line_owner_get) of its blocks' arena */
     uint16_t *page_live;     /* per region page: live blocks starting in it */
     uint8_t *page_state;     /* per region page: PAGE_IN_USE or PAGE_RELEASED */
     uint64_t *block_bits;    /* two bits per 16-byte granule: a block starts there, it is dead (see below) */
@@ -176,21 +176,28 @@ static inline size_t region_line_index(const void *p) { return arena_region_offs
 
 static inline size_t chunk_first_line(const chunk_t *c) { return region_line_index(c->base); }
 
-/* Id of the arena whose blocks start in line `line` of an adopted chunk
- * (racy reads are fine: ids are written whole, and only while the line
- * holds no live block). */
-static inline uint64_t line_owner_get(size_t line) {
+/* The owner tag of line `line` of an adopted chunk: the low 32 bits of the
+ * id of the arena whose blocks start in it (4 bytes a line: 3.1% of adopted
+ * chunks, not 6.25%). Every use compares it with a known arena's tag
+ * (owner_tag), and arena_block_arena_id rebuilds the id from the ids issued
+ * so far, exact for any arena of the last 2^32 (racy reads are fine: tags
+ * are written whole, and only while the line holds no live block). */
+static inline uint32_t owner_tag(uint64_t id) { return (uint32_t)id; }
+static inline uint32_t line_owner_get(size_t line) {
     return __atomic_load_n(&arena_region.line_owner[line], __ATOMIC_RELAXED);
 }
 static inline void line_owner_set(size_t line, uint64_t id) {
-    __atomic_store_n(&arena_region.line_owner[line], id, __ATOMIC_RELAXED);
+    __atomic_store_n(&arena_region.line_owner[line], owner_tag(id), __ATOMIC_RELAXED);
 }
+
+/* The id of the latest arena whose owner tag is `tag` (arena.c). */
+uint64_t arena_id_from_tag(uint32_t tag);
 
 /* Does block p of small chunk c belong to c's open arena? Always, except in
  * an adopted chunk, whose lines holding earlier phases' survivors keep
  * their own owners. */
 static inline bool chunk_block_is_own(const chunk_t *c, const void *p) {
-    return !c->adopted || line_owner_get(region_line_index(p)) == c->arena_id;
+    return !c->adopted || line_owner_get(region_line_index(p)) == owner_tag(c->arena_id);
 }
 
 static inline size_t chunk_first_slot(const chunk_t *c) { return arena_region_offset(c->base) >> REGION_SLOT_SHIFT; }

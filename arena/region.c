@@ -42,7 +42,7 @@ static void region_init(void) {
         size_t pages = reserve >> ARENA_PAGE_SHIFT;
         size_t table_bytes = slots * sizeof(chunk_t *);
         size_t bitmap_bytes = (slots + 63) / 64 * sizeof(uint64_t);
-        size_t line_bytes = (reserve >> ARENA_LINE_SHIFT) * sizeof(uint64_t);
+        size_t line_bytes = (reserve >> ARENA_LINE_SHIFT) * sizeof(uint32_t);
         size_t page_bytes = pages * (sizeof(uint32_t) + sizeof(uint16_t) + 2 * sizeof(uint8_t));
         size_t block_bits_bytes = reserve >> (ARENA_GRANULE_SHIFT + 2); /* two bits per granule */
         /* The tables cost only the pages that chunks actually use. */
@@ -52,7 +52,7 @@ static void region_init(void) {
             continue;
         }
         char *next = tables + table_bytes + bitmap_bytes;
-        arena_region.line_owner = (uint64_t *)next; /* widest first: every table stays aligned */
+        arena_region.line_owner = (uint32_t *)next; /* (then the bitmaps: every table stays 8-byte aligned) */
         next += line_bytes;
         arena_region.block_bits = (uint64_t *)next;
         next += block_bits_bytes;
@@ -106,7 +106,7 @@ uint64_t arena_block_arena_id(const void *ptr) {
      * for an earlier phase's survivor. */
     uint64_t id = __atomic_load_n(&c->arena_id, __ATOMIC_ACQUIRE);
     if (atomic_load_explicit(&c->owners_per_line, memory_order_acquire))
-        return line_owner_get(region_line_index(ptr));
+        return arena_id_from_tag(line_owner_get(region_line_index(ptr)));
     return id;
 }
 

@@ -62,7 +62,7 @@ static uint64_t count_live_owned_by_lines(const chunk_t *c, uint64_t id) {
     uint64_t live = 0;
     size_t first = chunk_first_line(c), end = first + (c->size >> ARENA_LINE_SHIFT);
     for (size_t line = first; line < end; line++) {
-        if (line_owner_get(line) != id)
+        if (line_owner_get(line) != owner_tag(id))
             continue;
         size_t g = line * ARENA_GRANULES_PER_LINE;
         uint64_t bits = live_starts(*block_bits_word(g)) >> block_bits_shift(g);
@@ -510,7 +510,7 @@ bool adopt_retained_chunk(struct arena *a, size_t block) {
 
 void adopted_survivor_free(chunk_t *c, void *ptr) {
     size_t page = region_page_index(ptr);
-    arena_assert_internal(line_owner_get(region_line_index(ptr)) != c->arena_id); /* (arena_free frees the arena's own) */
+    arena_assert_internal(line_owner_get(region_line_index(ptr)) != owner_tag(c->arena_id)); /* (arena_free frees the arena's own) */
     (void)c;
     if (arena_region.page_live[page] == 0) {
         arena_assert_internal(!"double free of an arena block");
