@@ -56,6 +56,11 @@ static int gc_functions(void) {
 /* gc.get_stats()[g]["collections"] for g = 0..2; -1 each on failure (then
  * the exit assumes the phase's objects may be anywhere). */
 void objarena_gc_collections(long out[3]) {
+    /* First: the scope's entry calls this before its frame is pushed, so a
+     * first import of gc (and its module dict) is not made in the arena at
+     * the exit, where it would escape. */
+    if (gc_functions() < 0)
+        PyErr_Clear();
     if (objarena_gc_read_collections(out))
         return;
     out[0] = out[1] = out[2] = -1;

@@ -241,3 +241,23 @@ def test_collection_counts_read_from_the_gc_state_match_gc_get_stats():
         gc.collect(generation)
         read, counts = _objarena._gc_counts()
         assert counts == [s["collections"] for s in gc.get_stats()]
+
+
+def test_the_first_scope_of_a_process_that_never_imported_gc_keeps_nothing(child):
+    # The exit collection imports gc on first use; made inside the scope's
+    # exit (as one build did), the gc module and its dict were arena blocks
+    # and escaped the first scope of such a process.
+    result = child("""
+import sys
+import objarena
+assert "gc" not in sys.modules
+phase = objarena.scope()
+with phase:
+    rows = [{"i": i, "s": str(i)} for i in range(2000)]
+    del rows
+gc = sys.modules["gc"]
+print("GC", objarena.owns(gc), objarena.owns(gc.__dict__), objarena.owns(gc.callbacks))
+print("ESCAPED", sorted(t.__name__ for t in phase.escaped()))
+""").check()
+    assert "GC False False False" in result.stdout, result.stdout + result.stderr
+    assert "module" not in result.stdout.split("ESCAPED")[1], result.stdout
