@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Builds and runs objarena's libFuzzer targets (tests/fuzz/).
 #
-#   tools/fuzz [--time SECONDS] [--out DIR] [--build-only] [--merge] [TARGET] [-- LIBFUZZER_ARGS...]
+#   tools/fuzz [--time SECONDS] [--out DIR] [--build-only] [--merge] [--python PYTHON] [TARGET] [-- LIBFUZZER_ARGS...]
 #
-# TARGET: arena (the default; tests/fuzz/arena_fuzzer.cc against arena/*.c).
+# TARGET: arena (the default; tests/fuzz/arena_fuzzer.cc against arena/*.c)
+# or hook (tests/fuzz/hook_fuzzer.cc against pyext/*.c but module.c, and
+# arena/*.c, embedding the CPython PYTHON: default
+# $OBJARENA_FUZZ_PYTHON, else python3 on PATH; it needs its shared libpython,
+# linked uninstrumented, and its headers).
 # Builds with Debian's clang (clang-14; installed through tools/apt_install.sh
 # when missing and running as root) with -fsanitize=fuzzer,address,undefined
 # and ARENA_DEBUG=2 (the library's internal assertions on), into DIR
@@ -16,10 +20,11 @@
 #
 # --merge: instead of fuzzing, minimizes DIR/corpus-TARGET plus the seeds
 # into tests/fuzz/TARGET.seeds (run by hand to refresh the committed seeds).
-# Reproduce a finding: DIR/arena_fuzzer DIR/crash-<sha1>
+# Reproduce a finding: DIR/TARGET_fuzzer DIR/crash-<sha1>
 #
-# tools/fuzz calls this script. In Bazel (//tests/fuzz:arena_fuzz_test) it
-# runs from the test's runfiles and compiles the workspace's arena/*.c.
+# tools/fuzz calls this script. In Bazel (//tests/fuzz:arena_fuzz_test,
+# :hook_fuzz_test) it runs from the test's runfiles and compiles the
+# workspace's arena/*.c (and pyext/*.c).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -33,6 +38,7 @@ out="${TEST_TMPDIR:-/tmp/objarena-fuzz}"
 build_only=0
 merge=0
 target=arena
+python="${OBJARENA_FUZZ_PYTHON:-python3}"
 extra=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -40,14 +46,15 @@ while [[ $# -gt 0 ]]; do
     --out) out="$2"; shift 2 ;;
     --build-only) build_only=1; shift ;;
     --merge) merge=1; shift ;;
+    --python) python="$2"; shift 2 ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) target="$1"; shift ;;
   esac
 done
 
-if [[ "$target" != arena ]]; then
-  echo "tools/fuzz: unknown target '$target' (known: arena)" >&2
+if [[ "$target" != arena && "$target" != hook ]]; then
+  echo "tools/fuzz: unknown target '$target' (known: arena, hook)" >&2
   exit 2
 fi
 
@@ -69,13 +76,41 @@ bin="$out/${target}_fuzzer"
 flags=(-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
        -DARENA_DEBUG=2 -I"$root" -Wall -Wextra -Werror)
 objs=()
-for src in "$root"/arena/*.c; do
-  obj="$out/$(basename "$src" .c).o"
+srcs=("$root"/arena/*.c)
+libs=(-lpthread)
+objdir="$out/obj-$target"
+if [[ $target == hook ]]; then
+  # The interpreter: its real executable (not a pyenv shim; a venv's python
+  # is fine), headers and shared libpython, from its own sysconfig.
+  py_info="$("$python" -c 'import sys, sysconfig as s
+v = s.get_config_var
+print(sys.executable); print(s.get_paths()["include"]); print(v("LIBDIR")); print(v("LDVERSION") or v("VERSION"))
+print(v("Py_ENABLE_SHARED") or 0); print(v("Py_GIL_DISABLED") or 0)')" || {
+    echo "tools/fuzz: cannot run the interpreter '$python' (--python, OBJARENA_FUZZ_PYTHON)" >&2
+    exit 1
+  }
+  { read -r py_exe; read -r py_inc; read -r py_libdir; read -r py_ldver; read -r py_shared; read -r py_nogil; } <<<"$py_info"
+  if [[ "$py_shared" != 1 || "$py_nogil" == 1 || ! -f "$py_inc/Python.h" ]]; then
+    echo "tools/fuzz: $py_exe needs a shared libpython (--enable-shared), a GIL build and its headers" >&2
+    exit 1
+  fi
+  echo "tools/fuzz: embedding $py_exe (libpython$py_ldver from $py_libdir)" >&2
+  flags+=(-isystem "$py_inc")
+  for src in "$root"/pyext/*.c; do
+    [[ $src == */module.c ]] || srcs+=("$src")  # (the _objarena module is not part of the C API)
+  done
+  libs+=(-L"$py_libdir" -Wl,-rpath,"$py_libdir" -lpython"$py_ldver" -ldl -lm)
+  extra_defs=(-DOBJARENA_FUZZ_PYTHON="\"$py_exe\"")
+  objdir="$out/obj-hook-$(printf '%s' "$py_exe" | sha1sum | cut -c1-8)"
+fi
+mkdir -p "$objdir"
+for src in "${srcs[@]}"; do
+  obj="$objdir/$(basename "$(dirname "$src")")-$(basename "$src" .c).o"
   "$cc" -std=c11 "${flags[@]}" -fsanitize=fuzzer-no-link -c "$src" -o "$obj"
   objs+=("$obj")
 done
-"$cxx" -std=c++17 "${flags[@]}" -fsanitize=fuzzer "$root/tests/fuzz/${target}_fuzzer.cc" "${objs[@]}" \
-  -lpthread -o "$bin"
+"$cxx" -std=c++17 "${flags[@]}" ${extra_defs[@]+"${extra_defs[@]}"} -fsanitize=fuzzer \
+  "$root/tests/fuzz/${target}_fuzzer.cc" "${objs[@]}" "${libs[@]}" -o "$bin"
 echo "tools/fuzz: built $bin" >&2
 [[ $build_only == 1 ]] && exit 0
 
