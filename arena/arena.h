@@ -337,8 +337,9 @@ arena_error_t arena_pool_create(const arena_pool_config_t *config, arena_pool_t 
  * neither poisons nor asks for huge pages parks its empty chunks here at
  * release (up to ARENA_DEFAULT_WARM_BYTES) and takes them back before
  * mapping fresh ones, so a scope per short task costs no mmap, munmap or
- * page fault. It keeps no retained chunk's free pages (those go back to the
- * OS at release, as without it). Never destroyed;
+ * page fault. Within the same budget it may instead keep the free pages
+ * of one retained chunk resident (a chunk an earlier survivor keeps, which
+ * a worker's next scope adopts). Never destroyed;
  * arena_pool_trim(arena_default_pool(), 0) gives its chunks back. */
 arena_pool_t *arena_default_pool(void);
 /* Unmaps parked chunks until at most keep_bytes stay warm. */

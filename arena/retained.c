@@ -189,10 +189,10 @@ static void warm_unlink(chunk_t *c) {
 }
 
 static bool warm_link(struct arena_pool *pool, chunk_t *c) {
-    /* (Not the default pool: a scope that asked for no pool gets its
-     * retained chunks' free pages handed back, as it always did; only an
-     * empty chunk stays warm for it.) */
-    if (!pool || pool == arena_default_pool() || c->kind != CHUNK_SMALL || c->poison || c->size != pool->chunk_size ||
+    /* (The default pool too, within its one chunk: a worker's scopes
+     * often run in a chunk that an earlier survivor keeps, and handing its
+     * free pages back at every exit made each task fault them in again.) */
+    if (!pool || c->kind != CHUNK_SMALL || c->poison || c->size != pool->chunk_size ||
         pool->warm_bytes + pool->warm_retained_bytes + c->size > pool->max_warm_bytes)
         return false;
     c->warm_pool = pool;

@@ -71,7 +71,7 @@
 /* Detaches a chunk that still holds live blocks from its released arena,
  * moves it to the retained list, hands back its untouched pages and lists
  * it as adoptable. Returns the bytes of pages handed back. With `pool`
- * (the arena's, unless the default pool) and room in it (max_warm_bytes, the chunk's whole size
+ * (the arena's, the default pool included) and room in it (max_warm_bytes, the chunk's whole size
  * counted), the pages stay resident instead and the chunk is the pool's
  * warm retained chunk, adopted first by the pool's next arenas, until an
  * adoption, its unmap or arena_pool_trim (which hands the pages back). */

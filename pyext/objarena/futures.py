@@ -88,7 +88,7 @@ def worker_stats():
     """This process's scoped-task counters, plus ``objarena.info()``'s retained figures."""
     out = _TALLY.snapshot()
     info = _objarena.info()
-    for key in ("retained_chunks", "retained_bytes", "warm_bytes", "arenas_live"):
+    for key in ("retained_chunks", "retained_bytes", "warm_bytes", "warm_retained_bytes", "arenas_live"):
         out[key] = info[key]
     pool = _WARM.get("pool")
     out["warm_pool"] = dict(pool.stats) if pool is not None else None
