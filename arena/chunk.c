@@ -199,7 +199,6 @@ static void zero_tables(chunk_t *c, bool with_owners) {
 }
 
 void chunk_attach(struct arena *a, chunk_t *c) {
-    c->used_end = c->base;
     c->live_blocks = 0;
     c->slow_free = c->kind == CHUNK_LARGE;
     c->retained = false;

@@ -52,7 +52,6 @@ typedef enum chunk_kind { CHUNK_SMALL = 0, CHUNK_LARGE = 1 } chunk_kind_t;
 typedef struct chunk {
     char *base;              /* first byte, chunk-aligned */
     size_t size;             /* mapped bytes (slot multiple) */
-    char *used_end;          /* bump position when the chunk stopped being current */
     char *tables_end;        /* side-table entries (page tables, block bits) of addresses from here on are zero */
     size_t block_size;       /* CHUNK_LARGE: requested size of its one block */
     uint64_t live_blocks;    /* allocated minus freed */

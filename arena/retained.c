@@ -378,7 +378,6 @@ static void span_leave(struct arena *a) {
         block_dead_mark(a->bump);
     chunk_t *c = a->current;
     if (!c->adopted) {
-        c->used_end = a->bump;
         char *touched = a->bump + ARENA_LINE_SIZE; /* (with the dead mark at the bump pointer) */
         if (touched > c->base + c->size)
             touched = c->base + c->size;
@@ -449,7 +448,6 @@ static void adopt_take(struct arena *a, chunk_t *c, char *start, char *end) {
     /* After owners_per_line (release): a lock-free reader that sees the
      * new id sees the flag too, and answers per line (arena_block_arena_id). */
     __atomic_store_n(&c->arena_id, a->id, __ATOMIC_RELEASE);
-    c->used_end = c->base + c->size;
     c->reuse = a->reuse;
     chunk_link(a, c);
     a->chunks_adopted++;

@@ -109,7 +109,7 @@ bool adopt_next_span(struct arena *a, size_t block);
 
 /* Before the arena's current chunk changes: marks a dead block at its
  * bump pointer (the end of its last block) and at its overflow span's,
- * and records used_end. */
+ * and how far its side tables were touched (tables_end). */
 void arena_leave_current(struct arena *a);
 
 /* A block of more than a line that does not fit what is left of the
