@@ -324,6 +324,7 @@ typedef struct arena_pool_stats {
      * (counted whole against max_warm_bytes), adopted first by its next
      * arenas; trim hands their free pages back. */
     uint64_t warm_retained_bytes, warm_retained_chunks;
+    uint64_t retained_hits;  /* warm retained chunks its arenas adopted */
 } arena_pool_stats_t;
 
 arena_error_t arena_pool_create(const arena_pool_config_t *config, arena_pool_t **out);

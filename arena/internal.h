@@ -87,6 +87,7 @@ struct arena_pool {
     uint64_t arenas_open;
     chunk_t *warm_retained;  /* retained chunks of its arenas whose free pages stay resident */
     uint64_t warm_retained_bytes, warm_retained_chunks; /* (their whole size counts against max_warm_bytes) */
+    uint64_t retained_hits;  /* warm retained chunks its arenas adopted */
 };
 
 struct arena {

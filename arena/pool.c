@@ -124,4 +124,5 @@ void arena_pool_get_stats(const arena_pool_t *pool, arena_pool_stats_t *out) {
     out->arenas_open = pool->arenas_open;
     out->warm_retained_bytes = pool->warm_retained_bytes;
     out->warm_retained_chunks = pool->warm_retained_chunks;
+    out->retained_hits = pool->retained_hits;
 }

@@ -471,6 +471,7 @@ bool adopt_pool_retained(struct arena *a, size_t block) {
             pthread_mutex_lock(&arena_region.lock);
             adopt_unlist(c);
             pthread_mutex_unlock(&arena_region.lock);
+            a->pool->retained_hits++;
             adopt_take(a, c, start, end);
             return true;
         }

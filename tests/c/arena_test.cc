@@ -1071,6 +1071,7 @@ TEST(ArenaPool, RetainedChunksKeepTheirFreePagesResidentForThePoolsNextArena) {
     EXPECT_EQ(Stats(b).chunks_adopted, 1u);
     arena_pool_get_stats(pool, &ps);
     EXPECT_EQ(ps.warm_retained_chunks, 0u);
+    EXPECT_EQ(ps.retained_hits, 1u);
     arena_free(p);
     arena_release(b);  // retained again (the survivor), warm again
     arena_pool_get_stats(pool, &ps);

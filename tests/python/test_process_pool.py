@@ -67,7 +67,9 @@ def test_multiprocessing_pool_runs_every_item_in_a_scope(method):
         assert pool.map(build_rows, [20_000] * 3) == [expected(20_000)] * 3
         assert pool.apply(scope_depth) == 1
         stats = pool.apply(worker_stats)
-    assert stats["warm_pool"]["hits"] > 0  # later scopes took chunks earlier ones parked
+    # Later scopes took chunks earlier ones parked, or adopted the warm ones
+    # that earlier tasks' survivors (KEPT) keep.
+    assert stats["warm_pool"]["hits"] + stats["warm_pool"]["retained_hits"] > 0
     assert stats["tasks"] == 20 + 2 + 2 + 2 + 1 + 3 + 1
 
 
