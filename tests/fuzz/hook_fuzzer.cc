@@ -84,6 +84,7 @@
 
 #include "arena/arena.h"
 #include "arena/testing.h"
+#include "tests/fuzz/fill_pattern.h"
 
 #ifndef OBJARENA_FUZZ_PYTHON
 #error "OBJARENA_FUZZ_PYTHON (the interpreter's executable) must be defined by tools/fuzz"
@@ -118,35 +119,7 @@ constexpr uint64_t kRetainedCap = uint64_t{1} << 30;
 
 bool trace = false;
 
-// The fill pattern (as arena_fuzzer.cc): 8-byte words from a per-block seed
-// and the word's offset, so a shifted or truncated copy does not match.
-inline uint64_t PatternWord(uint64_t seed, size_t word) { return (seed + word) * 0x9E3779B97F4A7C15ull; }
-
-void Fill(unsigned char *p, size_t size, uint64_t seed) {
-    size_t words = size / 8;
-    for (size_t w = 0; w < words; w++) {
-        uint64_t v = PatternWord(seed, w);
-        memcpy(p + w * 8, &v, 8);
-    }
-    uint64_t v = PatternWord(seed, words);
-    memcpy(p + words * 8, &v, size % 8);
-}
-
-bool Matches(const unsigned char *p, size_t size, uint64_t seed, size_t step = 1) {
-    size_t words = size / 8;
-    for (size_t w = 0; w < words; w += step) {
-        uint64_t v = PatternWord(seed, w), got;
-        memcpy(&got, p + w * 8, 8);
-        if (got != v) return false;
-    }
-    if (words) {
-        uint64_t v = PatternWord(seed, words - 1), got;
-        memcpy(&got, p + (words - 1) * 8, 8);
-        if (got != v) return false;
-    }
-    uint64_t v = PatternWord(seed, words);
-    return memcmp(p + words * 8, &v, size % 8) == 0;
-}
+// Fill() and Matches(): tests/fuzz/fill_pattern.h.
 
 enum Domain { kObj = 0, kMem = 1 };
 
