@@ -32,8 +32,9 @@ def _sources():
     arena = _rel_glob("arena/*.c")
     if not arena:
         raise RuntimeError("objarena: arena/*.c not found next to setup.py")
-    return arena + ["pyext/charge.c", "pyext/collect.c", "pyext/freelists.c", "pyext/gc_counts.c",
-                     "pyext/hook.c", "pyext/scope.c", "pyext/module.c"]
+    # pyext/*.c: the hook and scopes (the C API); pyext/module/*.c: the
+    # Python module over it (pyext/BUILD compiles the same files).
+    return arena + _rel_glob("pyext/*.c") + _rel_glob("pyext/module/*.c")
 
 
 setup(
@@ -45,7 +46,7 @@ setup(
         Extension(
             "_objarena",
             sources=_sources(),
-            depends=_rel_glob("arena/*.h") + _rel_glob("pyext/*.h"),
+            depends=_rel_glob("arena/*.h") + _rel_glob("pyext/*.h") + _rel_glob("pyext/module/*.h"),
             include_dirs=["."],
             extra_compile_args=OBJARENA_COPTS,
             extra_link_args=["-lpthread"],  # //arena linkopts

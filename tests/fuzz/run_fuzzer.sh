@@ -4,7 +4,7 @@
 #   tools/fuzz [--time SECONDS] [--out DIR] [--build-only] [--merge] [--python PYTHON] [TARGET] [-- LIBFUZZER_ARGS...]
 #
 # TARGET: arena (the default; tests/fuzz/arena_fuzzer.cc against arena/*.c)
-# or hook (tests/fuzz/hook_fuzzer.cc against pyext/*.c but module.c, and
+# or hook (tests/fuzz/hook_fuzzer.cc against pyext/*.c, the C API without the module in pyext/module/, and
 # arena/*.c, embedding the CPython PYTHON: default
 # $OBJARENA_FUZZ_PYTHON, else python3 on PATH; it needs its shared libpython,
 # linked uninstrumented, and its headers).
@@ -96,9 +96,7 @@ print(v("Py_ENABLE_SHARED") or 0); print(v("Py_GIL_DISABLED") or 0)')" || {
   fi
   echo "tools/fuzz: embedding $py_exe (libpython$py_ldver from $py_libdir)" >&2
   flags+=(-isystem "$py_inc")
-  for src in "$root"/pyext/*.c; do
-    [[ $src == */module.c ]] || srcs+=("$src")  # (the _objarena module is not part of the C API)
-  done
+  srcs+=("$root"/pyext/*.c)  # the C API (the _objarena module, pyext/module/, is not part of it)
   libs+=(-L"$py_libdir" -Wl,-rpath,"$py_libdir" -lpython"$py_ldver" -ldl -lm)
   extra_defs=(-DOBJARENA_FUZZ_PYTHON="\"$py_exe\"")
   objdir="$out/obj-hook-$(printf '%s' "$py_exe" | sha1sum | cut -c1-8)"

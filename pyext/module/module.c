@@ -1,0 +1,145 @@
+/* The `_objarena` extension module: its functions and initialisation. The
+ * types live beside it, one file each (scope_type.c, paused_type.c,
+ * pool_type.c), as do info() (info.c), the tracemalloc guards
+ * (tracemalloc_guard.c), the thread guard (thread_guard.c) and the escape
+ * search (escapes.c). The public Python API is the `objarena` package,
+ * which re-exports these. The module is a client of the C API in pyext/
+ * (scope.h, hook.h, collect.h...), never the other way round. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "arena/testing.h"
+#include "pyext/freelists.h"
+#include "pyext/gc_counts.h"
+#include "pyext/module/escapes.h"
+#include "pyext/module/info.h"
+#include "pyext/module/paused_type.h"
+#include "pyext/module/pool_type.h"
+#include "pyext/module/scope_type.h"
+#include "pyext/module/thread_guard.h"
+#include "pyext/module/tracemalloc_guard.h"
+#include "pyext/scope.h"
+
+static PyObject *objarena_owns(PyObject *Py_UNUSED(module), PyObject *obj) {
+    return PyBool_FromLong(arena_owns(obj));
+}
+
+static PyObject *objarena_arena_id_of(PyObject *Py_UNUSED(module), PyObject *obj) {
+    return PyLong_FromUnsignedLongLong(arena_block_arena_id(obj));
+}
+
+static PyObject *objarena_collect(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored)) {
+    objarena_frame_t *capture = objarena_thread_capture();
+    if (capture) {
+        PyErr_SetString(PyExc_RuntimeError, "collect() inside an active scope would allocate into it");
+        return NULL;
+    }
+    objarena_collect_caches();
+    arena_pool_t *default_pool = arena_default_pool();
+    if (default_pool)
+        arena_pool_trim(default_pool, 0); /* the empty chunk bare scopes keep warm goes back too */
+    Py_RETURN_NONE;
+}
+
+static PyObject *objarena_verify_chain(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored)) {
+    return PyBool_FromLong(objarena_hook_verify_chain());
+}
+
+/* _testing_fail_commit_after(n): the OS layer's failure switch (arena/testing.h).
+ * After n more successful chunk commits the next one fails as if the OS had
+ * refused memory; -1 turns injection off. For fault-injection tests only. */
+static PyObject *objarena_testing_fail_commit_after(PyObject *module, PyObject *arg) {
+    (void)module;
+    long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (n < -1) {
+        PyErr_SetString(PyExc_ValueError, "_testing_fail_commit_after: n must be >= -1");
+        return NULL;
+    }
+    arena_testing_fail_commit_after(n);
+    Py_RETURN_NONE;
+}
+
+/* _gc_counts() -> (read, [3 counts]) (tests): the counts read from the
+ * interpreter's gc state, to compare with gc.get_stats(). */
+static PyObject *objarena_gc_counts_py(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored)) {
+    long counts[3] = {-1, -1, -1};
+    bool read = objarena_gc_read_collections(counts);
+    return Py_BuildValue("O[lll]", read ? Py_True : Py_False, counts[0], counts[1], counts[2]);
+}
+
+/* _freelists_check_layout() -> number of freelists checked (tests): the
+ * layouts freelists.c walks, against CPython's counters. RuntimeError on a
+ * mismatch. */
+static PyObject *objarena_freelists_check_layout_py(PyObject *module, PyObject *Py_UNUSED(ignored)) {
+    (void)module;
+    char what[200];
+    int n = objarena_freelists_check_layout(what, sizeof what);
+    if (n < 0) {
+        PyErr_Format(PyExc_RuntimeError, "objarena: %s", what);
+        return NULL;
+    }
+    return PyLong_FromLong(n);
+}
+
+static PyMethodDef module_methods[] = {
+    {"info", objarena_info, METH_NOARGS,
+     "info() -> dict\n\nProcess-wide state: hook installed and on top, arenas, retained chunks/bytes/blocks."},
+    {"owns", objarena_owns, METH_O, "owns(obj) -> bool\n\nIs obj's memory inside an arena chunk?"},
+    {"arena_id_of", objarena_arena_id_of, METH_O,
+     "arena_id_of(obj) -> int\n\nId of the arena obj lives in (0: not in an arena)."},
+    {"collect", objarena_collect, METH_NOARGS,
+     "collect()\n\nFull gc plus CPython's cache flushes, as at scope exit, and the empty chunk that\n"
+     "scopes without a pool keep warm (OBJARENA_WARM_BYTES) goes back to the OS; outside scopes only."},
+    {"_verify_chain", objarena_verify_chain, METH_NOARGS, "Re-establish the hook if it was removed."},
+    {"_tracemalloc_stop", objarena_tracemalloc_stop, METH_NOARGS,
+     "stop()\n\nStop tracing Python memory allocations (objarena keeps its hook installed)."},
+    {"_tracemalloc_start", (PyCFunction)(void (*)(void))objarena_tracemalloc_start, METH_FASTCALL,
+     "start(nframe: int = 1)\n\nStart tracing Python memory allocations (over objarena's full hook)."},
+    {"_guard_tracemalloc", objarena_guard_tracemalloc, METH_VARARGS, NULL},
+    {"_at_exit", objarena_at_exit, METH_NOARGS, NULL},
+    {"_gc_counts", objarena_gc_counts_py, METH_NOARGS, "(read, [collections per generation]) from the gc state."},
+    {"_freelists_check_layout", objarena_freelists_check_layout_py, METH_NOARGS, NULL},
+    {"_testing_fail_commit_after", objarena_testing_fail_commit_after, METH_O,
+     "_testing_fail_commit_after(n)\n\nTests only: the (n+1)th chunk commit from now fails; -1: off."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef objarena_module = {
+    PyModuleDef_HEAD_INIT, "_objarena",
+    "Low-level objarena: use the `objarena` package.", -1, module_methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__objarena(void) {
+#ifdef Py_GIL_DISABLED
+    PyErr_SetString(PyExc_RuntimeError,
+                    "objarena does not support free-threaded CPython builds (Py_GIL_DISABLED): "
+                    "the free-threaded GC finds objects by walking mimalloc heaps, and arena "
+                    "objects are outside them");
+    return NULL;
+#endif
+    if (PyType_Ready(&ScopeType) < 0 || PyType_Ready(&PausedType) < 0 || PyType_Ready(&PoolType) < 0 ||
+        objarena_thread_guard_ready() < 0 || objarena_escape_error_ready() < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&objarena_module);
+    if (!m)
+        return NULL;
+    Py_INCREF(&ScopeType);
+    Py_INCREF(&PausedType);
+    Py_INCREF(objarena_EscapeError);
+    Py_INCREF(&PoolType);
+    if (PyModule_AddObject(m, "Pool", (PyObject *)&PoolType) < 0 ||
+        PyModule_AddObject(m, "scope", (PyObject *)&ScopeType) < 0 ||
+        PyModule_AddObject(m, "paused", (PyObject *)&PausedType) < 0 ||
+        PyModule_AddObject(m, "EscapeError", objarena_EscapeError) < 0 ||
+        PyModule_AddIntConstant(m, "DEFAULT_CHUNK_SIZE", (long)ARENA_DEFAULT_CHUNK_SIZE) < 0 ||
+        PyModule_AddIntConstant(m, "MIN_CHUNK_SIZE", (long)ARENA_MIN_CHUNK_SIZE) < 0 ||
+        PyModule_AddIntConstant(m, "MAX_CHUNK_SIZE", (long)ARENA_MAX_CHUNK_SIZE) < 0)
+        goto fail;
+    return m;
+fail:
+    Py_DECREF(m);
+    return NULL;
+}
