@@ -29,7 +29,7 @@ static void ThreadGuard_dealloc(ThreadGuardObject *self) {
 }
 
 static PyTypeObject ThreadGuardType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "_objarena._ThreadGuard",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "objarena._objarena._ThreadGuard",
     .tp_basicsize = sizeof(ThreadGuardObject),
     .tp_dealloc = (destructor)ThreadGuard_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,

@@ -1,5 +1,5 @@
 # Type stub for the `objarena` package (pyext/objarena/__init__.py) and the
-# types it re-exports from the `_objarena` extension module.
+# types it re-exports from the `objarena._objarena` extension module.
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Generic, Literal, ParamSpec, TypeVar, final, overload

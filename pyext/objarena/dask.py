@@ -54,7 +54,7 @@ import concurrent.futures
 import pickle
 import warnings
 
-import _objarena
+from objarena import _objarena
 from distributed import WorkerPlugin
 from distributed.threadpoolexecutor import ThreadPoolExecutor
 

@@ -190,7 +190,8 @@ def test_info_counts_exit_collections(clean_gc):
 
 
 FALLBACK_CHILD = """
-import warnings, objarena, _objarena
+import warnings, objarena
+from objarena import _objarena
 def fallen_back_scope():
     _objarena._testing_fail_commit_after(0)      # the next chunk commit fails: blocks fall back
     try:
@@ -218,7 +219,8 @@ def test_fallbacks_are_counted_and_warned_once(child):
 
 def test_a_fallback_warning_made_an_error_does_not_fail_the_scope(child):
     result = child("""
-import objarena, _objarena
+import objarena
+from objarena import _objarena
 _objarena._testing_fail_commit_after(0)
 with objarena.scope() as phase:
     data = [str(i) * 3 for i in range(5000)]
@@ -233,7 +235,7 @@ def test_collection_counts_read_from_the_gc_state_match_gc_get_stats():
     # The exit decides which generations to collect from these counts; they
     # are read from the interpreter's gc state (no gc.get_stats() call, which
     # allocates, at every entry and exit). They must be the same numbers.
-    import _objarena
+    from objarena import _objarena
 
     read, counts = _objarena._gc_counts()
     assert read  # 3.10-3.13 default builds
