@@ -2,7 +2,7 @@
 allocator variant, each run in a fresh process, and compare time and memory.
 
     python examples/compare_phases.py [--full] [--examples etl,worker] [--variants pymalloc,objarena.run]
-                                      [--out-dir DIR] [--no-chart]
+                                      [--out-dir DIR] [--no-chart] [--publish]
 
 (./tools/run_examples sets up a venv with objarena and requirements-dev.txt and runs this.)
 
@@ -19,6 +19,12 @@ While a run goes, this process samples the child's RSS from /proc/<pid>/statm
 allocates in its arena). Written to --out-dir (default .cache/examples/ in the
 repository): examples.png (RSS over time, one panel per example), summary.json
 (every figure in the tables) and samples.json (the raw RSS samples).
+--publish also writes the chart and the JSON into docs/, the README's table
+and docs/examples.md's tables (between their markers), all from this run.
+
+"held" is the RSS when the job is over (its last scope exited, a pool closed)
+above the same process before the job (the example imported, its input not
+yet made): one baseline for every variant, with the end RSS beside it.
 """
 import argparse
 import datetime
