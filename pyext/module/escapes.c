@@ -63,10 +63,12 @@ static int holds_arena_storage(PyObject *obj, uint64_t id) {
  * refers to it. */
 static int visit_untracked(PyObject *obj, void *arg) {
     escape_search_t *es = arg;
-    if (es->failed || !obj || (arena_block_arena_id(obj) != es->id && !holds_arena_storage(obj, es->id)))
+    if (es->failed || !obj)
         return 0;
     if (PyObject_IS_GC(obj) && PyObject_GC_IsTracked(obj))
-        return 0; /* found as itself */
+        return 0; /* found as itself (the loop visits every tracked object) */
+    if (arena_block_arena_id(obj) != es->id && !holds_arena_storage(obj, es->id))
+        return 0;
     PyObject *key = PyLong_FromVoidPtr(obj);
     int known = key ? PySet_Contains(es->seen, key) : -1;
     if (known == 0 && (PySet_Add(es->seen, key) < 0 || add_escaped(es, obj) < 0))
