@@ -21,6 +21,7 @@ import atexit as _atexit
 import _objarena
 from _objarena import EscapeError, Pool, arena_id_of, collect, info, owns, paused, scope
 
+from ._detach import detach
 from ._wrap import Scoped, run, scoped
 
 Scope = scope
@@ -33,6 +34,7 @@ __all__ = [
     "Scoped",
     "arena_id_of",
     "collect",
+    "detach",
     "info",
     "owns",
     "paused",
