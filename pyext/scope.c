@@ -3,6 +3,7 @@
 
 #include "pyext/clock.h"
 #include "pyext/collect.h"
+#include "pyext/phase_collect.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -242,11 +243,15 @@ int objarena_scope_enter(objarena_scope_t *s) {
     /* Before the push: gc.get_stats() allocates, and not into the arena. */
     if (s->options.collect == OBJARENA_COLLECT_AUTO || s->options.collect == OBJARENA_COLLECT_YOUNG)
         objarena_gc_collections(s->gc_collections_at_enter);
+    if (s->options.collect == OBJARENA_COLLECT_AUTO)
+        s->phase_sentinel = objarena_phase_mark();
     s->entered_at = objarena_monotonic_seconds();
     s->frame.arena = arena;
     s->frame.capture_mem = s->options.capture_mem;
     s->frame.limit = s->effective_limit;
     if (objarena_thread_push(&s->frame) < 0) {
+        objarena_phase_unmark(s->phase_sentinel);
+        s->phase_sentinel = NULL;
         arena_destroy(arena);
         s->frame.arena = NULL;
         return -1;
@@ -257,7 +262,9 @@ int objarena_scope_enter(objarena_scope_t *s) {
 
 static void finish_exit(objarena_scope_t *s) {
     objarena_exit_collect(&s->options, s->gc_collections_at_enter, s->entered_at, s->frame.arena,
-                          &s->exit_collection);
+                          s->phase_sentinel, &s->exit_collection);
+    objarena_phase_unmark(s->phase_sentinel);
+    s->phase_sentinel = NULL;
     objarena_hook_verify_chain();
     arena_release(s->frame.arena);
     objarena_scope_stats(s, &s->exit_stats);
