@@ -93,27 +93,61 @@ int objarena_check_chunk_size(size_t chunk, bool huge_pages) {
 
 /* The chunk size a scope with byte limit `limit` and no chunk_size given
  * uses: a quarter of the limit (rounded down to a power of two, at least
- * ARENA_MIN_CHUNK_SIZE), at most the default, so a small limit admits
- * several chunks instead of failing at the first one; the limit is then
- * exact to within a quarter of itself (or 64 KiB). */
-static size_t chunk_size_for_limit(size_t limit, size_t chunk) {
-    while (chunk > ARENA_MIN_CHUNK_SIZE && chunk > limit / 4)
+ * `smallest`: ARENA_MIN_CHUNK_SIZE, or one huge page with huge_pages), at
+ * most the default, so a small limit admits several chunks instead of
+ * failing at the first one; the limit is then exact to within a quarter of
+ * itself (or one smallest chunk). */
+static size_t chunk_size_for_limit(size_t limit, size_t chunk, size_t smallest) {
+    while (chunk > smallest && chunk > limit / 4)
         chunk /= 2;
     return chunk;
+}
+
+static size_t smallest_chunk(bool huge_pages) { return huge_pages ? ARENA_HUGE_PAGE_SIZE : ARENA_MIN_CHUNK_SIZE; }
+
+/* A limit smaller than the smallest chunk the scope can map would refuse its
+ * first allocation with nothing mapped (issue 24: pool.scope(limit=256 KiB)
+ * with the pool's 1 MiB chunks, scope(huge_pages=True, limit=1 MiB)). So
+ * chunks are sized to the limit where the scope may choose them, and a limit
+ * under one chunk is a ValueError here, at construction: with a given
+ * chunk_size, a pool's chunk size (options->chunk_size, filled in by the
+ * module; a C caller that leaves it 0 gets no check) or one huge page. */
+static int check_limit_fits_a_chunk(const objarena_scope_options_t *o) {
+    if (!o->limit)
+        return 0;
+    if (o->pool) {
+        if (o->chunk_size && o->limit < o->chunk_size) {
+            PyErr_Format(PyExc_ValueError,
+                         "limit=%zu is smaller than one chunk of the pool (chunk_size=%zu): a pool's scopes map "
+                         "the pool's chunks; give a larger limit, or a scope without the pool",
+                         o->limit, o->chunk_size);
+            return -1;
+        }
+        return 0;
+    }
+    if (o->chunk_size && o->limit < o->chunk_size) {
+        PyErr_Format(PyExc_ValueError,
+                     "limit=%zu is smaller than one chunk (chunk_size=%zu): leave chunk_size out (chunks are then "
+                     "sized to the limit) or give a smaller one",
+                     o->limit, o->chunk_size);
+        return -1;
+    }
+    if (!o->chunk_size && o->limit < smallest_chunk(o->huge_pages)) {
+        PyErr_Format(PyExc_ValueError,
+                     "limit=%zu is smaller than one chunk: huge_pages needs chunks of at least %zu bytes "
+                     "(one huge page); give a larger limit, or leave huge_pages out",
+                     o->limit, smallest_chunk(o->huge_pages));
+        return -1;
+    }
+    return 0;
 }
 
 objarena_scope_t *objarena_scope_new(const objarena_scope_options_t *options) {
     size_t chunk = options->chunk_size;
     /* (A pool scope's chunk size is its pool's, checked with the pool.) */
-    if (objarena_check_chunk_size(chunk, options->huge_pages && !options->pool) < 0)
+    if (objarena_check_chunk_size(chunk, options->huge_pages && !options->pool) < 0 ||
+        check_limit_fits_a_chunk(options) < 0)
         return NULL;
-    if (options->limit && chunk && !options->pool && options->limit < chunk) {
-        PyErr_Format(PyExc_ValueError,
-                     "limit=%zu is smaller than one chunk (chunk_size=%zu): leave chunk_size out (chunks are then "
-                     "sized to the limit) or give a smaller one",
-                     options->limit, chunk);
-        return NULL;
-    }
     objarena_scope_t *s = PyMem_RawCalloc(1, sizeof *s);
     if (!s) {
         PyErr_NoMemory();
@@ -221,8 +255,9 @@ int objarena_scope_enter(objarena_scope_t *s) {
     if (s->options.chunk_size)
         config.chunk_size = s->options.chunk_size;
     config.byte_limit = s->effective_limit;
-    if (s->effective_limit && !s->chunk_size_given && !s->options.pool && !s->options.huge_pages) {
-        s->options.chunk_size = chunk_size_for_limit(s->effective_limit, arena_default_chunk_size(0, false));
+    if (s->effective_limit && !s->chunk_size_given && !s->options.pool) {
+        s->options.chunk_size = chunk_size_for_limit(s->effective_limit, arena_default_chunk_size(0, s->options.huge_pages),
+                                                     smallest_chunk(s->options.huge_pages));
         config.chunk_size = s->options.chunk_size;
     }
     config.poison_on_release = s->options.poison;

@@ -239,3 +239,45 @@ def test_a_charged_block_grown_inside_a_nested_scope_is_refused_by_the_owner_onl
             assert not _grow(xs, 20 * 10**6)  # to ~22 MB: 54 MB in all, under 64
         del filler
     assert outer.stats["limit_hits"] == 0, outer.stats
+
+
+# ---- issue 24 item 5: limits smaller than a chunk, chunk_size on a pool scope ----
+
+def test_a_pool_scope_whose_limit_is_under_the_pools_chunk_is_refused_at_construction():
+    # Before: built, then its first 48-byte allocation was refused with
+    # nothing mapped (the pool's chunks are 1 MiB).
+    with objarena.Pool() as pool:
+        with pytest.raises(ValueError, match="smaller than one chunk of the pool"):
+            pool.scope(limit=256 * 1024)
+        with pytest.raises(ValueError, match="smaller than one chunk of the pool"):
+            objarena.scope(pool=pool, limit=2**20 - 1)
+        with pool.scope(limit=4 * 2**20) as ok:  # a few chunks: fine
+            rows = build(100)
+        assert len(rows) == 100 and ok.stats["limit_hits"] == 0, ok.stats
+
+
+def test_huge_page_chunks_are_sized_to_the_limit_or_the_limit_is_refused():
+    with pytest.raises(ValueError, match="huge_pages needs chunks of at least 2097152"):
+        objarena.scope(huge_pages=True, limit=2**20)
+    # A limit of a few huge pages: chunks of one huge page, so it admits
+    # several (before: 2 MiB chunks only when the limit allowed the default).
+    with objarena.scope(huge_pages=True, limit=3 * 2**21) as phase:
+        rows = build(20_000)
+    assert len(rows) == 20_000 and phase.stats["limit_hits"] == 0, phase.stats
+    assert "chunk_size=2097152" in repr(phase), repr(phase)
+    with objarena.scope(huge_pages=True, limit=2**30) as big:
+        pass
+    assert "chunk_size=2097152" in repr(big), repr(big)
+
+
+def test_chunk_size_on_a_pool_scope_is_always_refused():
+    # Even the pool's own chunk size (before: accepted), as the docs say.
+    with objarena.Pool() as pool:
+        own = pool.stats.get("chunk_size", 2**20)
+        for size in (own, 2**20, 2**16):
+            with pytest.raises(ValueError, match="chunk_size cannot be given to a pool's scope"):
+                pool.scope(chunk_size=size)
+            with pytest.raises(ValueError, match="chunk_size cannot be given to a pool's scope"):
+                objarena.scope(pool=pool, chunk_size=size)
+        with pool.scope(chunk_size=None):  # None means "not given"
+            pass
