@@ -3,6 +3,7 @@
 #include "pyext/hook.h"
 
 #include "pyext/charge.h"
+#include "pyext/env.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -612,10 +613,7 @@ static int publish_forward(int domain, const PyMemAllocatorEx *saved) {
     return 0;
 }
 
-static bool env_thin_passthrough(void) {
-    const char *v = getenv("OBJARENA_PASSTHROUGH");
-    return !(v && strcmp(v, "full") == 0);
-}
+static bool env_thin_passthrough(void) { return !objarena_env_passthrough_full(); } /* (validated at scope entry: env.h) */
 
 static int install_domain(int domain) {
     if (hook_installed[domain])

@@ -3,6 +3,7 @@
 
 #include "pyext/clock.h"
 #include "pyext/collect.h"
+#include "pyext/env.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -12,11 +13,6 @@
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
-
-static bool env_poison(void) {
-    const char *v = getenv("OBJARENA_POISON");
-    return v && *v && strcmp(v, "0") != 0;
-}
 
 void objarena_scope_options_init(objarena_scope_options_t *options) {
     memset(options, 0, sizeof *options);
@@ -157,58 +153,14 @@ objarena_scope_t *objarena_scope_new(const objarena_scope_options_t *options) {
     s->chunk_size_given = chunk != 0;
     if (!options->pool)
         s->options.chunk_size = arena_default_chunk_size(chunk, options->huge_pages);
-    if (env_poison())
+    bool poison_env = false;
+    if (objarena_env_poison(&poison_env) < 0) {
+        PyMem_RawFree(s);
+        return NULL;
+    }
+    if (poison_env)
         s->options.poison = true;
     return s;
-}
-
-/* OBJARENA_RESERVE_BYTES: the region's size, read once at the first scope.
- * Bytes, or a number with a K/M/G/T suffix (powers of 1024, e.g. "4G");
- * at least 1 GiB (the region is cut in whole GiBs). A value that does not
- * parse, or is too small, is a ValueError at every scope entry until fixed,
- * never a silent default. The region's size cannot change once reserved. */
-static int configure_reserve_from_env(void) {
-    static bool done;
-    if (done)
-        return 0;
-    const char *env = getenv("OBJARENA_RESERVE_BYTES");
-    if (!env || !*env) {
-        done = true;
-        return 0;
-    }
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull(env, &end, 10);
-    int shift = 0;
-    if (end && *end) {
-        const char *units = "KMGT";
-        const char *u = strchr(units, *end >= 'a' ? *end - 32 : *end);
-        if (u && *u) {
-            shift = 10 * (int)(u - units + 1);
-            end++;
-            if (*end == 'i' || *end == 'I') /* KiB, GiB... */
-                end++;
-            if (*end == 'B' || *end == 'b')
-                end++;
-        }
-    }
-    if (errno || end == env || (end && *end) || *env == '-' || (shift && v > (ULLONG_MAX >> shift))) {
-        PyErr_Format(PyExc_ValueError,
-                     "OBJARENA_RESERVE_BYTES=%s: expected bytes or a number with K/M/G/T (e.g. 4G)", env);
-        return -1;
-    }
-    v <<= shift;
-    if (v < ((unsigned long long)1 << 30)) {
-        PyErr_Format(PyExc_ValueError,
-                     "OBJARENA_RESERVE_BYTES=%s (%llu bytes): the region needs at least 1 GiB of address space", env,
-                     v);
-        return -1;
-    }
-    /* EINVAL here: the region exists already (set up by the C API or an
-     * earlier reading): its size stands. */
-    (void)arena_region_configure((size_t)v);
-    done = true;
-    return 0;
 }
 
 /* The tightest byte limit that applies to a scope entered now: its own
@@ -243,7 +195,7 @@ int objarena_scope_enter(objarena_scope_t *s) {
                                                        : "a scope can be entered only once; make a new one");
         return -1;
     }
-    if (check_main_interpreter() < 0 || configure_reserve_from_env() < 0 || objarena_hook_install() < 0)
+    if (check_main_interpreter() < 0 || objarena_env_check_at_entry() < 0 || objarena_hook_install() < 0)
         return -1;
     s->effective_limit = tightest_limit(s->options.limit);
     /* A limit also charges the big MEM blocks (charge.h): the MEM hook too. */
