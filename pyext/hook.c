@@ -3,6 +3,7 @@
 #include "pyext/hook.h"
 
 #include "pyext/charge.h"
+#include "pyext/env.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -192,20 +193,33 @@ static __attribute__((noinline)) void *charged_alloc(size_t count, size_t size, 
     return p;
 }
 
+/* The charge of a block belongs to the scope that owns the block, from its
+ * allocation until its free: a realloc keeps it there, whichever scope or
+ * pause is current (an inner scope's exit would otherwise drop it, and a
+ * pause would let it grow unchecked: issue 24). So a phase's list that grows
+ * inside a nested scope or under paused() hits the phase's limit where it
+ * would without them. The growth is refused past the owner's limit on the
+ * owner's own thread; a realloc on another thread keeps the charge (with the
+ * new size) but is never refused for a scope that thread is not in. */
+static bool on_frame_thread(const objarena_frame_t *f) { return f->thread_id == PyThread_get_thread_ident(); }
+
 /* realloc of a saved-allocator block while charges exist or a limit applies:
- * a charged block's charge follows it; a block that grows past the MEM
- * capture size in a limited scope is charged (its old size unknown: all of
- * it). On failure the old block and its charge are as they were. */
+ * a charged block's charge stays with its owner at its new size; an
+ * uncharged block that grows past the MEM capture size in a limited scope is
+ * charged to that scope (its old size unknown: all of it). On failure the
+ * old block and its charge are as they were. */
 static __attribute__((noinline)) void *charged_realloc(void *ptr, size_t size) {
-    objarena_frame_t *owner = NULL, *f = tls_limit;
+    objarena_frame_t *owner = NULL;
     size_t old = objarena_charge_remove(ptr, &owner);
+    objarena_frame_t *f = old ? owner : tls_limit;
     if (old) {
         owner->charged -= old;
         charge_rebudget(owner);
     }
-    bool charge = f && size > OBJARENA_MEM_CAPTURE_MAX;
+    bool charge = f && (old || size > OBJARENA_MEM_CAPTURE_MAX);
+    bool check = charge && (!old || on_frame_thread(owner));
     void *q = NULL;
-    if (!charge || charge_fits(f, size)) {
+    if (!check || charge_fits(f, size)) {
         PyMemAllocatorEx *fw = forward(HOOK_MEM);
         q = fw->realloc(fw->ctx, ptr, size);
     }
@@ -219,15 +233,29 @@ static __attribute__((noinline)) void *charged_realloc(void *ptr, size_t size) {
     return q;
 }
 
-/* A captured MEM block reallocated past the capture size in a limited scope
- * (a list array growing from 512 bytes to 80 MB in one `*=`) moves to the
- * saved allocator, and is charged there like a fresh request. */
+/* The frame of this thread's stack whose arena holds arena block ptr, or
+ * NULL (a survivor of an exited scope, another thread's block). */
+static objarena_frame_t *frame_of_block(const void *ptr) {
+    uint64_t id = arena_block_arena_id(ptr);
+    for (objarena_frame_t *f = tls_top; f && id; f = f->parent)
+        if (f->arena && arena_id(f->arena) == id)
+            return f;
+    return NULL;
+}
+
+/* A captured MEM block reallocated past the capture size (a list array
+ * growing from 512 bytes to 80 MB in one `*=`) moves to the saved allocator.
+ * It is charged there like a fresh request, to the scope whose arena held
+ * it if that scope is on this thread's stack (the block is that phase's,
+ * even inside a nested scope or a pause), else to the current limited
+ * scope; a block whose owning scope has no limit is not charged. */
 static __attribute__((noinline)) void *charged_move_out(void *ptr, size_t size) {
-    objarena_frame_t *f = tls_limit;
-    if (!charge_fits(f, size))
+    objarena_frame_t *owner = frame_of_block(ptr);
+    objarena_frame_t *f = owner ? (owner->limit ? owner : NULL) : tls_limit;
+    if (f && !charge_fits(f, size))
         return NULL;
     void *q = move_out(forward(HOOK_MEM), ptr, size);
-    if (q)
+    if (q && f)
         charge_to(f, q, size);
     return q;
 }
@@ -297,7 +325,7 @@ static __attribute__((noinline)) void *charged_move_out(void *ptr, size_t size) 
         if (arena_owns(ptr)) {                                                         \
             if (f && size <= (MAX))                                                    \
                 return prefix##_scope_realloc(f->arena, ptr, size);                    \
-            if ((CHARGE) && tls_limit && size > OBJARENA_MEM_CAPTURE_MAX)              \
+            if ((CHARGE) && tls_top && size > OBJARENA_MEM_CAPTURE_MAX)                \
                 return charged_move_out(ptr, size);                                    \
             return move_out(forward(DOMAIN), ptr, size);                               \
         }                                                                              \
@@ -585,10 +613,7 @@ static int publish_forward(int domain, const PyMemAllocatorEx *saved) {
     return 0;
 }
 
-static bool env_thin_passthrough(void) {
-    const char *v = getenv("OBJARENA_PASSTHROUGH");
-    return !(v && strcmp(v, "full") == 0);
-}
+static bool env_thin_passthrough(void) { return !objarena_env_passthrough_full(); } /* (validated at scope entry: env.h) */
 
 static int install_domain(int domain) {
     if (hook_installed[domain])
