@@ -73,6 +73,7 @@ typedef struct objarena_frame {
     void *owner;                    /* the Python object that pushed it (the stack holds a reference), or NULL */
     unsigned long thread_id;        /* PyThread_get_thread_ident() of the owner */
     int state;                      /* objarena_frame_state */
+    bool elsewhere;                 /* a pause entered outside the main interpreter: a no-op, never on the stack */
 } objarena_frame_t;
 
 enum objarena_frame_state { FRAME_NEW = 0, FRAME_ACTIVE = 1, FRAME_EXITED = 2 };

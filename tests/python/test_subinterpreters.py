@@ -169,3 +169,72 @@ def test_subinterpreter_allocations_are_not_captured(isolated, poison):
     child = run_bounded(CAPTURE.replace("ISOLATED", str(isolated)), poison=poison, timeout=120).check()
     blocks = int(child.stdout.split()[-1])
     assert blocks < 2000, child.stdout
+
+
+# A legacy sub-interpreter (it may import objarena) uses paused() before
+# the thread enters any scope, and is destroyed inside a main scope.
+PAUSE_IN_LEGACY = """
+import objarena
+iid = create(isolated=False)
+SUB = '''
+import objarena
+with objarena.paused():
+    x = [str(i) for i in range(100)]
+'''
+run(iid, SUB)                      # this thread's first frame: a pause, in the sub-interpreter
+with objarena.scope() as s:
+    destroy(iid)
+    before = s.stats["blocks_allocated"]
+    keep = [(i,) for i in range(1000)]
+    after = s.stats["blocks_allocated"]
+    info = objarena.info()
+print("captured", after - before, "face", info["hook_face"], "orphaned", info["frames_orphaned"])
+"""
+
+
+@needs_subinterpreters
+@pytest.mark.parametrize("poison", [True, False], ids=["poison", "no_poison"])
+def test_pause_in_legacy_subinterpreter_leaves_main_scope_alone(poison):
+    # On the old code the pause's first use put the thread guard in the
+    # sub-interpreter's thread state; clearing it (at the end of the exec on
+    # 3.13+, at destroy on 3.11/3.12) released the main scope: capture
+    # stopped and the `with` raised RuntimeError.
+    child = run_bounded(PAUSE_IN_LEGACY, poison=poison, timeout=120).check()
+    words = child.stdout.split()
+    assert words[:6] == ["captured", words[1], "face", "full", "orphaned", "0"], child.stdout
+    assert int(words[1]) >= 1000, child.stdout
+
+
+# A thread first runs a legacy sub-interpreter that uses paused(), then
+# enters a scope and ends inside it: the thread guard must release it.
+THREAD_ENDS_IN_SCOPE = """
+import threading
+import objarena
+iid = create(isolated=False)
+SUB = '''
+import objarena
+with objarena.paused():
+    pass
+'''
+def body():
+    run(iid, SUB)
+    objarena.scope().__enter__()   # never exited: the thread ends inside it
+    keep = [(i,) for i in range(100)]
+
+t = threading.Thread(target=body)
+t.start()
+t.join()
+destroy(iid)
+info = objarena.info()
+print("face", info["hook_face"], "live", info["arenas_live"], "orphaned", info["frames_orphaned"])
+"""
+
+
+@needs_subinterpreters
+@pytest.mark.parametrize("poison", [True, False], ids=["poison", "no_poison"])
+def test_thread_ending_in_scope_after_subinterpreter_pause_is_released(poison):
+    # On the old code the thread's guard went to the sub-interpreter's
+    # thread state, and the thread (guarded, as far as objarena knew) ended
+    # with its scope open: the face stayed full and one arena stayed live.
+    child = run_bounded(THREAD_ENDS_IN_SCOPE, poison=poison, timeout=120).check()
+    assert child.stdout.split() == ["face", "thin", "live", "0", "orphaned", "1"], child.stdout
