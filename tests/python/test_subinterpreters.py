@@ -202,7 +202,8 @@ def test_pause_in_legacy_subinterpreter_leaves_main_scope_alone(poison):
     child = run_bounded(PAUSE_IN_LEGACY, poison=poison, timeout=120).check()
     words = child.stdout.split()
     assert words[:6] == ["captured", words[1], "face", "full", "orphaned", "0"], child.stdout
-    assert int(words[1]) >= 1000, child.stdout
+    # (1,000 tuples: some come from the tuple freelist, 969 captured on 3.15)
+    assert int(words[1]) >= 500, child.stdout
 
 
 # A thread first runs a legacy sub-interpreter that uses paused(), then
