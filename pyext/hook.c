@@ -66,6 +66,41 @@ static inline PyMemAllocatorEx *forward(int domain) {
     return atomic_load_explicit(&forward_allocator[domain], memory_order_acquire);
 }
 
+/* ---- which interpreter is running ----
+ *
+ * Scopes and pauses belong to the main interpreter (scope.c refuses to
+ * enter one elsewhere), but the thread-local stack belongs to the OS thread:
+ * a sub-interpreter run on a thread with an open scope (_interpreters.exec,
+ * concurrent.interpreters, InterpreterPoolExecutor, a legacy
+ * Py_NewInterpreter) sees the main scope's frame in tls_capture. An own-GIL
+ * interpreter allocating into that arena races with the main interpreter's
+ * threads freeing into it (issue 24: SIGSEGV or a hang); a legacy one would
+ * leak its objects into the phase. So every capture and charge path first
+ * asks whether the thread's current interpreter is the owner, and forwards
+ * if not. The owner is recorded when the hook is installed, which happens
+ * only on a scope entry, in the main interpreter. The question is a call
+ * that reads CPython's current thread state (a thread-local on 3.12+) and a
+ * load of its interp. Budget: the in-scope malloc half grew from 6 to 17
+ * instructions on the hit path (x86-64, GCC 12 -O2: the call, the compare,
+ * a stack frame); hook_bench (3.11.7, min of 5 alternated runs under load
+ * 11 on 2 cores) put a scope's reuse pair at 27.61 ns against 26.87 before,
+ * a pool's at 28.91 against 28.22. The pass-through paths outside scopes do
+ * not ask. */
+static PyInterpreterState *owner_interp;
+
+static inline PyThreadState *current_tstate(void) {
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyThreadState_GetUnchecked();
+#else
+    return _PyThreadState_UncheckedGet();
+#endif
+}
+
+static inline bool on_owner_interp(void) {
+    PyThreadState *ts = current_tstate();
+    return ts != NULL && ts->interp == owner_interp;
+}
+
 /* ---- the hooks: hot paths, one set per domain ---- */
 
 /* An arena block reallocated outside any scope moves to the saved
@@ -148,6 +183,13 @@ static __attribute__((noinline)) void *alloc_refused(objarena_frame_t *f, int do
     return p;
 }
 
+/* A request from another interpreter on a thread with an open scope: the
+ * saved allocator serves it, uncharged (out of line). */
+static __attribute__((noinline)) void *foreign_alloc(int domain, size_t count, size_t size, bool zero) {
+    PyMemAllocatorEx *fw = forward(domain);
+    return zero ? fw->calloc(fw->ctx, count, size) : fw->malloc(fw->ctx, size);
+}
+
 /* ---- limit charges for blocks from the saved allocator (charge.h) ---- */
 
 /* The arena may map what the limit leaves after the charges. */
@@ -171,7 +213,12 @@ static void charge_to(objarena_frame_t *f, void *p, size_t size) {
     charge_rebudget(f);
 }
 
+/* The charge table is the main interpreter's (changed under its GIL): a
+ * free from another interpreter is never of a charged block, and must not
+ * read the table while main-interpreter threads change it. */
 static void uncharge(void *p) {
+    if (!on_owner_interp())
+        return;
     objarena_frame_t *f = NULL;
     size_t size = objarena_charge_remove(p, &f);
     if (size) {
@@ -182,6 +229,8 @@ static void uncharge(void *p) {
 
 /* A MEM request the arena does not serve, in a scope with a limit. */
 static __attribute__((noinline)) void *charged_alloc(size_t count, size_t size, bool zero) {
+    if (!on_owner_interp())
+        return foreign_alloc(HOOK_MEM, count, size, zero);
     objarena_frame_t *f = tls_limit;
     size_t total;
     if (__builtin_mul_overflow(count, size, &total) || !charge_fits(f, total))
@@ -209,6 +258,10 @@ static bool on_frame_thread(const objarena_frame_t *f) { return f->thread_id == 
  * charged to that scope (its old size unknown: all of it). On failure the
  * old block and its charge are as they were. */
 static __attribute__((noinline)) void *charged_realloc(void *ptr, size_t size) {
+    if (!on_owner_interp()) {
+        PyMemAllocatorEx *fw = forward(HOOK_MEM);
+        return fw->realloc(fw->ctx, ptr, size);
+    }
     objarena_frame_t *owner = NULL;
     size_t old = objarena_charge_remove(ptr, &owner);
     objarena_frame_t *f = old ? owner : tls_limit;
@@ -250,6 +303,8 @@ static objarena_frame_t *frame_of_block(const void *ptr) {
  * even inside a nested scope or a pause), else to the current limited
  * scope; a block whose owning scope has no limit is not charged. */
 static __attribute__((noinline)) void *charged_move_out(void *ptr, size_t size) {
+    if (!on_owner_interp())
+        return move_out(forward(HOOK_MEM), ptr, size);
     objarena_frame_t *owner = frame_of_block(ptr);
     objarena_frame_t *f = owner ? (owner->limit ? owner : NULL) : tls_limit;
     if (f && !charge_fits(f, size))
@@ -267,18 +322,24 @@ static __attribute__((noinline)) void *charged_move_out(void *ptr, size_t size) 
  * call (the frame is re-read from the thread-local on the rare failure). */
 #define DEFINE_HOOKS(prefix, TLS, DOMAIN, MAX, CHARGE)                                 \
     static __attribute__((noinline)) void *prefix##_scope_malloc(arena_t *a, size_t size) { \
+        if (__builtin_expect(!on_owner_interp(), 0))                                   \
+            return foreign_alloc(DOMAIN, 1, size, false);                              \
         void *p = arena_alloc(a, size);                                                \
         if (__builtin_expect(p != NULL, 1))                                            \
             return p;                                                                  \
         return alloc_refused(TLS, DOMAIN, NULL, 1, size, false);                       \
     }                                                                                  \
     static __attribute__((noinline)) void *prefix##_scope_calloc(arena_t *a, size_t count, size_t size) { \
+        if (__builtin_expect(!on_owner_interp(), 0))                                   \
+            return foreign_alloc(DOMAIN, count, size, true);                           \
         void *p = arena_calloc(a, count, size);                                        \
         if (__builtin_expect(p != NULL, 1))                                            \
             return p;                                                                  \
         return alloc_refused(TLS, DOMAIN, NULL, count, size, true);                    \
     }                                                                                  \
     static __attribute__((noinline)) void *prefix##_scope_realloc(arena_t *a, void *ptr, size_t size) { \
+        if (__builtin_expect(!on_owner_interp(), 0))                                   \
+            return move_out(forward(DOMAIN), ptr, size);                               \
         void *q = arena_realloc(a, ptr, size);                                         \
         if (__builtin_expect(q != NULL, 1))                                            \
             return q;                                                                  \
@@ -618,6 +679,7 @@ static bool env_thin_passthrough(void) { return !objarena_env_passthrough_full()
 static int install_domain(int domain) {
     if (hook_installed[domain])
         return 0;
+    owner_interp = PyInterpreterState_Main(); /* before any face reads it */
     if (!hook_installed[HOOK_OBJ] && !hook_installed[HOOK_MEM])
         thin_passthrough_enabled = thin_passthrough_enabled && env_thin_passthrough();
     PyMemAllocatorEx *slot = tracemalloc_slot_on_top(domain);

@@ -317,6 +317,16 @@ int objarena_pause_enter(objarena_frame_t *pause) {
         return -1;
     }
     pause->arena = NULL;
+    /* Outside the main interpreter no scope captures (hook.c forwards there),
+     * so a pause has nothing to do, and this OS thread's stack holds the
+     * main interpreter's frames: the pause stays off it (issue 24). */
+    if (PyInterpreterState_Get() != PyInterpreterState_Main()) {
+        pause->elsewhere = true;
+        pause->parent = NULL;
+        pause->thread_id = PyThread_get_thread_ident();
+        pause->state = FRAME_ACTIVE;
+        return 0;
+    }
     return objarena_thread_push(pause); /* a pause never fails */
 }
 
@@ -328,6 +338,10 @@ int objarena_pause_exit(objarena_frame_t *pause) {
     if (pause->thread_id != PyThread_get_thread_ident()) {
         PyErr_SetString(PyExc_RuntimeError, "a pause must be exited by the thread that entered it");
         return -1;
+    }
+    if (pause->elsewhere) {
+        pause->state = FRAME_EXITED;
+        return 0;
     }
     bool innermost = objarena_thread_top() == pause;
     objarena_thread_unlink(pause);

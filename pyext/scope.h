@@ -82,7 +82,9 @@ int objarena_scope_exit(objarena_scope_t *scope);
 void objarena_scope_orphan(objarena_scope_t *scope);
 
 /* Pause frames: `objarena.paused()`. While a pause is the innermost frame
- * the thread allocates from the saved allocator. */
+ * the thread allocates from the saved allocator. Entered in a sub-interpreter
+ * a pause is a no-op (nothing is captured there): it is marked `elsewhere`,
+ * never pushed, and its exit only checks the thread. */
 int objarena_pause_enter(objarena_frame_t *pause);
 int objarena_pause_exit(objarena_frame_t *pause);
 

@@ -32,6 +32,7 @@ PyObject *objarena_info(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored
         set_u64(d, "freelist_blocks_freed", cs.freelist_blocks_freed) < 0 ||
         set_u64(d, "scopes_fell_back", scopes_fell_back) < 0 ||
         set_u64(d, "frames_orphaned", objarena_frames_orphaned()) < 0 ||
+        set_u64(d, "thread_guards_foreign", objarena_thread_guards_foreign()) < 0 ||
         set_u64(d, "fallback_allocations", fallback_allocations) < 0) {
         Py_XDECREF(collect_seconds);
         Py_DECREF(d);
