@@ -31,7 +31,7 @@ Outside any scope it copies the same way (nothing to detach from).
 import copyreg
 import types
 
-from _objarena import owns, paused
+from ._objarena import owns, paused
 
 __all__ = ["detach"]
 
