@@ -28,6 +28,7 @@ __path__ = _extend_path(__path__, __name__)
 from . import _objarena  # noqa: E402
 from ._objarena import EscapeError, Pool, arena_id_of, collect, info, owns, paused, scope
 
+from ._detach import detach
 from ._wrap import Scoped, run, scoped
 
 Scope = scope
@@ -40,6 +41,7 @@ __all__ = [
     "Scoped",
     "arena_id_of",
     "collect",
+    "detach",
     "info",
     "owns",
     "paused",

@@ -14,6 +14,7 @@ __all__ = [
     "Scoped",
     "arena_id_of",
     "collect",
+    "detach",
     "info",
     "owns",
     "paused",
@@ -168,3 +169,10 @@ def info() -> dict[str, int | bool | str]: ...
 def owns(obj: object, /) -> bool: ...
 def arena_id_of(obj: object, /) -> int: ...
 def collect() -> None: ...
+
+_T = TypeVar("_T")
+
+def detach(obj: _T, /) -> _T:
+    """A deep copy of obj allocated outside every arena: containers new, shared
+    substructure and cycles kept, other objects copied as pickle would;
+    TypeError for what cannot be copied."""

@@ -18,6 +18,22 @@ def make_cycle(tag):
     return a
 
 
+def old_object():
+    """A list that is old when a scope enters: in generation 2 before the
+    phase's marker. A cycle through it is garbage only a full collection
+    finds (the phase collection sees its reference into the phase as one
+    from outside, and keeps the phase's part alive)."""
+    old = [None]
+    gc.collect()
+    return old
+
+
+def tie_to_old(old, payload):
+    """Inside the phase: a phase object in a cycle with `old`."""
+    new = [payload, old]
+    old[0] = new
+
+
 @pytest.fixture
 def clean_gc():
     gc.collect()
@@ -74,14 +90,15 @@ def test_auto_runs_the_full_collection_when_blocks_are_left_and_the_pace_allows(
     # at exit and nothing is retained.
     import time
 
+    old = old_object()
     start = time.monotonic()
     gc.collect()
     cost = time.monotonic() - start
     time.sleep(min(2.0, 60 * cost + 0.01))
     with objarena.scope() as phase:
-        cycle = make_cycle(bytes(4 << 20))
+        tie_to_old(old, bytes(4 << 20))
         gc.collect(1)
-        del cycle
+        del old
     st = phase.stats
     assert st["objects_promoted"], st
     if st["exit_collection"] == "full":
@@ -99,18 +116,24 @@ def make_and_drop_freelist_fodder():
 
 
 def test_a_long_phase_pays_for_its_own_full_collection(clean_gc):
-    # objarena.collect() (in clean_gc) just ran a full collection, so the
-    # process-wide pace defers the next one; a phase lasting far longer than
-    # that collection's cost (x4) gets it anyway: its promoted garbage goes
-    # back at exit, not at some later collection.
+    # objarena.collect() just ran a full collection, so the process-wide
+    # pace defers the next one; a phase lasting far longer than that
+    # collection's cost (x4) gets it anyway: its promoted garbage (a cycle
+    # through an old object, which the phase collection cannot prove dead)
+    # goes back at exit, not at some later collection. The phase sleeps 6x
+    # the required share of the measured cost (at least 1 s), so a loaded
+    # machine that slows the collection down does not fail it.
     import time
 
+    old = old_object()
+    start = time.monotonic()
     objarena.collect()
+    cost = time.monotonic() - start
     with objarena.scope() as phase:
-        cycle = make_cycle(bytes(4 << 20))
+        tie_to_old(old, bytes(4 << 20))
         gc.collect(1)
-        del cycle
-        time.sleep(1.0)
+        del old
+        time.sleep(min(30.0, max(1.0, 6 * 4 * cost)))
     st = phase.stats
     assert st["objects_promoted"] and st["exit_collection"] == "full", st
     assert not st["full_collection_deferred"] and st["bytes_retained"] < (4 << 20), st
