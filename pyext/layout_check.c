@@ -36,11 +36,36 @@
 static objarena_layout_t state;
 static bool warned;
 
-bool objarena_layout_freelists_ok(void) { return state.freelists; }
-bool objarena_layout_gc_counts_ok(void) { return state.gc_counts; }
-bool objarena_layout_young_collections_ok(void) { return !state.checked || state.young_collections; }
+/* The module runs the check at import; a C API user that never imported
+ * it (the embedding tests) gets it at the first question, with any pending
+ * exception kept aside and a warning turned error reported as unraisable. */
+static void ensure_checked(void) {
+    if (state.checked)
+        return;
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (objarena_layout_check(0, NULL) < 0)
+        PyErr_WriteUnraisable(NULL);
+    PyErr_Restore(type, value, tb);
+}
+
+bool objarena_layout_freelists_ok(void) {
+    ensure_checked();
+    return state.freelists;
+}
+bool objarena_layout_gc_counts_ok(void) {
+    ensure_checked();
+    return state.gc_counts;
+}
+bool objarena_layout_young_collections_ok(void) {
+    ensure_checked();
+    return state.young_collections;
+}
 void objarena_layout_count_skipped_walk(void) { state.freelist_walks_skipped++; }
-void objarena_layout_get(objarena_layout_t *out) { *out = state; }
+void objarena_layout_get(objarena_layout_t *out) {
+    ensure_checked();
+    *out = state;
+}
 
 static void version_str(unsigned long v, char *out, size_t n) {
     snprintf(out, n, "%lu.%lu.%lu", (v >> 24) & 0xff, (v >> 16) & 0xff, (v >> 8) & 0xff);
