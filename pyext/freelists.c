@@ -230,12 +230,9 @@ typedef struct kind {
 
 #define KIND(field, how) {#field, offsetof(struct _Py_freelists, field), how}
 #define TUPLES(i) {"tuples", offsetof(struct _Py_freelists, tuples) + (i) * sizeof(struct _Py_freelist), free_object}
-/* Most likely holders of a phase's dead objects first: small tuples, lists,
- * dicts, floats, ints. */
+/* Most likely holders of a phase's dead objects first: lists, dicts, their
+ * keys, floats, ints, small tuples. */
 static const kind_t kinds[] = {
-    TUPLES(0),  TUPLES(1),  TUPLES(2),  TUPLES(3),  TUPLES(4),  TUPLES(5),  TUPLES(6),
-    TUPLES(7),  TUPLES(8),  TUPLES(9),  TUPLES(10), TUPLES(11), TUPLES(12), TUPLES(13),
-    TUPLES(14), TUPLES(15), TUPLES(16), TUPLES(17), TUPLES(18), TUPLES(19),
     KIND(lists, free_object),
     KIND(dicts, free_object),
     KIND(dictkeys, mem_free),
@@ -244,6 +241,9 @@ static const kind_t kinds[] = {
 #if PY_VERSION_HEX >= 0x030F0000
     KIND(complexes, free_object),
 #endif
+    TUPLES(0),  TUPLES(1),  TUPLES(2),  TUPLES(3),  TUPLES(4),  TUPLES(5),  TUPLES(6),
+    TUPLES(7),  TUPLES(8),  TUPLES(9),  TUPLES(10), TUPLES(11), TUPLES(12), TUPLES(13),
+    TUPLES(14), TUPLES(15), TUPLES(16), TUPLES(17), TUPLES(18), TUPLES(19),
     KIND(list_iters, free_object),
     KIND(tuple_iters, free_object),
     KIND(slices, free_object),
@@ -262,6 +262,8 @@ static const kind_t kinds[] = {
     KIND(pymethodobjects, free_object),
 };
 #define N_KINDS ((int)(sizeof kinds / sizeof kinds[0]))
+/* Lists up to this long are walked in the first pass (objarena_free_...). */
+#define SHORT_LIST 128
 _Static_assert(PyTuple_MAXSAVESIZE == 20, "tuples[] of pycore_freelist_state.h");
 
 static struct _Py_freelists *main_freelists(void) {
@@ -300,8 +302,21 @@ uint64_t objarena_free_arena_blocks_on_freelists(const arena_t *until_arena) {
         return 0;
     }
     struct _Py_freelists *fls = main_freelists();
-    for (int i = 0; i < N_KINDS && !walk_done(&w); i++)
-        walk_list(freelist_of(fls, &kinds[i]), kinds[i].free_node, &w);
+    /* Short lists first: the walk stops as soon as the arena has no live
+     * block, and on 3.14 a few lists are long with entries older than any
+     * scope (after startup: 2-tuples ~690, ints ~85, the rest mostly < 80;
+     * ~1,250 nodes, 6 us of cache misses to walk them all at every exit,
+     * a third of a bare scope's profile around a small job). A phase's own
+     * dead dicts, lists, keys and floats are then freed before the long
+     * lists are touched, and those are walked only if blocks are left.
+     * Budget: 2 x 39 size reads, plus the nodes walked. */
+    for (int pass = 0; pass < 2 && !walk_done(&w); pass++) {
+        for (int i = 0; i < N_KINDS && !walk_done(&w); i++) {
+            struct _Py_freelist *fl = freelist_of(fls, &kinds[i]);
+            if ((fl->size > SHORT_LIST) == (pass == 1))
+                walk_list(fl, kinds[i].free_node, &w);
+        }
+    }
     return w.freed;
 }
 
