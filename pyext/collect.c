@@ -6,6 +6,7 @@
 #include "pyext/clock.h"
 #include "pyext/freelists.h"
 #include "pyext/gc_counts.h"
+#include "pyext/layout_check.h"
 #include "pyext/phase_collect.h"
 #include "pyext/scope.h"
 
@@ -130,7 +131,12 @@ void objarena_exit_collect(const objarena_scope_options_t *options, const long c
      * way of the collection's finalizers. */
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
-    if (options->collect == OBJARENA_COLLECT_FULL) {
+    /* A collector that may not be generational (a 3.14.0-3.14.4
+     * interpreter, layout_check.h): gc.collect(1) is one increment there,
+     * not the phase's generations, so the default exit collects in full
+     * (collect="young" keeps its promise of no full collection). */
+    if (options->collect == OBJARENA_COLLECT_FULL ||
+        (options->collect == OBJARENA_COLLECT_AUTO && !objarena_layout_young_collections_ok())) {
         collect_full();
         clear_caches();
         c->generation = 2;

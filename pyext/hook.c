@@ -480,7 +480,9 @@ static bool hook_is_on_top(int domain) {
  * filename strings it cached). That shape is the same on 3.6-3.13 (with and
  * without the debug hooks): all three domains share tracemalloc's free, MEM
  * and OBJ share its malloc, RAW has its own, and the ctxs are three
- * consecutive PyMemAllocatorEx. When tracemalloc is on top of the chain,
+ * consecutive PyMemAllocatorEx. 3.15 (gh-155725) installs one hook set for
+ * all three domains, RAW's malloc included; the ctxs are unchanged. When
+ * tracemalloc is on top of the chain,
  * objarena installs itself INTO the slot: tracemalloc forwards to objarena,
  * and stop() restores objarena rather than an allocator that does not know
  * arena blocks. A hook that does not fit the shape is never written to.
@@ -488,6 +490,7 @@ static bool hook_is_on_top(int domain) {
  * Returns tracemalloc's saved slot for `domain` if tracemalloc's own hook is
  * on top of the chain, else NULL. GIL held. */
 static bool tracemalloc_is_tracing(void);
+#define TRACEMALLOC_ONE_HOOK_SET (PY_VERSION_HEX >= 0x030F0000)
 
 static PyMemAllocatorEx *tracemalloc_slot_on_top(int domain) {
     PyMemAllocatorEx raw, mem, obj;
@@ -496,7 +499,8 @@ static PyMemAllocatorEx *tracemalloc_slot_on_top(int domain) {
     PyMem_GetAllocator(PYMEM_DOMAIN_OBJ, &obj);
     char *base = mem.ctx;
     bool shape = raw.free == mem.free && mem.free == obj.free && mem.malloc == obj.malloc &&
-                 mem.realloc == obj.realloc && raw.malloc != mem.malloc && base != NULL &&
+                 mem.realloc == obj.realloc && (TRACEMALLOC_ONE_HOOK_SET || raw.malloc != mem.malloc) &&
+                 base != NULL &&
                  (char *)raw.ctx == base + sizeof(PyMemAllocatorEx) &&
                  (char *)obj.ctx == base + 2 * sizeof(PyMemAllocatorEx);
     if (!shape || !tracemalloc_is_tracing())

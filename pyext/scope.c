@@ -62,7 +62,8 @@ static int check_main_interpreter(void) {
 #ifdef Py_GIL_DISABLED
     PyErr_SetString(PyExc_RuntimeError,
                     "objarena does not support free-threaded CPython builds: the free-threaded "
-                    "GC finds objects by walking mimalloc heaps and cannot see arena objects");
+                    "GC finds objects by walking mimalloc heaps and cannot see arena objects. "
+                    "See docs/design.md, section \"Free-threaded CPython\"");
     return -1;
 #else
     if (PyInterpreterState_Get() != PyInterpreterState_Main()) {
