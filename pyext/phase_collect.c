@@ -48,7 +48,10 @@ PyObject *objarena_phase_mark(void) {
     struct _gc_runtime_state *gc = gc_state();
     if (gc->collecting)
         return NULL; /* a finalizer's scope: the collector owns the lists now */
-    PyObject *sentinel = PyList_New(0); /* tracked, in generation 0 */
+    /* An empty set: always tracked (in generation 0 now), and sets have no
+     * freelist, so it is never a dead arena block reused (a list could be
+     * one from an earlier scope's retained chunk). */
+    PyObject *sentinel = PySet_New(NULL);
     if (!sentinel) {
         PyErr_Clear();
         return NULL;

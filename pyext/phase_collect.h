@@ -2,7 +2,7 @@
  * a collection during the phase promoted to the oldest generation, without
  * walking the rest of that generation.
  *
- * At entry a marker (a tracked empty list held by the scope, the
+ * At entry a marker (a tracked empty set held by the scope, the
  * "sentinel") is moved to the tail of generation 2. CPython only appends to
  * generation 2 (a generation-1 collection merges its survivors at the tail)
  * until a full collection reorders it, so the objects after the sentinel at

@@ -232,8 +232,17 @@ int objarena_scope_enter(objarena_scope_t *s) {
     /* Before the push: gc.get_stats() allocates, and not into the arena. */
     if (s->options.collect == OBJARENA_COLLECT_AUTO || s->options.collect == OBJARENA_COLLECT_YOUNG)
         objarena_gc_collections(s->gc_collections_at_enter);
-    if (s->options.collect == OBJARENA_COLLECT_AUTO)
+    if (s->options.collect == OBJARENA_COLLECT_AUTO) {
+        /* The marker outside every arena: in a nested scope the enclosing
+         * one is still capturing here, and its limit would be charged a
+         * chunk for it. */
+        objarena_frame_t pause;
+        memset(&pause, 0, sizeof pause);
+        bool paused = objarena_thread_top() && objarena_pause_enter(&pause) == 0;
         s->phase_sentinel = objarena_phase_mark();
+        if (paused && objarena_pause_exit(&pause) < 0)
+            PyErr_Clear();
+    }
     s->entered_at = objarena_monotonic_seconds();
     s->collect_seconds_at_enter = objarena_exit_collect_seconds();
     s->frame.arena = arena;
