@@ -25,6 +25,7 @@ import objarena
 
 warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
 OTHER = sys.argv[1]
+IN_PAUSE = sys.argv[2] == "in_pause"  # fork inside a paused block of the scope
 ready, done = threading.Event(), threading.Event()
 
 def other():
@@ -44,10 +45,15 @@ t.start()
 ready.wait()
 with objarena.scope() as s:
     before = [(i,) for i in range(100)]
+    pause = objarena.paused()
+    if IN_PAUSE:
+        pause.__enter__()
     pid = os.fork()
     if pid == 0:
         code = 0
         try:
+            if IN_PAUSE:
+                pause.__exit__(None, None, None)
             n0 = s.stats["blocks_allocated"]
             with objarena.paused():
                 pass
@@ -64,6 +70,8 @@ with objarena.scope() as s:
             print("child:", type(e).__name__, e, flush=True)
             code = 4
         os._exit(code)
+    if IN_PAUSE:
+        pause.__exit__(None, None, None)
     _, status = os.waitpid(pid, 0)
 done.set()
 t.join()
@@ -71,15 +79,17 @@ print("status", os.waitstatus_to_exitcode(status))
 """
 
 
+@pytest.mark.parametrize("where", ["in_scope", "in_pause"])
 @pytest.mark.parametrize("other", ["paused_once", "in_scope"])
 @pytest.mark.parametrize("poison", [True, False], ids=["poison", "no_poison"])
-def test_fork_with_other_thread_keeps_forking_threads_scope(other, poison):
+def test_fork_with_other_thread_keeps_forking_threads_scope(other, where, poison):
     # On the old code the other thread's guard, deallocated on the forking
-    # thread in the child, released the forking thread's scope: nothing was
-    # captured any more and its exit raised RuntimeError ("scope has already
-    # exited").
+    # thread in the child, released the forking thread's scope (and pause):
+    # nothing was captured any more and the scope's exit raised RuntimeError
+    # ("scope has already exited"; forked inside a pause: "pause is not
+    # active").
     try:
-        child = run_child(FORK_CASE, poison=poison, timeout=120, args=(other,)).check()
+        child = run_child(FORK_CASE, poison=poison, timeout=120, args=(other, where)).check()
     except subprocess.TimeoutExpired:
         pytest.fail("the child hung")
     lines = child.stdout.splitlines()
