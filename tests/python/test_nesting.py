@@ -75,9 +75,11 @@ def test_nested_exits_still_collect_what_the_phases_left():
     # The pacing change must not leave garbage behind: after the unwinding
     # and one collection, the nested phases' chunks are all given back.
     import objarena as oa
+    oa.collect()
+    before = oa.info()["retained_chunks"]  # (what earlier tests in this process keep)
     unwind(500)
     oa.collect()
-    assert oa.info()["retained_chunks"] == 0, oa.info()
+    assert oa.info()["retained_chunks"] <= before, (before, oa.info())
 
 
 def test_nested_scopes_inside_a_limited_one_still_share_its_budget():
