@@ -213,9 +213,6 @@ void objarena_exit_collect(const objarena_scope_options_t *options, const long c
  * them found the others' collections, and the time spent entering the
  * inner scopes, in its own time: unwinding 2,000 nested scopes ran 1,552
  * full collections (6.7 s), 8,000 took 84 s. */
-double objarena_exit_collect_seconds(void) { return collect_state.stats.seconds; }
-
-double objarena_exit_pacing_start(double entered_at, double collect_seconds_at_enter) {
-    double nested = collect_state.stats.seconds - collect_seconds_at_enter;
+double objarena_exit_pacing_start(double entered_at, double nested) {
     return entered_at + (nested > 0 ? (FULL_COLLECT_PHASE_SHARE + 1) * nested : 0);
 }

@@ -31,7 +31,7 @@ int objarena_env_check_at_entry(void) {
     const char *v;
     if (arena_env_reserve_bytes(&reserve) != ARENA_OK)
         return bad_value("OBJARENA_RESERVE_BYTES", env_value("OBJARENA_RESERVE_BYTES"),
-                         "bytes or a number with K/M/G/T (powers of 1024, e.g. 4G or 2GiB) from 1 GiB to 16 TiB, "
+                         "bytes or a number with K/M/G/T (powers of 1024, e.g. 4G or 2GiB), at least 1 GiB and at most 16 TiB, "
                          "with no sign or spaces");
     if (arena_env_warm_bytes(arena_region_requested_reserve(), &warm) != ARENA_OK)
         return bad_value("OBJARENA_WARM_BYTES", env_value("OBJARENA_WARM_BYTES"),

@@ -191,6 +191,11 @@ static size_t tightest_limit(size_t own) {
     return own && own < left ? own : left;
 }
 
+/* This thread's exit-collection seconds so far: the nested scopes' share of
+ * a phase's time (collect.h). Per thread: other threads' exits did not run
+ * inside this thread's phase. */
+static _Thread_local double thread_exit_collect_seconds;
+
 int objarena_scope_enter(objarena_scope_t *s) {
     if (s->frame.state != FRAME_NEW) {
         PyErr_SetString(PyExc_RuntimeError,
@@ -244,7 +249,7 @@ int objarena_scope_enter(objarena_scope_t *s) {
             PyErr_Clear();
     }
     s->entered_at = objarena_monotonic_seconds();
-    s->collect_seconds_at_enter = objarena_exit_collect_seconds();
+    s->collect_seconds_at_enter = thread_exit_collect_seconds;
     s->frame.arena = arena;
     s->frame.capture_mem = s->options.capture_mem;
     s->frame.limit = s->effective_limit;
@@ -260,9 +265,11 @@ int objarena_scope_enter(objarena_scope_t *s) {
 }
 
 static void finish_exit(objarena_scope_t *s) {
-    double pacing_start = objarena_exit_pacing_start(s->entered_at, s->collect_seconds_at_enter);
+    double pacing_start =
+        objarena_exit_pacing_start(s->entered_at, thread_exit_collect_seconds - s->collect_seconds_at_enter);
     objarena_exit_collect(&s->options, s->gc_collections_at_enter, pacing_start, s->frame.arena,
                           s->phase_sentinel, &s->exit_collection);
+    thread_exit_collect_seconds += s->exit_collection.seconds;
     objarena_phase_unmark(s->phase_sentinel);
     s->phase_sentinel = NULL;
     objarena_hook_verify_chain();
