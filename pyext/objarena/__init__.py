@@ -19,7 +19,7 @@ and `phase.escaped()` say how much, and `scope(strict=True)` raises
 import atexit as _atexit
 
 import _objarena
-from _objarena import EscapeError, Pool, arena_id_of, collect, info, owns, paused, scope
+from _objarena import EscapeError, Pool, arena_id_of, collect, current_scope, info, owns, paused, scope
 
 from ._wrap import Scoped, run, scoped
 
@@ -33,6 +33,7 @@ __all__ = [
     "Scoped",
     "arena_id_of",
     "collect",
+    "current_scope",
     "info",
     "owns",
     "paused",
