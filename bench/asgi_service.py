@@ -175,10 +175,20 @@ class PyWrapper:
         with objarena.paused():          # a frame push/pop pair, as a scope's resume/park
             return next(self.gen)
 
-def drive(it, n):        # deque(maxlen=0) drives the iterator from C: no Python loop per step
+def drive(it, n, hook=None):  # deque(maxlen=0) drives the iterator from C: no Python loop per step
+    import sys
     t = time.perf_counter_ns()
+    if hook:
+        sys.setprofile(hook)
     collections.deque(it, maxlen=0)
+    sys.setprofile(None)
     return (time.perf_counter_ns() - t) / n
+
+def step_hook(frame, event, arg):  # the option not chosen: a per-step hook (resume = "call", suspend = "return")
+    if frame.f_code is TARGET:
+        pass
+
+TARGET = steps.__code__
 
 N = 200000
 res = {}
@@ -186,8 +196,9 @@ for rnd in range(7):
     for name, make in (("bare", lambda: steps(N)),
                        ("c_wrapper_empty", lambda: oa.ScopedCoroutine(steps(N))),
                        ("c_wrapper_scope", lambda: oa.ScopedCoroutine(steps(N), objarena.scope())),
-                       ("python_wrapper", lambda: PyWrapper(steps(N)))):
-        res[name] = min(res.get(name, 1e18), drive(make(), N))
+                       ("python_wrapper", lambda: PyWrapper(steps(N))),
+                       ("step_hook", lambda: steps(N))):
+        res[name] = min(res.get(name, 1e18), drive(make(), N, step_hook if name == "step_hook" else None))
 print(res)
 '''
 
@@ -261,7 +272,8 @@ def main():
     print("step cost, ns per step (min of 7): " + ", ".join(f"{k} {v:.1f}" for k, v in steps.items()))
     print(f"  park/resume pair: empty segment {steps['c_wrapper_empty'] - steps['bare']:.1f} ns, "
           f"with a scope {steps['c_wrapper_scope'] - steps['bare']:.1f} ns; "
-          f"python wrapper {steps['python_wrapper'] - steps['bare']:.1f} ns")
+          f"python wrapper {steps['python_wrapper'] - steps['bare']:.1f} ns, "
+          f"step hook (sys.setprofile) {steps['step_hook'] - steps['bare']:.1f} ns")
     for mode in ("plain", "scoped"):
         per = float(subprocess.run([sys.executable, "-c", PARKED, mode], capture_output=True, text=True,
                                    check=True).stdout)

@@ -25,8 +25,13 @@ scope when the coroutine is dropped, and its scope released.
 """
 import asyncio as _asyncio
 
-import _objarena
-from _objarena import ScopedCoroutine, paused as _paused, scope as _scope
+try:  # the extension's place after the rename (objarena._objarena), or before it
+    from . import _objarena
+except ImportError:
+    import _objarena
+ScopedCoroutine = _objarena.ScopedCoroutine
+_paused = _objarena.paused
+_scope = _objarena.scope
 
 __all__ = ["ScopedCoroutine", "install", "task_factory", "wrap"]
 
