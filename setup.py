@@ -1,5 +1,5 @@
-"""Builds objarena for pip: the `_objarena` extension (arena/ + pyext/) and
-the pure-Python `objarena` package (pyext/objarena/).
+"""Builds objarena for pip: the `objarena` package (pyext/objarena/) with its
+C extension `objarena._objarena` (arena/ + pyext/) inside it.
 
 Metadata lives in pyproject.toml. The C flags are Bazel's OBJARENA_COPTS
 (tools/build_defs.bzl); keep the two in sync.
@@ -44,7 +44,7 @@ setup(
     include_package_data=False,
     ext_modules=[
         Extension(
-            "_objarena",
+            "objarena._objarena",
             sources=_sources(),
             depends=_rel_glob("arena/*.h") + _rel_glob("pyext/*.h") + _rel_glob("pyext/module/*.h"),
             include_dirs=["."],

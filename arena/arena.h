@@ -359,8 +359,37 @@ arena_error_t arena_pool_destroy(arena_pool_t *pool);
 void arena_pool_get_stats(const arena_pool_t *pool, arena_pool_stats_t *out);
 
 /* Sets the size of the region reservation. Only before the first arena is
- * created; returns ARENA_EINVAL afterwards or for sizes < 1 GiB. */
+ * created; returns ARENA_EINVAL afterwards or for sizes outside
+ * ARENA_MIN_RESERVE..ARENA_MAX_RESERVE. */
 arena_error_t arena_region_configure(size_t reserve_bytes);
+
+/* ---- values from the environment (env.c) ----
+ *
+ * The region's size: 1 GiB (the region is cut in whole GiBs) to 16 TiB (its
+ * side tables take about 5% of it in address space, and x86-64 user space
+ * is 128 TiB). */
+#define ARENA_MIN_RESERVE ((size_t)1 << 30)
+#define ARENA_MAX_RESERVE ((size_t)1 << 44)
+
+/* Parses a byte count strictly: decimal digits, then optionally one of
+ * K, M, G, T (powers of 1024, either case) and then optionally "i" and "B"
+ * ("4G", "2GiB", "512KB", "1048576"). Nothing else: no whitespace, no sign,
+ * no other base, no value over UINT64_MAX. ARENA_OK and *out, or
+ * ARENA_EINVAL (*out untouched). */
+arena_error_t arena_parse_bytes(const char *text, uint64_t *out);
+
+/* OBJARENA_RESERVE_BYTES (ARENA_MIN_RESERVE..ARENA_MAX_RESERVE) and
+ * OBJARENA_WARM_BYTES (0..reserve, the region's size): ARENA_OK with *out
+ * set, or untouched when the variable is unset or empty; ARENA_EINVAL for
+ * any other value (*out untouched: the C library then keeps its default;
+ * the extension refuses the scope with a ValueError first). */
+arena_error_t arena_env_reserve_bytes(size_t *out);
+arena_error_t arena_env_warm_bytes(size_t reserve, size_t *out);
+
+/* The size the region is (or will be) reserved with: arena_region_configure's,
+ * else a valid OBJARENA_RESERVE_BYTES, else ARENA_DEFAULT_RESERVE (the OS may
+ * grant less: info()["reserve_bytes"]). */
+size_t arena_region_requested_reserve(void);
 
 #ifdef __cplusplus
 }

@@ -95,13 +95,9 @@ static arena_pool_t *default_pool;
 
 static void default_pool_create(void) {
     size_t warm = ARENA_DEFAULT_WARM_BYTES;
-    const char *env = getenv("OBJARENA_WARM_BYTES");
-    if (env && *env) {
-        char *end = NULL;
-        unsigned long long v = strtoull(env, &end, 0);
-        if (end && *end == '\0')
-            warm = (size_t)v;
-    }
+    /* 0..the region's size; a bad value keeps the default (the extension
+     * refuses it with a ValueError before any arena exists). */
+    (void)arena_env_warm_bytes(arena_region_requested_reserve(), &warm);
     if (warm < ARENA_DEFAULT_CHUNK_SIZE)
         return; /* not even one chunk: no default pool */
     arena_pool_config_t config = {.chunk_size = ARENA_DEFAULT_CHUNK_SIZE, .max_warm_bytes = warm};

@@ -16,22 +16,17 @@ struct arena_ownership_map arena_ownership;
 static pthread_once_t region_once = PTHREAD_ONCE_INIT;
 static arena_error_t region_init_result = ARENA_ENOMEM;
 
-static size_t requested_reserve(void) {
+size_t arena_region_requested_reserve(void) {
     if (arena_region.configured_reserve)
         return arena_region.configured_reserve;
-    const char *env = getenv("OBJARENA_RESERVE_BYTES");
-    if (env && *env) {
-        char *end = NULL;
-        unsigned long long v = strtoull(env, &end, 0);
-        if (end && *end == '\0' && v >= REGION_MIN_RESERVE)
-            return (size_t)v;
-    }
-    return ARENA_DEFAULT_RESERVE;
+    size_t v = ARENA_DEFAULT_RESERVE;
+    (void)arena_env_reserve_bytes(&v); /* (a bad value keeps the default; the extension refuses it first) */
+    return v;
 }
 
 static void region_init(void) {
     arena_size_classes_init();
-    for (size_t reserve = requested_reserve(); reserve >= REGION_MIN_RESERVE; reserve /= 2) {
+    for (size_t reserve = arena_region_requested_reserve(); reserve >= REGION_MIN_RESERVE; reserve /= 2) {
         reserve &= ~(REGION_MIN_RESERVE - 1); /* whole GiBs */
         size_t slots = reserve >> REGION_SLOT_SHIFT;
         /* Reserve one max chunk more so the base can be aligned to 1 GiB:
@@ -82,7 +77,7 @@ arena_error_t region_ensure(void) {
 }
 
 arena_error_t arena_region_configure(size_t reserve_bytes) {
-    if (reserve_bytes < REGION_MIN_RESERVE)
+    if (reserve_bytes < ARENA_MIN_RESERVE || reserve_bytes > ARENA_MAX_RESERVE)
         return ARENA_EINVAL;
     pthread_mutex_lock(&arena_region.lock);
     arena_error_t err = ARENA_EINVAL;

@@ -115,9 +115,18 @@ static bool page_pinned(size_t page) {
     return cross && arena_region.page_live[cross - 1] && arena_region.page_cross_live[cross - 1];
 }
 
-/* Hands back pages [first, first+count) of c that are free, in runs. */
+/* Hands back pages [first, first+count) of c that are free, in runs. Only
+ * the pages below the chunk's tables_end are marked PAGE_RELEASED: past it
+ * no block was ever placed (its side tables are all zero and stay so, and
+ * zero_tables zeroes only below tables_end). Such pages are discarded
+ * unmarked -- a warm chunk may hold resident pages of an earlier arena
+ * there -- so a later release discards them again (a syscall, no memory).
+ * Marking them wrote a 1 MiB chunk's page states, and made zero_tables
+ * write its ~18 KiB of never-touched tables at unmap (issue 24: +45 MiB of
+ * RSS while 5,000 retained chunks were given back). */
 static size_t release_pages(chunk_t *c, size_t first, size_t count) {
     size_t released = 0, run = 0, chunk_first = chunk_first_page(c);
+    size_t marked_end = chunk_first + (((size_t)(c->tables_end - c->base) + ARENA_PAGE_SIZE - 1) >> ARENA_PAGE_SHIFT);
     for (size_t k = first; k <= first + count; k++) {
         bool free_page = k < first + count && arena_region.page_state[k] != PAGE_RELEASED && !page_pinned(k);
         if (free_page) {
@@ -132,7 +141,8 @@ static size_t release_pages(chunk_t *c, size_t first, size_t count) {
                 os_decommit(p, bytes); /* PROT_NONE: a stale access faults */
             else
                 os_discard(p, bytes);
-            memset(arena_region.page_state + (k - run), PAGE_RELEASED, run);
+            if (k - run < marked_end)
+                memset(arena_region.page_state + (k - run), PAGE_RELEASED, (k < marked_end ? k : marked_end) - (k - run));
             released += bytes;
             run = 0;
         }
@@ -234,7 +244,9 @@ void retained_unlink(chunk_t *c) {
 }
 
 size_t retained_take(chunk_t *c, struct arena_pool *pool) {
-    c->tables_end = c->base + c->size; /* (page states of its whole range, from here on) */
+    /* tables_end stays the high-water mark of what its arenas touched
+     * (span_leave, span_take): release_pages marks and zero_tables zeroes
+     * only below it. */
     c->arena = NULL;
     c->retained = true;
     c->slow_free = true;
@@ -357,6 +369,10 @@ static void span_take(struct arena *a, chunk_t *c, char *start, char *end) {
     for (; k <= region_page_index(end) && k < chunk_first_page(c) + chunk_page_count(c); k++)
         arena_region.page_cross[k] = 0;
     track_mem_noaccess(start, (size_t)(end - start));
+    /* Its tables are written from here on (the end mark at `end` included). */
+    char *touched = end + ARENA_LINE_SIZE < chunk_end ? end + ARENA_LINE_SIZE : chunk_end;
+    if (touched > c->tables_end)
+        c->tables_end = touched;
     a->span_cursor = end;
     a->bytes_adopted += (size_t)(end - start);
     span_record(a, start, end);

@@ -16,6 +16,16 @@ Three parts, each in fresh child processes (objarena installed, e.g. by
 3. 1,000 tasks that each make a reference cycle, then objarena.collect():
    RSS against before the tasks.
 
+    python bench/worker_bench.py --big-tasks   # only the big-task scenario (issue 21)
+
+4. Big tasks that keep a little: 120 tasks, each building 100k record dicts,
+   aggregating them and storing every 500th row in a module-level dict.
+   Modes plain, bare scope, pool scope, and bare scope storing
+   objarena.detach(row) under paused(); each mode in its own process, modes
+   alternating over two rounds, min of the two; CPU seconds and RSS growth
+   after 30/60/120 tasks as ratios to plain, and a checksum of results and
+   cache that must be the same in every mode.
+
 Prints Markdown tables with ratios measured in the same run and writes
 bench/results/worker.md and bench/results/worker.json.
 """
@@ -138,6 +148,100 @@ print(json.dumps({"before": before, "after_tasks": after_tasks, "after_collect":
 """
 
 
+BIG_CHILD = COMMON + r"""
+import zlib
+mode, records, marks = sys.argv[1], int(sys.argv[2]), [int(m) for m in sys.argv[3].split(",")]
+CACHE = {}
+
+def task(i, keep):
+    rows = [{"id": j, "name": "rec%d" % j, "score": j * 0.5 + i, "tags": [j % 7]} for j in range(records)]
+    totals = {}
+    for r in rows:
+        t = r["tags"][0]
+        totals[t] = totals.get(t, 0.0) + r["score"]
+    for r in rows[::500]:
+        keep((i, r["id"]), r)
+    return sum(totals.values())
+
+def keep_plain(key, row):
+    CACHE[key] = row
+
+def keep_detached(key, row):
+    with objarena.paused():
+        CACHE[objarena.detach(key)] = objarena.detach(row)
+
+pool = objarena.Pool() if mode == "pool" else None
+gc.collect()
+base_rss, base_cpu = rss_mib(), time.process_time()
+out, results = [], []
+for i in range(1, marks[-1] + 1):
+    if mode == "plain":
+        results.append(task(i, keep_plain))
+    elif mode == "pool":
+        with pool.scope():
+            results.append(task(i, keep_plain))
+    elif mode == "bare":
+        with objarena.scope():
+            results.append(task(i, keep_plain))
+    else:  # the result is kept too: detached as well
+        with objarena.scope():
+            result = task(i, keep_detached)
+            with objarena.paused():
+                results.append(objarena.detach(result))
+            del result
+    if i in marks:
+        out.append({"tasks": i, "cpu": time.process_time() - base_cpu, "rss_growth_mib": rss_mib() - base_rss})
+digest = zlib.crc32(repr((results, sorted(CACHE.items()))).encode())
+info = objarena.info()
+print(json.dumps({"marks": out, "digest": digest, "kept": len(CACHE), "retained_chunks": info["retained_chunks"],
+                  "exit_collections_phase": info.get("exit_collections_phase", 0),
+                  "exit_collections_full": info["exit_collections_full"]}))
+"""
+
+BIG_MODES = ("plain", "bare", "pool", "detach")
+
+
+def big_table(quick):
+    marks = [10, 20, 30] if quick else [30, 60, 120]
+    records = 100_000
+    rounds = 1 if quick else 2
+    runs = {m: [] for m in BIG_MODES}
+    for r in range(rounds):
+        for mode in (BIG_MODES if r % 2 == 0 else BIG_MODES[::-1]):
+            print(f"  big tasks: {mode} (round {r + 1}) ...", file=sys.stderr, flush=True)
+            runs[mode].append(run_child(BIG_CHILD, mode, records, ",".join(map(str, marks))))
+    digests = {m: {x["digest"] for x in runs[m]} for m in BIG_MODES}
+    same = len(set().union(*digests.values())) == 1
+
+    def best(mode, i, key):
+        return min(x["marks"][i][key] for x in runs[mode])
+
+    names = {"plain": "plain", "bare": "bare scope", "pool": "pool scope", "detach": "bare scope + detach"}
+    lines = ["| tasks | " + " | ".join(f"{names[m]} CPU s" for m in BIG_MODES) + " | CPU bare / plain | CPU pool / plain"
+             " | CPU detach / plain |",
+             "|---|" + "---|" * (len(BIG_MODES) + 3)]
+    for i, m in enumerate(marks):
+        p = best("plain", i, "cpu")
+        lines.append(f"| {m} | " + " | ".join(f"{best(x, i, 'cpu'):.2f}" for x in BIG_MODES) + " | " +
+                     " | ".join(f"{best(x, i, 'cpu') / p:.2f}x" for x in ("bare", "pool", "detach")) + " |")
+    lines += ["", "| tasks | " + " | ".join(f"{names[m]} RSS growth" for m in BIG_MODES) +
+              " | bare / plain | pool / plain | detach / plain |",
+              "|---|" + "---|" * (len(BIG_MODES) + 3)]
+    for i, m in enumerate(marks):
+        p = max(best("plain", i, "rss_growth_mib"), 0.1)
+        lines.append(f"| {m} | " + " | ".join(f"+{best(x, i, 'rss_growth_mib'):.1f} MiB" for x in BIG_MODES) +
+                     " | " + " | ".join(f"{best(x, i, 'rss_growth_mib') / p:.2f}x" for x in ("bare", "pool", "detach"))
+                     + " |")
+    last = {m: runs[m][-1] for m in BIG_MODES}
+    lines += ["", f"Results and cache identical in every mode: {'yes' if same else 'NO: ' + repr(digests)}; rows kept "
+              f"{last['plain']['kept']}; retained chunks at the end (bare, pool, detach): "
+              f"{last['bare']['retained_chunks']}, {last['pool']['retained_chunks']}, {last['detach']['retained_chunks']}; "
+              f"exits with a phase collection (bare): {last['bare']['exit_collections_phase']}, with a full one: "
+              f"{last['bare']['exit_collections_full']}. Min of {rounds} run(s) per mode, load "
+              f"{os.getloadavg()[0]:.1f}."]
+    return runs, "\n".join(lines)
+
+
 def run_child(code, *args):
     out = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
                          capture_output=True, text=True, check=False)
@@ -205,8 +309,20 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller counts (smoke run)")
     ap.add_argument("--out", default=RESULTS, help="where worker.md / worker.json go")
+    ap.add_argument("--big-tasks", action="store_true", help="only the big-task scenario (issue 21)")
     args = ap.parse_args()
     started = time.time()
+    if args.big_tasks:
+        runs, big_md = big_table(args.quick)
+        md = (f"Big tasks that keep a little, {time.strftime('%Y-%m-%d', time.gmtime())}, CPython "
+              f"{sys.version.split()[0]}, {os.cpu_count()} cores{' (quick)' if args.quick else ''}: 100k record dicts "
+              "per task, every 500th row kept in a module-level dict.\n\n" + big_md)
+        print(md)
+        os.makedirs(args.out, exist_ok=True)
+        suffix = "-quick" if args.quick else ""
+        with open(os.path.join(args.out, f"worker-big{suffix}.md"), "w") as f:
+            f.write(md + "\n")
+        return
     cost_rows, cost_md = cost_table(args.quick)
     growth, growth_md = growth_table(args.quick)
     cycles, cycle_md = cycle_table(args.quick)

@@ -43,8 +43,17 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 MIB = 1024.0
 
 
+LOG = []  # the progress lines, for --publish
+
+
 def log(msg):
     print(msg, flush=True)
+
+
+def note(msg):
+    """A line of the run's progress: printed, and kept for --publish."""
+    LOG.append(msg)
+    log(msg)
 
 
 def source_revision():
@@ -78,7 +87,7 @@ def plan(variants):
         if v in ("jemalloc", "mimalloc"):
             lib = ldconfig_lib(v)
             if lib is None:
-                log(f"skip {v}: lib{v} is not installed (ldconfig -p)")
+                note(f"skip {v}: lib{v} is not installed (ldconfig -p)")
                 continue
             out[v] = {"PYTHONMALLOC": "malloc", "LD_PRELOAD": lib}
         elif v == "glibc":
@@ -118,21 +127,25 @@ def run_sampled(example, variant, extra_env, size, interval):
 
 
 def figures(res):
-    """One run's figures, MiB above the baseline unless said otherwise."""
+    """One run's figures, MiB above the process before the job (before_job_kib, the one baseline of every
+    variant) unless said otherwise."""
     ph = res["phases"]
-    base = res["baseline_kib"]
+    base = res["before_job_kib"]
     f = {
         "phases": len(ph),
         "median_phase_s": statistics.median(p["t1"] - p["t0"] for p in ph),
         "median_phase_cpu_s": statistics.median(p["cpu_s"] for p in ph),
-        "baseline_mib": base / MIB,
+        "before_job_mib": base / MIB,
+        "input_mib": (res["baseline_kib"] - base) / MIB,  # the input, made and warmed up before the phases
         "peak_mib": max(p["hwm_kib"] for p in ph) / MIB,  # the whole process, during the phases
         "rss_after_each_mib": [round((p["rss_after_kib"] - base) / MIB, 2) for p in ph],
-        "held_mib": (res["rss_after_last_kib"] - base) / MIB,
+        # the job is over: the last scope exited, a pool is closed (the chart's line ends here too)
+        "held_mib": (res["rss_end_kib"] - base) / MIB,
+        "end_rss_mib": res["rss_end_kib"] / MIB,
         "minflt_per_phase": statistics.median(p["minflt"] for p in ph),
     }
     if "rss_after_close_kib" in res:
-        f["held_after_close_mib"] = (res["rss_after_close_kib"] - base) / MIB
+        f["held_before_close_mib"] = (res["rss_after_last_kib"] - base) / MIB
     stats = [p["stats"] for p in ph if "stats" in p]
     if stats:
         released = sum(s["bytes_released"] for s in stats)
@@ -151,8 +164,8 @@ def ratio(x, base, floor=0.0):
 
 
 def held(f):
-    """What the process holds once the batch is over (a pool: after closing it)."""
-    return f.get("held_after_close_mib", f["held_mib"])
+    """What the process holds once the job is over (a pool: after closing it), above the process before it."""
+    return f["held_mib"]
 
 
 def pick(seq, k=6):
@@ -168,9 +181,10 @@ def example_table(name, figs):
     n = next(iter(figs.values()))["phases"]
     cols = ", ".join(str(i + 1) for i, _ in pick(list(range(n))))
     lines = [f"### {name} ({n} phases)", "",
-             f"| variant | median phase s | × pymalloc | CPU s | × pymalloc | peak RSS MiB | × pymalloc | RSS after phases {cols}, MiB | "
-             "held at end MiB | × pymalloc | released at exit | escaped blocks |",
-             "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
+             f"| variant | median phase s | × pymalloc | CPU s | × pymalloc | peak RSS MiB | × pymalloc | input MiB | "
+             f"RSS after phases {cols}, MiB | held at end MiB | × pymalloc | RSS at end MiB | released at exit | "
+             "escaped blocks |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
     for v, f in figs.items():
         after = " ".join(f"{x:.1f}" for _, x in pick(f["rss_after_each_mib"]))
         share = f"{f['released_share']:.1%}" if "released_share" in f else "—"
@@ -179,14 +193,20 @@ def example_table(name, figs):
         lines.append(
             f"| {v} | {f['median_phase_s']:.3f} | {ratio(f['median_phase_s'], base and base['median_phase_s'])} | "
             f"{f['median_phase_cpu_s']:.3f} | {ratio(f['median_phase_cpu_s'], base and base['median_phase_cpu_s'])} | "
-            f"{f['peak_mib']:.1f} | {ratio(f['peak_mib'], base and base['peak_mib'])} | {after} | "
-            f"{held(f):.1f} | {ratio(held(f), base and held(base), 1.0)} | {share} | {esc} |")
+            f"{f['peak_mib']:.1f} | {ratio(f['peak_mib'], base and base['peak_mib'])} | {f['input_mib']:.1f} | "
+            f"{after} | {held(f):.1f} | {ratio(held(f), base and held(base), 1.0)} | {f['end_rss_mib']:.1f} | "
+            f"{share} | {esc} |")
     return lines + [""]
+
+
+HELD_NOTE = ("held: MiB of RSS at the end of the job (after its last phase; a Pool: after closing it) above the same "
+             "process before the job (example module imported, input not yet made), the same baseline for every "
+             "allocator; it includes the input, which the job keeps. In brackets: the RSS at the end, MiB.")
 
 
 def summary_table(results):
     variants = [v for v in VARIANTS if any(v in figs for figs in results.values())]
-    lines = ["RSS held once the batch is over (MiB above the baseline; × pymalloc) and phase CPU time (× pymalloc):",
+    lines = [HELD_NOTE + " × pymalloc: held against pymalloc's; CPU: median phase CPU time against pymalloc's.",
              "",
              "| example | phases | " + " | ".join(variants) + " |", "|---|---:|" + "---:|" * len(variants)]
     for name, figs in results.items():
@@ -196,15 +216,42 @@ def summary_table(results):
             f = figs.get(v)
             if f is None:
                 cells.append("—")
-            elif f is base:
-                cells.append(f"{held(f):.1f} MiB")
-            else:
-                r = ratio(held(f), held(base), 1.0) if base else "—"
-                cells.append(f"{held(f):.1f} MiB" + (f" ({r})" if r != "—" else "")
-                             + f", {ratio(f['median_phase_cpu_s'], base and base['median_phase_cpu_s'])} CPU")
+                continue
+            cell = f"{held(f):.1f} ({f['end_rss_mib']:.1f})"
+            if f is not base and base:
+                r = ratio(held(f), held(base), 1.0)
+                cell += (f", {r}" if r != "—" else "") + \
+                    f", {ratio(f['median_phase_cpu_s'], base['median_phase_cpu_s'])} CPU"
+            cells.append(cell)
         n = next(iter(figs.values()))["phases"]
         lines.append(f"| {name} | {n} | " + " | ".join(cells) + " |")
     return lines + [""]
+
+
+LABELS = {"etl": "ETL, CSV + JSON lines", "compiler": "compile a stdlib slice", "worker": "worker, one job per phase",
+          "networkx": "networkx graphs"}
+
+
+def readme_table(results):
+    """The README's table: held (end RSS) per variant, and objarena.run's peak and phase CPU time."""
+    variants = [v for v in VARIANTS if any(v in figs for figs in results.values())]
+    head = ["example", "phases"] + [f"`{v}`" if v.startswith("objarena") else v for v in variants] + \
+        ["`run`: peak RSS", "`run`: phase CPU time"]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    for name, figs in results.items():
+        base, run = figs.get("pymalloc"), figs.get("objarena.run")
+        cells = [LABELS.get(name, name), str(next(iter(figs.values()))["phases"])]
+        for v in variants:
+            f = figs.get(v)
+            if f is None:
+                cells.append("—")
+                continue
+            r = ratio(held(f), held(base), 1.0) if base and f is not base else "—"
+            cells.append(f"{held(f):.1f} ({f['end_rss_mib']:.1f})" + (f" {r}" if r != "—" else ""))
+        cells.append(ratio(run["peak_mib"], base["peak_mib"]) if run and base else "—")
+        cells.append(ratio(run["median_phase_cpu_s"], base["median_phase_cpu_s"]) if run and base else "—")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def verdict(name, figs):
@@ -215,27 +262,67 @@ def verdict(name, figs):
     n = base["phases"]
     t = ratio(run["median_phase_cpu_s"], base["median_phase_cpu_s"])
 
-    def mib(x):
-        return f"{x:.1f} MiB" if x >= 0.05 else f"nothing above its baseline ({x:.1f} MiB)"
-
     peak = ratio(run["peak_mib"], base["peak_mib"])
-    if held(run) > max(held(base), 0.0) + 1.0:
-        words = (f"{name}: objarena holds more here: {label} held {mib(held(run))} after {n} phases where "
-                 f"pymalloc held {held(base):.1f} MiB; phase CPU time {t}, peak {peak}")
-    elif held(base) < 1.0:
-        words = (f"{name}: little to give back here: pymalloc held {held(base):.1f} MiB after {n} phases, "
-                 f"{label} {mib(held(run))}; phase CPU time {t}, peak {peak}")
-    elif held(run) < held(base):
-        words = (f"{name}: {label} held {mib(held(run))} after {n} phases where pymalloc held "
-                 f"{held(base):.1f} MiB; phase CPU time {t}, peak {peak}")
+    diff = held(base) - held(run)
+    both = (f"{label} held {held(run):.1f} MiB (RSS at end {run['end_rss_mib']:.1f}), pymalloc {held(base):.1f} MiB "
+            f"({base['end_rss_mib']:.1f}) after {n} phases")
+    if diff < -1.0:
+        words = f"{name}: objarena holds more here: {both}; phase CPU time {t}, peak {peak}"
+    elif diff <= 1.0:
+        words = f"{name}: about the same (within 1 MiB): {both}; phase CPU time {t}, peak {peak}"
     else:
-        words = (f"{name}: no gain: {label} held {mib(held(run))} after {n} phases, pymalloc "
-                 f"{held(base):.1f} MiB; phase CPU time {t}, peak {peak}")
+        words = f"{name}: {diff:.1f} MiB less: {both}; phase CPU time {t}, peak {peak}"
     bare = figs.get("objarena.scope")
     if bare and bare.get("phases_with_escapes"):
         words += (f"; in a bare scope {bare['escaped_blocks']} block(s) escaped in "
                   f"{bare['phases_with_escapes']} of {n} phases")
     return words
+
+
+README_BEGIN, README_END = "<!-- examples-run:begin (./tools/run_examples --publish) -->", "<!-- examples-run:end -->"
+DOC_BEGIN, DOC_END = "<!-- examples-tables:begin (./tools/run_examples --publish) -->", "<!-- examples-tables:end -->"
+
+
+def replace_between(path, begin, end, body):
+    """Replaces what lies between the markers begin and end in the file at path (both must be there)."""
+    with open(path) as f:
+        text = f.read()
+    i, j = text.find(begin), text.find(end)
+    if i < 0 or j < i:
+        raise SystemExit(f"--publish: {path} has no {begin} ... {end} section")
+    with open(path, "w") as f:
+        f.write(text[:i + len(begin)] + "\n" + body.rstrip("\n") + "\n" + text[j:])
+
+
+def run_line(meta):
+    return (f"{meta['date'][:16].replace('T', ' ')} UTC, Python {meta['python']}, objarena built from "
+            f"{meta['checkout'] or 'an unknown checkout'}, {meta['machine']}, load average "
+            f"{meta['loadavg_start']}-{meta['loadavg_end']}, {meta['size']} inputs, {meta['wall_s']:.0f} s")
+
+
+def publish(results, verdicts, meta, log_lines, png):
+    """--publish: the chart, the JSON, the README's table and docs/examples.md's tables, all from this run."""
+    import shutil
+    docs = os.path.join(ROOT, "docs")
+    os.makedirs(os.path.join(docs, "img"), exist_ok=True)
+    if png:
+        shutil.copyfile(png, os.path.join(docs, "img", "examples.png"))
+    with open(os.path.join(docs, "examples-summary.json"), "w") as f:
+        json.dump({"meta": meta, "results": results, "verdicts": verdicts}, f, indent=1)
+    readme = [f"From one run of `./tools/run_examples --publish` ({run_line(meta)}; "
+              "[docs/examples-summary.json](docs/examples-summary.json)):", "",
+              "![RSS over time of each example, per allocator variant](docs/img/examples.png)", "",
+              HELD_NOTE + " After it, `× pymalloc`: held against pymalloc's. For `objarena.run`: peak RSS and "
+              "median phase CPU time against pymalloc's.", ""] + readme_table(results) + \
+             ["", "What the run printed:", ""] + [f"- {v}" for v in verdicts]
+    replace_between(os.path.join(ROOT, "README.md"), README_BEGIN, README_END, "\n".join(readme))
+    doc = [f"{run_line(meta)}. The chart is [img/examples.png](img/examples.png), the JSON "
+           "[examples-summary.json](examples-summary.json). What it printed:", "", "```"] + log_lines + ["```", ""]
+    for name in results:
+        doc += ["#" + line if line.startswith("### ") else line for line in example_table(name, results[name])]
+    doc += ["Verdicts, as printed:", "", "```"] + verdicts + ["```"]
+    replace_between(os.path.join(docs, "examples.md"), DOC_BEGIN, DOC_END, "\n".join(doc))
+    log("published: docs/img/examples.png, docs/examples-summary.json, README.md and docs/examples.md tables")
 
 
 def main(argv=None):
@@ -246,6 +333,9 @@ def main(argv=None):
     ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, of: " + ", ".join(VARIANTS))
     ap.add_argument("--out-dir", default=os.path.join(ROOT, ".cache", "examples"))
     ap.add_argument("--no-chart", action="store_true", help="skip the PNG (no matplotlib needed)")
+    ap.add_argument("--publish", action="store_true",
+                    help="also write the chart, summary and tables into docs/ and README.md (default inputs, "
+                         "every variant: what the README shows comes from this one run)")
     args = ap.parse_args(argv)
     # tools/run_examples runs this from examples/: a relative --out-dir means the caller's directory
     args.out_dir = os.path.join(os.environ.get("OBJARENA_CALLER_DIR", os.getcwd()), args.out_dir)
@@ -255,13 +345,15 @@ def main(argv=None):
         bad = [x for x in given if x not in known]
         if bad:
             ap.error(f"unknown {name}(s): {', '.join(bad)}")
+    if args.publish and (args.tiny or args.full or args.no_chart or set(examples) != set(EXAMPLES)):
+        ap.error("--publish takes the default inputs, every example and the chart")
     if "pymalloc" not in variants:
         variants.insert(0, "pymalloc")  # the baseline of every ratio
 
     size = "full" if args.full else ("tiny" if args.tiny else "default")
     t_start = time.monotonic()
     load_start = os.getloadavg()[0]
-    log(f"Python {sys.version.split()[0]} ({sys.executable}); {os.cpu_count()} CPUs, load average {load_start:.2f}; "
+    note(f"Python {sys.version.split()[0]} ({sys.executable}); {os.cpu_count()} CPUs, load average {load_start:.2f}; "
         f"{size} inputs; one fresh process per example and variant")
     todo = plan(variants)
     interval = 0.02 if args.full else 0.005
@@ -276,15 +368,22 @@ def main(argv=None):
                 res, trace = run_sampled(name, v, env, size, interval)
             except RuntimeError as exc:  # one variant failing does not stop the comparison
                 failures.append(str(exc))
-                log(f"[{k:2d}/{total}] {name:9s} {v:15s} FAILED: {str(exc).splitlines()[0]}")
+                note(f"[{k:2d}/{total}] {name:9s} {v:15s} FAILED: {str(exc).splitlines()[0]}")
                 continue
             f = figures(res)
             results[name][v], runs[name][v] = f, res
-            # up to the end of the child's work (not its interpreter's shutdown)
-            samples[name][v] = [(round(ts - res["t_base"], 4), kib) for ts, kib in trace if ts <= res["t_end"]]
-            log(f"[{k:2d}/{total}] {name:9s} {v:15s} phase {f['median_phase_s']:.3f} s "
-                f"(CPU {f['median_phase_cpu_s']:.3f} s)  peak {f['peak_mib']:6.1f} MiB  "
-                f"held {held(f):5.1f} MiB  ({len(trace)} RSS samples, {time.monotonic() - t:.1f} s)")
+            # up to the end of the child's work (not its interpreter's shutdown), and then the child's own
+            # reading at the end of the job (after the last scope's exit, the pool's close): the sampler may
+            # have missed the last few milliseconds, and the line must end where the job's memory ended
+            # (from the process before the job: the interpreter's start-up is not the job's)
+            samples[name][v] = [(round(ts - res["t_base"], 4), kib) for ts, kib in trace
+                                if res["t_before_job"] <= ts < res["t_end"]]
+            samples[name][v].insert(0, (round(res["t_before_job"] - res["t_base"], 4), res["before_job_kib"]))
+            samples[name][v].append((round(res["t_end"] - res["t_base"], 4), res["rss_end_kib"]))
+            note(f"[{k:2d}/{total}] {name:9s} {v:15s} phase {f['median_phase_s']:.3f} s "
+                 f"(CPU {f['median_phase_cpu_s']:.3f} s)  peak {f['peak_mib']:6.1f} MiB  "
+                 f"held {held(f):5.1f} MiB (end {f['end_rss_mib']:5.1f})  ({len(trace)} RSS samples, "
+                 f"{time.monotonic() - t:.1f} s)")
 
     log("")
     results = {name: figs for name, figs in results.items() if figs}
@@ -294,8 +393,8 @@ def main(argv=None):
     log("\n".join(summary_table(results)))
     log("Columns: phase time (wall) and CPU time are medians over the phases (CPU time moves less when the machine "
         "is busy); peak RSS is the whole process's VmHWM during the "
-        "phases; RSS after phases and held at end are above the baseline taken after the input was made "
-        "(a Pool: after closing it); released at exit is the share of the scopes' chunk bytes unmapped or "
+        "phases; input, RSS after phases and held at end are above the process before the job (the same "
+        "baseline for every variant; held at end: a Pool after closing it); RSS at end is absolute; released at exit is the share of the scopes' chunk bytes unmapped or "
         "given back to the pool at exit; escaped blocks are live_blocks_at_exit summed over the phases.")
     log("")
     verdicts = [verdict(name, results[name]) for name in examples]
@@ -323,6 +422,8 @@ def main(argv=None):
         png = os.path.join(args.out_dir, "examples.png")
         rss_chart.draw(png, samples, runs, meta)
         log(f"chart:   {png}")
+        if args.publish:
+            publish(results, verdicts, meta, LOG, png)
     log(f"({time.monotonic() - t_start:.0f} s)")
     for text in failures:
         log(f"\n{text}")

@@ -38,9 +38,9 @@ def run(tasks, threads, scoped):
     with distributed.LocalCluster(n_workers=2, threads_per_worker=threads, processes=True,
                                   dashboard_address=":0", silence_logs=40) as cluster, \
             distributed.Client(cluster) as client:
+        client.gather(client.map(parse_batch, range(-4, 0)))  # warm up: imports, first tasks (not counted)
         if scoped:
-            client.register_plugin(ScopePlugin())  # the one line: every task in its own scope
-        client.gather(client.map(parse_batch, range(-4, 0)))  # warm up: imports, first tasks
+            client.register_plugin(ScopePlugin())  # the one line: every task (after the warm-up) in its own scope
         before = client.run(worker_rss_mib)
         results = client.gather(client.map(parse_batch, range(tasks)))
         after = client.run(worker_rss_mib)

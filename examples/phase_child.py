@@ -5,11 +5,16 @@
 
 Started by compare_phases.py, which sets the allocator environment
 (PYTHONMALLOC, LD_PRELOAD) and samples this process's RSS from outside.
-The example's input is made first (outside any scope); then, after a
-gc.collect(), the baseline; then one phase per batch. Per phase it records
-the start and end on time.monotonic() (the parent's clock too, for the
-chart), VmHWM (reset before the phase), VmRSS after it, and the scope's
-stats for the objarena variants.
+First, with the example's module imported and nothing else made, the RSS
+"before the job" (before_job_kib): the one baseline every variant's "held"
+figure is measured from. Then the example's input is made (outside any
+scope), a warm-up call runs, and after a gc.collect() the RSS with the input
+(baseline_kib, the base of the per-phase figures); then one phase per batch.
+Per phase it records the start and end on time.monotonic() (the parent's
+clock too, for the chart), VmHWM (reset before the phase), VmRSS after it,
+and the scope's stats for the objarena variants. When the job is over (the
+last scope has exited, a pool is closed) it records the RSS at the end
+(rss_end_kib at t_end): the last point of the variant's line on the chart.
 """
 import argparse
 import gc
@@ -43,9 +48,12 @@ STAT_KEYS = ("peak_mapped", "bytes_released", "bytes_retained", "bytes_pages_rel
 
 
 def load(example, size):
-    modname, sizes = EXAMPLES[example]
-    mod = importlib.import_module(modname)
-    kwargs = dict(sizes[size])
+    mod = importlib.import_module(EXAMPLES[example][0])
+    return mod, make_input(example, mod, size)
+
+
+def make_input(example, mod, size):
+    kwargs = dict(EXAMPLES[example][1][size])
     if example == "compiler":
         packages = kwargs.get("packages")
         batches = mod.make_batches(mod.all_packages() if packages == "all" else packages)
@@ -53,7 +61,7 @@ def load(example, size):
         batches = mod.make_jobs(**kwargs)
     else:
         batches = mod.make_batches(**kwargs)
-    return mod, batches
+    return batches
 
 
 def main():
@@ -65,7 +73,11 @@ def main():
     out = {"example": args.example, "variant": args.variant, "pid": os.getpid(), "python": sys.version.split()[0],
            "allocator": allocator_name(), "malloc_libs": mapped_malloc_libs(), "t_start": time.monotonic()}
 
-    mod, batches = load(args.example, args.size)
+    mod = importlib.import_module(EXAMPLES[args.example][0])
+    gc.collect()
+    out["before_job_kib"] = status_kib("VmRSS")  # the one baseline of "held", the same for every variant
+    out["t_before_job"] = time.monotonic()
+    batches = make_input(args.example, mod, args.size)
     mod.job(batches[0])  # warm-up (lazy imports, caches), outside any scope and before the baseline
     objarena = pool = None
     made = []
@@ -116,13 +128,16 @@ def main():
     out["phases"] = phases
     out["rss_after_last_kib"] = status_kib("VmRSS")
     if pool is not None:
+        out["t_pool_open_end"] = time.monotonic()
         pool.close()  # the batch is over: the pool's warm chunks go back
         out["rss_after_close_kib"] = status_kib("VmRSS")
+        out["pool_stats_after_close"] = dict(pool.stats)
     if objarena is not None:
         info = objarena.info()
         out["retained_blocks"] = info["retained_blocks"]
         out["retained_bytes"] = info["retained_bytes"]
     out["kept"] = len(kept)
+    out["rss_end_kib"] = status_kib("VmRSS")  # the job is over: its last scope exited, its pool is closed
     out["t_end"] = time.monotonic()
     print(json.dumps(out))
     return 0

@@ -1,6 +1,11 @@
 """The main job's picture: RSS over time per example, one line per variant,
 each phase's end marked on its line (matplotlib, written as a PNG).
 
+Every line ends at the child's own reading when its job was over (after the
+last scope's exit; a Pool after close()), marked with a square and labelled
+with "held" (MiB above the process before the job, the dotted level) so the
+line end, the table and summary.json say the same thing.
+
     draw(path, samples, runs, meta)
 
 samples[example][variant] = [(seconds from the baseline, RSS KiB), ...];
@@ -22,6 +27,7 @@ def draw(path, samples, runs, meta):
     rows = math.ceil(len(names) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(6.4 * cols, 3.6 * rows), squeeze=False)
     for ax, name in zip(axes.flat, names):
+        end_labels = []
         for variant, trace in samples[name].items():
             if not trace:
                 continue
@@ -32,9 +38,33 @@ def draw(path, samples, runs, meta):
             # each phase's end on this variant's line: the RSS sample nearest in time
             ys = [min(trace, key=lambda s, e=e: abs(s[0] - e))[1] / 1024 for e in ends]
             ax.plot(ends, ys, "o", ms=2.5, color=color)
+            # the end of the job: the last point of the line (the child's own reading)
+            t_end, kib_end = trace[-1]
+            ax.plot([t_end], [kib_end / 1024], "s", ms=4.5, color=color, mec="black", mew=0.5)
+            if variant == "objarena.Pool" and "t_pool_open_end" in run:
+                ax.annotate("close", (t_end, kib_end / 1024), textcoords="offset points", xytext=(3, 6),
+                            fontsize=6, color=color)
+            held = (run["rss_end_kib"] - run["before_job_kib"]) / 1024
+            end_labels.append((kib_end / 1024, f"{held:+.1f}", color))
+        # the process before the job (the baseline of "held"): the lowest variant's, nearly the same for all
+        before = [r["before_job_kib"] / 1024 for r in runs[name].values()]
+        ax.axhline(min(before), color="#777777", lw=0.8, ls=":")
+        ax.text(0.0, min(before), " before the job", fontsize=6, color="#555555", va="bottom",
+                transform=ax.get_yaxis_transform())
+        # held figures at the right edge, spread so that they do not overlap
+        xmax = max(tr[-1][0] for tr in samples[name].values() if tr)
+        ax.set_xlim(right=xmax * 1.16)
+        lo, hi = ax.get_ylim()
+        gap = (hi - lo) * 0.055
+        placed = []
+        for y, text, color in sorted(end_labels):
+            placed.append([y if not placed or y - placed[-1][0] >= gap else placed[-1][0] + gap, text, color])
+        over = placed[-1][0] - (hi - gap / 2) if placed else 0
+        for y, text, color in placed:
+            ax.text(xmax * 1.02, y - max(over, 0), text, fontsize=6.5, color=color, va="center")
         ax.axvline(0, color="#999999", lw=0.8, ls="--")
         ax.set_title(f"{name} ({len(next(iter(runs[name].values()))['phases'])} phases)", fontsize=10)
-        ax.set_xlabel("seconds from the first phase (input made before 0)", fontsize=8)
+        ax.set_xlabel("seconds from the first phase (before 0: the input is made)", fontsize=8)
         ax.set_ylabel("RSS, MiB", fontsize=8)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
@@ -42,8 +72,9 @@ def draw(path, samples, runs, meta):
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
-    fig.suptitle(f"objarena examples: RSS of each run's process (dots: phase ends) - Python {meta['python']}, "
-                 f"{meta['date'][:10]}", fontsize=10)
+    fig.suptitle(f"objarena examples: RSS of each run's process (dots: phase ends; squares: the job is over, "
+                 f"pool closed; right: MiB held above the process before the job) - Python {meta['python']}, "
+                 f"{meta['date'][:10]}", fontsize=9)
     fig.tight_layout(rect=(0, 0.04, 1, 0.97))
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -7,8 +7,10 @@
  * innermost capturing frame, the MEM hook charges such blocks to it: a block
  * is recorded here (pointer, size, frame) when allocated, its size added to
  * the frame's charge and taken off the arena's budget; its free (on any
- * thread, while the scope is active) uncharges it; the scope's exit drops
- * what is left (those blocks simply stop being counted).
+ * thread, while the scope is active) uncharges it; a realloc keeps it with
+ * the same frame at the new size, whatever frame is current (a nested scope,
+ * a pause); the scope's exit drops what is left (those blocks simply stop
+ * being counted).
  *
  * Cost: nothing for scopes without a limit; with one, a hash insert per
  * charged allocation and, while anything is charged, a hash lookup per

@@ -6,6 +6,7 @@
 #include "pyext/clock.h"
 #include "pyext/freelists.h"
 #include "pyext/gc_counts.h"
+#include "pyext/phase_collect.h"
 #include "pyext/scope.h"
 
 /* ---- the exit collection ----
@@ -118,7 +119,8 @@ void objarena_collect_caches(void) {
 void objarena_collect_stats(objarena_collect_stats_t *out) { *out = collect_state.stats; }
 
 void objarena_exit_collect(const objarena_scope_options_t *options, const long collections_at_enter[3],
-                           double entered_at, const arena_t *arena, objarena_exit_collection_t *c) {
+                           double entered_at, const arena_t *arena, PyObject *phase_sentinel,
+                           objarena_exit_collection_t *c) {
     memset(c, 0, sizeof *c);
     c->generation = -1;
     if (options->collect == OBJARENA_COLLECT_NONE)
@@ -139,7 +141,22 @@ void objarena_exit_collect(const objarena_scope_options_t *options, const long c
         bool known = now[0] >= 0 && then[0] >= 0;
         c->promoted = !known || now[1] != then[1] || now[2] != then[2];
         c->generation = (known && !c->promoted && now[0] == then[0]) ? 0 : 1;
-        gc_collect_generation(c->generation);
+        /* Promoted objects of the phase, and no full collection reordered
+         * generation 2: collect them with generation 1 (phase_collect.h),
+         * in proportion to the phase, instead of leaving them to a full
+         * collection. */
+        Py_ssize_t moved = -1;
+        if (options->collect == OBJARENA_COLLECT_AUTO && c->promoted && known && now[2] == then[2] &&
+            gc_functions() == 0)
+            moved = objarena_phase_collect(phase_sentinel, gc_collect_fn);
+        if (PyErr_Occurred())
+            PyErr_Clear();
+        if (moved > 0) {
+            c->phase = true;
+            c->phase_objects = (uint64_t)moved;
+        } else {
+            gc_collect_generation(c->generation);
+        }
         if (arena_live_blocks(arena) > 0) {
             /* The phase's dead floats, tuples, dicts... on CPython's freelists:
              * freed directly, at the cost of the entries walked. */
@@ -170,6 +187,8 @@ void objarena_exit_collect(const objarena_scope_options_t *options, const long c
     collect_state.stats.seconds += c->seconds;
     if (c->generation == 2)
         collect_state.stats.full++;
+    else if (c->phase)
+        collect_state.stats.phase++;
     else
         collect_state.stats.young++;
     if (c->full_deferred)

@@ -36,6 +36,9 @@ typedef struct objarena_exit_collection {
     int generation;        /* highest generation collected: -1 none, 0-1 young, 2 full */
     bool full_deferred;    /* blocks were left and a full collection was due but skipped (paced) */
     bool promoted;         /* a gen-1 or full collection ran during the phase: its objects may be old */
+    bool phase;            /* the phase collection ran (phase_collect.h): the objects promoted during
+                            * the phase were collected with generation 1, the rest of gen 2 untouched */
+    uint64_t phase_objects; /* objects it moved back from generation 2 */
     uint64_t freelist_blocks_freed; /* arena blocks taken off CPython's freelists (freelists.h) */
     double seconds;        /* time spent collecting and clearing caches at exit */
 } objarena_exit_collection_t;
@@ -48,11 +51,13 @@ void objarena_gc_collections(long out[3]);
 
 /* The exit collection of a scope with these options (collect mode, strict)
  * whose arena is `arena` (capture off, not released yet); collections_at_enter
- * from objarena_gc_collections at entry, entered_at its monotonic time. Fills
- * *out. A pending exception is
- * kept aside while finalizers run. */
+ * from objarena_gc_collections at entry, entered_at its monotonic time,
+ * phase_sentinel from objarena_phase_mark at entry (NULL: none; AUTO uses it
+ * when the phase's objects were promoted and no full collection ran). Fills
+ * *out. A pending exception is kept aside while finalizers run. */
 void objarena_exit_collect(const struct objarena_scope_options *options, const long collections_at_enter[3],
-                           double entered_at, const arena_t *arena, objarena_exit_collection_t *out);
+                           double entered_at, const arena_t *arena, PyObject *phase_sentinel,
+                           objarena_exit_collection_t *out);
 
 /* Frees CPython's caches that pin phase memory: full gc (even when gc is
  * disabled), PyType_ClearCache, the slice cache. Runs with capture off. */
@@ -61,6 +66,7 @@ void objarena_collect_caches(void);
 /* Process-wide exit-collection counters (GIL held). */
 typedef struct objarena_collect_stats {
     uint64_t young;        /* exits that collected only young generations */
+    uint64_t phase;        /* exits that ran the phase collection and no full one */
     uint64_t full;         /* exits that ran a full collection */
     uint64_t deferred;     /* exits that left blocks behind and skipped a due full collection */
     uint64_t freelist_blocks_freed; /* arena blocks taken off CPython's freelists at exits */

@@ -197,3 +197,9 @@ int objarena_freelists_check_layout(char *what, size_t what_size) {
 bool objarena_freelists_supported(void) { return false; }
 
 #endif
+
+/* ---- paused(): no arena block handed out of a freelist (issue 21) ----
+ * Appended apart from the per-version walkers above (3.14/3.15 get their
+ * own): whatever the version, trimming is "free every arena block on the
+ * freelists, keep the others", i.e. the walk above without an early stop. */
+uint64_t objarena_trim_freelists(void) { return objarena_free_arena_blocks_on_freelists(NULL); }

@@ -35,6 +35,13 @@ extern "C" {
  * collection clears those). Returns the number of blocks freed. */
 uint64_t objarena_free_arena_blocks_on_freelists(const arena_t *until_arena);
 
+/* Frees every arena block (of any arena, retained chunks included) on the
+ * freelists and keeps the other entries: after it, an allocation from a
+ * freelist cannot return arena memory until an arena block is freed onto
+ * one again. paused() calls it at entry. Returns the blocks freed (0 on
+ * versions whose freelists are not read). */
+uint64_t objarena_trim_freelists(void);
+
 /* Checks the linked freelists' layouts against their counters (tests):
  * the number of lists checked, or -1 with a description in `what`. */
 int objarena_freelists_check_layout(char *what, size_t what_size);

@@ -1,7 +1,7 @@
 /* Collection counts from the interpreter's gc state (gc_counts.h). The same
  * field gc.get_stats() reads: interp->gc.generation_stats[g].collections,
  * present with this name and meaning in 3.10-3.13. A test compares the two
- * on every interpreter (_objarena._gc_counts_check()). */
+ * on every interpreter (objarena._objarena._gc_counts_check()). */
 #define Py_BUILD_CORE 1
 #include <Python.h>
 

@@ -29,6 +29,17 @@
  * one atomic pointer, so a thread never sees half of a re-established chain.
  * Install, verify, the face switch and the capture switch need the main
  * interpreter's GIL.
+ *
+ * Interpreters: scopes and pauses belong to the main interpreter (the owner,
+ * recorded at install). The thread-local stack belongs to the OS thread, so
+ * a sub-interpreter run on a thread with an open scope sees that scope's
+ * frame: every path that would allocate from an arena or touch the charge
+ * table first checks that the thread's current interpreter is the owner, and
+ * forwards to the saved allocator if not. So arena blocks and charges are
+ * only ever made under the main GIL, and since CPython never hands an
+ * own-GIL interpreter another interpreter's objects (PEP 684; cross-
+ * interpreter data is released in its own interpreter), they are freed
+ * under it too (legacy sub-interpreters share that GIL).
  */
 #ifndef OBJARENA_HOOK_H
 #define OBJARENA_HOOK_H
@@ -62,6 +73,7 @@ typedef struct objarena_frame {
     void *owner;                    /* the Python object that pushed it (the stack holds a reference), or NULL */
     unsigned long thread_id;        /* PyThread_get_thread_ident() of the owner */
     int state;                      /* objarena_frame_state */
+    bool elsewhere;                 /* a pause entered outside the main interpreter: a no-op, never on the stack */
 } objarena_frame_t;
 
 /* PARKED: on no thread's stack, because the asyncio task it belongs to is

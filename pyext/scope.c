@@ -4,6 +4,8 @@
 #include "pyext/clock.h"
 #include "pyext/collect.h"
 #include "pyext/task_scope.h"
+#include "pyext/env.h"
+#include "pyext/phase_collect.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -13,11 +15,6 @@
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
-
-static bool env_poison(void) {
-    const char *v = getenv("OBJARENA_POISON");
-    return v && *v && strcmp(v, "0") != 0;
-}
 
 void objarena_scope_options_init(objarena_scope_options_t *options) {
     memset(options, 0, sizeof *options);
@@ -94,27 +91,61 @@ int objarena_check_chunk_size(size_t chunk, bool huge_pages) {
 
 /* The chunk size a scope with byte limit `limit` and no chunk_size given
  * uses: a quarter of the limit (rounded down to a power of two, at least
- * ARENA_MIN_CHUNK_SIZE), at most the default, so a small limit admits
- * several chunks instead of failing at the first one; the limit is then
- * exact to within a quarter of itself (or 64 KiB). */
-static size_t chunk_size_for_limit(size_t limit, size_t chunk) {
-    while (chunk > ARENA_MIN_CHUNK_SIZE && chunk > limit / 4)
+ * `smallest`: ARENA_MIN_CHUNK_SIZE, or one huge page with huge_pages), at
+ * most the default, so a small limit admits several chunks instead of
+ * failing at the first one; the limit is then exact to within a quarter of
+ * itself (or one smallest chunk). */
+static size_t chunk_size_for_limit(size_t limit, size_t chunk, size_t smallest) {
+    while (chunk > smallest && chunk > limit / 4)
         chunk /= 2;
     return chunk;
+}
+
+static size_t smallest_chunk(bool huge_pages) { return huge_pages ? ARENA_HUGE_PAGE_SIZE : ARENA_MIN_CHUNK_SIZE; }
+
+/* A limit smaller than the smallest chunk the scope can map would refuse its
+ * first allocation with nothing mapped (issue 24: pool.scope(limit=256 KiB)
+ * with the pool's 1 MiB chunks, scope(huge_pages=True, limit=1 MiB)). So
+ * chunks are sized to the limit where the scope may choose them, and a limit
+ * under one chunk is a ValueError here, at construction: with a given
+ * chunk_size, a pool's chunk size (options->chunk_size, filled in by the
+ * module; a C caller that leaves it 0 gets no check) or one huge page. */
+static int check_limit_fits_a_chunk(const objarena_scope_options_t *o) {
+    if (!o->limit)
+        return 0;
+    if (o->pool) {
+        if (o->chunk_size && o->limit < o->chunk_size) {
+            PyErr_Format(PyExc_ValueError,
+                         "limit=%zu is smaller than one chunk of the pool (chunk_size=%zu): a pool's scopes map "
+                         "the pool's chunks; give a larger limit, or a scope without the pool",
+                         o->limit, o->chunk_size);
+            return -1;
+        }
+        return 0;
+    }
+    if (o->chunk_size && o->limit < o->chunk_size) {
+        PyErr_Format(PyExc_ValueError,
+                     "limit=%zu is smaller than one chunk (chunk_size=%zu): leave chunk_size out (chunks are then "
+                     "sized to the limit) or give a smaller one",
+                     o->limit, o->chunk_size);
+        return -1;
+    }
+    if (!o->chunk_size && o->limit < smallest_chunk(o->huge_pages)) {
+        PyErr_Format(PyExc_ValueError,
+                     "limit=%zu is smaller than one chunk: huge_pages needs chunks of at least %zu bytes "
+                     "(one huge page); give a larger limit, or leave huge_pages out",
+                     o->limit, smallest_chunk(o->huge_pages));
+        return -1;
+    }
+    return 0;
 }
 
 objarena_scope_t *objarena_scope_new(const objarena_scope_options_t *options) {
     size_t chunk = options->chunk_size;
     /* (A pool scope's chunk size is its pool's, checked with the pool.) */
-    if (objarena_check_chunk_size(chunk, options->huge_pages && !options->pool) < 0)
+    if (objarena_check_chunk_size(chunk, options->huge_pages && !options->pool) < 0 ||
+        check_limit_fits_a_chunk(options) < 0)
         return NULL;
-    if (options->limit && chunk && !options->pool && options->limit < chunk) {
-        PyErr_Format(PyExc_ValueError,
-                     "limit=%zu is smaller than one chunk (chunk_size=%zu): leave chunk_size out (chunks are then "
-                     "sized to the limit) or give a smaller one",
-                     options->limit, chunk);
-        return NULL;
-    }
     objarena_scope_t *s = PyMem_RawCalloc(1, sizeof *s);
     if (!s) {
         PyErr_NoMemory();
@@ -124,58 +155,14 @@ objarena_scope_t *objarena_scope_new(const objarena_scope_options_t *options) {
     s->chunk_size_given = chunk != 0;
     if (!options->pool)
         s->options.chunk_size = arena_default_chunk_size(chunk, options->huge_pages);
-    if (env_poison())
+    bool poison_env = false;
+    if (objarena_env_poison(&poison_env) < 0) {
+        PyMem_RawFree(s);
+        return NULL;
+    }
+    if (poison_env)
         s->options.poison = true;
     return s;
-}
-
-/* OBJARENA_RESERVE_BYTES: the region's size, read once at the first scope.
- * Bytes, or a number with a K/M/G/T suffix (powers of 1024, e.g. "4G");
- * at least 1 GiB (the region is cut in whole GiBs). A value that does not
- * parse, or is too small, is a ValueError at every scope entry until fixed,
- * never a silent default. The region's size cannot change once reserved. */
-static int configure_reserve_from_env(void) {
-    static bool done;
-    if (done)
-        return 0;
-    const char *env = getenv("OBJARENA_RESERVE_BYTES");
-    if (!env || !*env) {
-        done = true;
-        return 0;
-    }
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull(env, &end, 10);
-    int shift = 0;
-    if (end && *end) {
-        const char *units = "KMGT";
-        const char *u = strchr(units, *end >= 'a' ? *end - 32 : *end);
-        if (u && *u) {
-            shift = 10 * (int)(u - units + 1);
-            end++;
-            if (*end == 'i' || *end == 'I') /* KiB, GiB... */
-                end++;
-            if (*end == 'B' || *end == 'b')
-                end++;
-        }
-    }
-    if (errno || end == env || (end && *end) || *env == '-' || (shift && v > (ULLONG_MAX >> shift))) {
-        PyErr_Format(PyExc_ValueError,
-                     "OBJARENA_RESERVE_BYTES=%s: expected bytes or a number with K/M/G/T (e.g. 4G)", env);
-        return -1;
-    }
-    v <<= shift;
-    if (v < ((unsigned long long)1 << 30)) {
-        PyErr_Format(PyExc_ValueError,
-                     "OBJARENA_RESERVE_BYTES=%s (%llu bytes): the region needs at least 1 GiB of address space", env,
-                     v);
-        return -1;
-    }
-    /* EINVAL here: the region exists already (set up by the C API or an
-     * earlier reading): its size stands. */
-    (void)arena_region_configure((size_t)v);
-    done = true;
-    return 0;
 }
 
 /* The tightest byte limit that applies to a scope entered now: its own
@@ -210,7 +197,7 @@ int objarena_scope_enter(objarena_scope_t *s) {
                                                        : "a scope can be entered only once; make a new one");
         return -1;
     }
-    if (check_main_interpreter() < 0 || configure_reserve_from_env() < 0 || objarena_hook_install() < 0)
+    if (check_main_interpreter() < 0 || objarena_env_check_at_entry() < 0 || objarena_hook_install() < 0)
         return -1;
     s->effective_limit = tightest_limit(s->options.limit);
     /* A limit also charges the big MEM blocks (charge.h): the MEM hook too. */
@@ -222,8 +209,9 @@ int objarena_scope_enter(objarena_scope_t *s) {
     if (s->options.chunk_size)
         config.chunk_size = s->options.chunk_size;
     config.byte_limit = s->effective_limit;
-    if (s->effective_limit && !s->chunk_size_given && !s->options.pool && !s->options.huge_pages) {
-        s->options.chunk_size = chunk_size_for_limit(s->effective_limit, arena_default_chunk_size(0, false));
+    if (s->effective_limit && !s->chunk_size_given && !s->options.pool) {
+        s->options.chunk_size = chunk_size_for_limit(s->effective_limit, arena_default_chunk_size(0, s->options.huge_pages),
+                                                     smallest_chunk(s->options.huge_pages));
         config.chunk_size = s->options.chunk_size;
     }
     config.poison_on_release = s->options.poison;
@@ -249,11 +237,15 @@ int objarena_scope_enter(objarena_scope_t *s) {
     /* Before the push: gc.get_stats() allocates, and not into the arena. */
     if (s->options.collect == OBJARENA_COLLECT_AUTO || s->options.collect == OBJARENA_COLLECT_YOUNG)
         objarena_gc_collections(s->gc_collections_at_enter);
+    if (s->options.collect == OBJARENA_COLLECT_AUTO)
+        s->phase_sentinel = objarena_phase_mark();
     s->entered_at = objarena_monotonic_seconds();
     s->frame.arena = arena;
     s->frame.capture_mem = s->options.capture_mem;
     s->frame.limit = s->effective_limit;
     if (objarena_thread_push(&s->frame) < 0) {
+        objarena_phase_unmark(s->phase_sentinel);
+        s->phase_sentinel = NULL;
         arena_destroy(arena);
         s->frame.arena = NULL;
         return -1;
@@ -266,11 +258,13 @@ static void finish_exit(objarena_scope_t *s) {
     /* The exit collection lets a phase pay for a full collection out of its
      * own wall time (collect.c). A task scope's wall time is mostly waiting,
      * not work: with it, 2,000 parked tasks finishing together each ran a
-     * full collection (107 s instead of 0.13 s for 1,000, 3.11); only the
+     * full collection (107 s instead of 0.27 s, 3.11); only the
      * process-wide pace applies to them. */
     double entered_at = s->task_scope ? objarena_monotonic_seconds() : s->entered_at;
     objarena_exit_collect(&s->options, s->gc_collections_at_enter, entered_at, s->frame.arena,
-                          &s->exit_collection);
+                          s->phase_sentinel, &s->exit_collection);
+    objarena_phase_unmark(s->phase_sentinel);
+    s->phase_sentinel = NULL;
     objarena_hook_verify_chain();
     arena_release(s->frame.arena);
     objarena_scope_stats(s, &s->exit_stats);
@@ -343,6 +337,16 @@ int objarena_pause_enter(objarena_frame_t *pause) {
         return -1;
     }
     pause->arena = NULL;
+    /* Outside the main interpreter no scope captures (hook.c forwards there),
+     * so a pause has nothing to do, and this OS thread's stack holds the
+     * main interpreter's frames: the pause stays off it (issue 24). */
+    if (PyInterpreterState_Get() != PyInterpreterState_Main()) {
+        pause->elsewhere = true;
+        pause->parent = NULL;
+        pause->thread_id = PyThread_get_thread_ident();
+        pause->state = FRAME_ACTIVE;
+        return 0;
+    }
     return objarena_thread_push(pause); /* a pause never fails */
 }
 
@@ -354,6 +358,10 @@ int objarena_pause_exit(objarena_frame_t *pause) {
     if (pause->thread_id != PyThread_get_thread_ident()) {
         PyErr_SetString(PyExc_RuntimeError, "a pause must be exited by the thread that entered it");
         return -1;
+    }
+    if (pause->elsewhere) {
+        pause->state = FRAME_EXITED;
+        return 0;
     }
     bool innermost = objarena_thread_top() == pause;
     objarena_thread_unlink(pause);

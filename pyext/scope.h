@@ -45,6 +45,7 @@ typedef struct objarena_scope {
     arena_stats_t exit_stats; /* snapshot taken at exit */
     objarena_exit_collection_t exit_collection;
     long gc_collections_at_enter[3]; /* gc.get_stats()[g]["collections"] when entered (-1: unknown) */
+    PyObject *phase_sentinel; /* generation-2 marker of the phase collection (phase_collect.h; NULL: none) */
     double entered_at;        /* monotonic seconds at entry */
     size_t effective_limit;   /* the arena's byte limit: the tightest of its own and its enclosing scopes' (0: none) */
     bool chunk_size_given;    /* options.chunk_size came from the caller (else sized to the limit at entry) */
@@ -83,7 +84,9 @@ int objarena_scope_exit(objarena_scope_t *scope);
 void objarena_scope_orphan(objarena_scope_t *scope);
 
 /* Pause frames: `objarena.paused()`. While a pause is the innermost frame
- * the thread allocates from the saved allocator. */
+ * the thread allocates from the saved allocator. Entered in a sub-interpreter
+ * a pause is a no-op (nothing is captured there): it is marked `elsewhere`,
+ * never pushed, and its exit only checks the thread. */
 int objarena_pause_enter(objarena_frame_t *pause);
 int objarena_pause_exit(objarena_frame_t *pause);
 

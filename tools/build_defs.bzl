@@ -49,12 +49,16 @@ def py_extension_matrix(
         linkopts = [],
         tags = [],
         testonly = None,
-        visibility = None):
+        visibility = None,
+        package = ""):
     """Builds CPython extension module `name` (PyInit_<name>) per interpreter.
 
     For each interpreter tag T in PYTHONS:
-      :T/<name><ext_suffix>  cc_binary(linkshared) -> bazel-bin/<pkg>/T/<name><ext_suffix>
-                             (that directory is what goes on PYTHONPATH)
+      :T/<package>/<name><ext_suffix>  cc_binary(linkshared) ->
+                             bazel-bin/<pkg>/T/<package>/<name><ext_suffix>
+                             (bazel-bin/<pkg>/T is what goes on PYTHONPATH;
+                             with package = "objarena" the module imports as
+                             objarena._objarena)
       :<name>_T              filegroup with just that .so
     and :<name>, a filegroup with all of them.
 
@@ -65,7 +69,7 @@ def py_extension_matrix(
     """
     all_sos = []
     for p in PYTHONS:
-        so = "%s/%s%s" % (p.tag, name, p.ext_suffix)
+        so = "%s/%s%s%s" % (p.tag, package + "/" if package else "", name, p.ext_suffix)
         native.cc_binary(
             name = so,
             srcs = srcs + hdrs,
@@ -107,7 +111,8 @@ def py_matrix_test(
         tags = [],
         flaky = None,
         shard_count = None,
-        visibility = None):
+        visibility = None,
+        ext_package = ""):
     """Runs pytest on `srcs` once per interpreter.
 
     Creates :<name>_<T> (sh_test running tools/run_pytest.sh:
@@ -116,6 +121,9 @@ def py_matrix_test(
 
     ext:     label (or list of labels) of py_extension_matrix target(s), e.g.
              "//pyext:objarena"; T's build of each goes on PYTHONPATH.
+    ext_package: the Python package the extensions were built into
+             (py_extension_matrix's `package`, e.g. "objarena"): the
+             directory above it goes on PYTHONPATH.
     imports: extra PYTHONPATH dirs, relative to this package ("." = package
              dir); their .py files must be in `data`.
     args:    extra pytest arguments (after the test files).
@@ -127,6 +135,8 @@ def py_matrix_test(
     for p in PYTHONS:
         ext_targets = [_ext_label(e, p.tag) for e in exts]
         runner_args = ["--python", p.bin]
+        if ext_package:
+            runner_args += ["--ext-package", ext_package]
         for e in ext_targets:
             runner_args += ["--ext", "$(rootpath %s)" % e]
         for imp in imports:

@@ -1,23 +1,26 @@
 #!/usr/bin/env bash
 # Test runner used by py_matrix_test (tools/build_defs.bzl).
 #
-#   run_pytest.sh --python /abs/python [--ext rel/T/mod.so]... \
+#   run_pytest.sh --python /abs/python [--ext-package pkg] [--ext rel/T/[pkg/]mod.so]... \
 #                 [--pythonpath rel/dir]... -- [pytest args / test files]
 #
 # Relative paths are relative to the runfiles root ($PWD in `bazel test`).
-# Puts each --ext's directory and each --pythonpath on PYTHONPATH and runs
+# Puts each --ext's directory (the one above --ext-package's, e.g. rel/T for
+# rel/T/objarena/_objarena.so with --ext-package objarena) and each --pythonpath on PYTHONPATH and runs
 # `python -m pytest -q -p no:cacheprovider ...`.  With OBJARENA_ASAN=1 (set by
 # --config=asan) it LD_PRELOADs the ASan/UBSan runtimes into the
 # (uninstrumented) interpreter.  pytest exit 5 (nothing collected) fails.
 set -uo pipefail
 
 python=""
+ext_package=""
 exts=()
 pypaths=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --python) python="$2"; shift 2 ;;
     --ext) exts+=("$2"); shift 2 ;;
+    --ext-package) ext_package="$2"; shift 2 ;;
     --pythonpath) pypaths+=("$2"); shift 2 ;;
     --) shift; break ;;
     *) break ;;
@@ -37,7 +40,15 @@ abs() { case "$1" in /*) echo "$1" ;; *) echo "$root/$1" ;; esac; }
 
 paths=()
 for e in "${exts[@]+"${exts[@]}"}"; do
-  paths+=("$(dirname "$(abs "$e")")")
+  d="$(dirname "$(abs "$e")")"
+  if [[ -n "$ext_package" ]]; then
+    if [[ "$d" != */"$ext_package" ]]; then
+      echo "run_pytest.sh: --ext $e is not inside a directory $ext_package/" >&2
+      exit 2
+    fi
+    d="${d%/"$ext_package"}"
+  fi
+  paths+=("$d")
 done
 for p in "${pypaths[@]+"${pypaths[@]}"}"; do
   paths+=("$(abs "$p")")

@@ -38,12 +38,32 @@ static int add_escaped(escape_search_t *es, PyObject *obj) {
     return PyList_Append(bucket, obj);
 }
 
+/* A list or dict that is not itself in the arena but whose storage is: a
+ * container CPython served from its freelist (or one made before the scope)
+ * whose item array, keys table or values array the scope allocated. It pins
+ * the arena's chunk as surely as an object inside it (issue 23: `totals =
+ * {...}` from the dict freelist was missing from escaped()). O(1) per
+ * object, in the loop that already visits every gc object. */
+static int holds_arena_storage(PyObject *obj, uint64_t id) {
+    if (PyList_Check(obj)) {
+        PyObject **items = ((PyListObject *)obj)->ob_item;
+        return items && arena_block_arena_id(items) == id;
+    }
+    if (PyDict_Check(obj)) {
+        PyDictObject *d = (PyDictObject *)obj;
+        return (d->ma_keys && arena_block_arena_id(d->ma_keys) == id) ||
+               (d->ma_values && arena_block_arena_id(d->ma_values) == id);
+    }
+    return 0;
+}
+
 /* tp_traverse visitor: an arena object the gc does not track (str, int,
- * float, an untracked dict or tuple...) is found through a tracked object
- * that refers to it. */
+ * float, an untracked dict or tuple...), or an untracked dict outside the
+ * arena whose table is inside, is found through a tracked object that
+ * refers to it. */
 static int visit_untracked(PyObject *obj, void *arg) {
     escape_search_t *es = arg;
-    if (es->failed || !obj || arena_block_arena_id(obj) != es->id)
+    if (es->failed || !obj || (arena_block_arena_id(obj) != es->id && !holds_arena_storage(obj, es->id)))
         return 0;
     if (PyObject_IS_GC(obj) && PyObject_GC_IsTracked(obj))
         return 0; /* found as itself */
@@ -57,10 +77,12 @@ static int visit_untracked(PyObject *obj, void *arg) {
     return 0;
 }
 
-/* {type: [objects]} of the objects inside chunks of this scope's arena that
- * can be found safely: gc-tracked ones, and untracked ones referred to by a
- * tracked object (one level: what a tracked container holds). Blocks held
- * only by C code, or only by other untracked objects, are not found. */
+/* {type: [objects]} of the objects that hold memory of this scope's arena
+ * and can be found safely: gc-tracked objects inside its chunks, untracked
+ * ones referred to by a tracked object (one level: what a tracked container
+ * holds), and lists and dicts outside it whose item array or table is inside
+ * (holds_arena_storage). Blocks held only by C code, or only by other
+ * untracked objects, are not found. */
 PyObject *objarena_escaped_objects(uint64_t id) {
     PyObject *gc = PyImport_ImportModule("gc");
     if (!gc)
@@ -72,7 +94,7 @@ PyObject *objarena_escaped_objects(uint64_t id) {
     escape_search_t es = {id, PyDict_New(), PySet_New(NULL), 0};
     for (Py_ssize_t i = 0; es.result && es.seen && !es.failed && i < PyList_GET_SIZE(objects); i++) {
         PyObject *obj = PyList_GET_ITEM(objects, i);
-        if (arena_block_arena_id(obj) == id && add_escaped(&es, obj) < 0)
+        if ((arena_block_arena_id(obj) == id || holds_arena_storage(obj, id)) && add_escaped(&es, obj) < 0)
             es.failed = 1;
         traverseproc traverse = Py_TYPE(obj)->tp_traverse;
         if (traverse && !es.failed)

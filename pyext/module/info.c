@@ -26,11 +26,13 @@ PyObject *objarena_info(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored
         return NULL;
     PyObject *collect_seconds = PyFloat_FromDouble(cs.seconds);
     if (!collect_seconds || PyDict_SetItemString(d, "exit_collect_seconds", collect_seconds) < 0 ||
-        set_u64(d, "exit_collections_young", cs.young) < 0 || set_u64(d, "exit_collections_full", cs.full) < 0 ||
+        set_u64(d, "exit_collections_young", cs.young) < 0 ||
+        set_u64(d, "exit_collections_phase", cs.phase) < 0 || set_u64(d, "exit_collections_full", cs.full) < 0 ||
         set_u64(d, "exit_collections_deferred", cs.deferred) < 0 ||
         set_u64(d, "freelist_blocks_freed", cs.freelist_blocks_freed) < 0 ||
         set_u64(d, "scopes_fell_back", scopes_fell_back) < 0 ||
         set_u64(d, "frames_orphaned", objarena_frames_orphaned()) < 0 ||
+        set_u64(d, "thread_guards_foreign", objarena_thread_guards_foreign()) < 0 ||
         set_u64(d, "fallback_allocations", fallback_allocations) < 0) {
         Py_XDECREF(collect_seconds);
         Py_DECREF(d);

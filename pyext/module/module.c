@@ -1,4 +1,4 @@
-/* The `_objarena` extension module: its functions and initialisation. The
+/* The `objarena._objarena` extension module: its functions and initialisation. The
  * types live beside it, one file each (scope_type.c, paused_type.c,
  * pool_type.c), as do info() (info.c), the tracemalloc guards
  * (tracemalloc_guard.c), the thread guard (thread_guard.c) and the escape
@@ -130,7 +130,7 @@ static PyMethodDef module_methods[] = {
 };
 
 static struct PyModuleDef objarena_module = {
-    PyModuleDef_HEAD_INIT, "_objarena",
+    PyModuleDef_HEAD_INIT, "objarena._objarena",
     "Low-level objarena: use the `objarena` package.", -1, module_methods,
     NULL, NULL, NULL, NULL,
 };

@@ -4,6 +4,7 @@
 
 #include "pyext/module/scope_type.h"
 #include "pyext/module/thread_guard.h"
+#include "pyext/freelists.h"
 #include "pyext/scope.h"
 
 typedef struct {
@@ -30,6 +31,16 @@ static PyObject *Paused_enter(PausedObject *self, PyObject *Py_UNUSED(ignored)) 
         return NULL;
     }
     self->frame.owner = self;
+    /* The phase's dead floats, tuples, dicts... wait on CPython's freelists
+     * and would be handed out again under the pause, making what the pause
+     * is for (objects that outlive the phase) arena blocks. Only with a
+     * scope below: outside scopes a pause changes nothing. */
+    for (objarena_frame_t *f = self->frame.parent; f; f = f->parent) {
+        if (f->arena) {
+            objarena_trim_freelists();
+            break;
+        }
+    }
     objarena_ensure_thread_guard();
     Py_INCREF(self);
     return (PyObject *)self;

@@ -36,13 +36,31 @@ static PyObject *Pool_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     return (PyObject *)self;
 }
 
+/* The statistics Pool.stats and repr show: the live pool's, or those close() kept. */
+static void pool_stats(const PoolObject *self, arena_pool_stats_t *st) {
+    if (self->pool)
+        arena_pool_get_stats(self->pool, st);
+    else
+        *st = self->closed_stats;
+}
+
 static PyObject *Pool_close(PoolObject *self, PyObject *Py_UNUSED(ignored)) {
-    if (self->pool && arena_pool_destroy(self->pool) != ARENA_OK) {
+    if (!self->pool)
+        Py_RETURN_NONE;
+    arena_pool_stats_t st;
+    arena_pool_get_stats(self->pool, &st);
+    if (st.arenas_open) {
         PyErr_SetString(PyExc_RuntimeError, "a scope of this pool is still active");
         return NULL;
     }
-    if (self->pool)
-        objarena_trim_malloc(); /* (see Pool.trim) */
+    /* Trim first so that the kept statistics count the last chunks given back. */
+    arena_pool_trim(self->pool, 0);
+    arena_pool_get_stats(self->pool, &self->closed_stats);
+    if (arena_pool_destroy(self->pool) != ARENA_OK) { /* (no scope open: checked above) */
+        PyErr_SetString(PyExc_RuntimeError, "a scope of this pool is still active");
+        return NULL;
+    }
+    objarena_trim_malloc(); /* (see Pool.trim) */
     self->pool = NULL;
     Py_RETURN_NONE;
 }
@@ -117,8 +135,7 @@ static PyObject *Pool_exit(PoolObject *self, PyObject *const *args, Py_ssize_t n
 
 static PyObject *Pool_get_stats(PoolObject *self, void *Py_UNUSED(closure)) {
     arena_pool_stats_t st = {0};
-    if (self->pool)
-        arena_pool_get_stats(self->pool, &st);
+    pool_stats(self, &st);
     PyObject *d = PyDict_New();
     if (!d)
         return NULL;
@@ -140,8 +157,7 @@ static PyObject *Pool_get_stats(PoolObject *self, void *Py_UNUSED(closure)) {
 
 static PyObject *Pool_repr(PoolObject *self) {
     arena_pool_stats_t st = {0};
-    if (self->pool)
-        arena_pool_get_stats(self->pool, &st);
+    pool_stats(self, &st);
     return PyUnicode_FromFormat("<objarena.Pool %s chunk_size=%zu warm_bytes=%llu hits=%llu misses=%llu>",
                                 self->pool ? "open" : "closed", self->chunk_size,
                                 (unsigned long long)st.warm_bytes, (unsigned long long)st.hits,

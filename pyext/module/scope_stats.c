@@ -5,17 +5,20 @@
 #include "pyext/module/dict_set.h"
 
 /* What the exit collected: "exit_collection" ("none", "gen0", "gen1",
- * "full"), "exit_collect_seconds", "full_collection_deferred",
+ * "phase" (phase_collect.h; "full" if a full collection followed it),
+ * "full"), "phase_objects" (objects the phase collection moved back), "exit_collect_seconds", "full_collection_deferred",
  * "objects_promoted" (a gen-1/full collection ran during the phase). */
 static int add_exit_collection(PyObject *d, const objarena_scope_t *scope) {
     static const char *const names[] = {"none", "gen0", "gen1", "full"};
     const objarena_exit_collection_t *c = &scope->exit_collection;
     PyObject *seconds = PyFloat_FromDouble(c->seconds);
-    int rc = (!seconds || set_str(d, "exit_collection", names[c->generation + 1]) < 0 ||
+    const char *name = c->phase && c->generation < 2 ? "phase" : names[c->generation + 1];
+    int rc = (!seconds || set_str(d, "exit_collection", name) < 0 ||
               PyDict_SetItemString(d, "exit_collect_seconds", seconds) < 0 ||
               PyDict_SetItemString(d, "full_collection_deferred", c->full_deferred ? Py_True : Py_False) < 0 ||
               PyDict_SetItemString(d, "objects_promoted", c->promoted ? Py_True : Py_False) < 0 ||
-              set_u64(d, "freelist_blocks_freed", c->freelist_blocks_freed) < 0)
+              set_u64(d, "freelist_blocks_freed", c->freelist_blocks_freed) < 0 ||
+              set_u64(d, "phase_objects", c->phase_objects) < 0)
                  ? -1
                  : 0;
     Py_XDECREF(seconds);

@@ -74,8 +74,10 @@ static PyObject *Scope_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
             PyErr_SetString(PyExc_ValueError, "the pool is closed");
             return NULL;
         }
-        if (options.chunk_size && options.chunk_size != p->chunk_size) {
-            PyErr_SetString(PyExc_ValueError, "a pool's scopes use the pool's chunk_size");
+        if (chunk_size && chunk_size != Py_None) { /* even the pool's own: the docs refuse it (issue 24) */
+            PyErr_Format(PyExc_ValueError,
+                         "chunk_size cannot be given to a pool's scope: its scopes use the pool's chunk_size (%zu)",
+                         p->chunk_size);
             return NULL;
         }
         if (objarena_check_chunk_size(p->chunk_size, options.huge_pages) < 0)

@@ -18,9 +18,17 @@ and `phase.escaped()` say how much, and `scope(strict=True)` raises
 """
 import atexit as _atexit
 
-import _objarena
-from _objarena import EscapeError, Pool, arena_id_of, collect, current_scope, info, owns, paused, scope
+# The extension is objarena/_objarena*.so. Under Bazel it is built into
+# bazel-bin/pyext/<T>/objarena/ while these .py files stay in pyext/objarena/:
+# extend_path joins both directories into one package (a no-op for a wheel).
+from pkgutil import extend_path as _extend_path
 
+__path__ = _extend_path(__path__, __name__)
+
+from . import _objarena  # noqa: E402
+from ._objarena import EscapeError, Pool, arena_id_of, collect, current_scope, info, owns, paused, scope
+
+from ._detach import detach
 from ._wrap import Scoped, run, scoped
 
 Scope = scope
@@ -34,6 +42,7 @@ __all__ = [
     "arena_id_of",
     "collect",
     "current_scope",
+    "detach",
     "info",
     "owns",
     "paused",

@@ -1,5 +1,5 @@
 # Type stub for the `objarena` package (pyext/objarena/__init__.py) and the
-# types it re-exports from the `_objarena` extension module.
+# types it re-exports from the `objarena._objarena` extension module.
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Generic, Literal, ParamSpec, TypeVar, final, overload
@@ -15,6 +15,7 @@ __all__ = [
     "arena_id_of",
     "collect",
     "current_scope",
+    "detach",
     "info",
     "owns",
     "paused",
@@ -173,3 +174,10 @@ def arena_id_of(obj: object, /) -> int: ...
 def collect() -> None: ...
 
 def current_scope() -> scope | None: ...
+
+_T = TypeVar("_T")
+
+def detach(obj: _T, /) -> _T:
+    """A deep copy of obj allocated outside every arena: containers new, shared
+    substructure and cycles kept, other objects copied as pickle would;
+    TypeError for what cannot be copied."""

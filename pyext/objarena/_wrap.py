@@ -20,7 +20,7 @@ scope, or worse, interleaved with other code on the same thread.
 import inspect
 import pickle
 
-from _objarena import paused, scope
+from ._objarena import paused, scope
 
 __all__ = ["Scoped", "run", "scoped"]
 

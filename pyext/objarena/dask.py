@@ -54,7 +54,7 @@ import concurrent.futures
 import pickle
 import warnings
 
-import _objarena
+from objarena import _objarena
 from distributed import WorkerPlugin
 from distributed.threadpoolexecutor import ThreadPoolExecutor
 
@@ -150,8 +150,10 @@ class ScopePlugin(WorkerPlugin):
             raise ValueError(
                 "objarena.dask.ScopePlugin(strict=True) would fail every task: distributed's own "
                 "bookkeeping for the call (the task's contextvars context, its metrics) is allocated in "
-                "the task's scope and outlives it for a moment. Check a task function itself with "
-                "objarena.scoped(fn, strict=True) (on single-threaded workers, see objarena.dask's docs)"
+                "the task's scope and outlives it for a moment, and other worker threads take blocks from "
+                "a task's freelists. Under Dask, watch blocks_escaped in objarena.dask.cluster_stats(client); "
+                "check a task function for leaks outside Dask, in its own tests (objarena.scope(strict=True) "
+                "around a call, or the objarena pytest plugin's strict marker)"
             )
         self.scope_options, self.pool_options = _task_options(scope_options, warm_pool)
         self.copy_results = bool(copy_results)
@@ -198,11 +200,15 @@ class ScopePlugin(WorkerPlugin):
 
 
 def worker_stats(dask_worker):
-    """This worker's counters (for ``client.run(worker_stats)``); None without the plugin."""
+    """This worker's counters (for ``client.run(worker_stats)``), with ``"registered": True``; without the
+    plugin (never registered, or unregistered) ``{"registered": False}``: its counters went with it."""
     plugin = dask_worker.plugins.get(PLUGIN_NAME)
-    return plugin.stats() if plugin is not None else None
+    if plugin is None:
+        return {"registered": False}
+    return {"registered": True, **plugin.stats()}
 
 
 def cluster_stats(client):
-    """``{worker address: worker_stats}`` for every worker of ``client``'s cluster."""
+    """``{worker address: worker_stats}`` for every worker of ``client``'s cluster (``{"registered": False}``
+    for a worker without the plugin)."""
     return client.run(worker_stats)

@@ -32,7 +32,7 @@ import concurrent.futures.process
 import multiprocessing.pool
 import threading
 
-import _objarena
+from objarena import _objarena
 
 from ._wrap import Scoped
 

@@ -34,7 +34,7 @@ import sys
 
 import pytest
 
-import _objarena
+from objarena import _objarena
 
 _REPORT_KEY = pytest.StashKey()
 _PHASE_KEY = pytest.StashKey()

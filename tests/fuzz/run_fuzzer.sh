@@ -96,7 +96,7 @@ print(v("Py_ENABLE_SHARED") or 0); print(v("Py_GIL_DISABLED") or 0)')" || {
   fi
   echo "tools/fuzz: embedding $py_exe (libpython$py_ldver from $py_libdir)" >&2
   flags+=(-isystem "$py_inc")
-  srcs+=("$root"/pyext/*.c)  # the C API (the _objarena module, pyext/module/, is not part of it)
+  srcs+=("$root"/pyext/*.c)  # the C API (the objarena._objarena module, pyext/module/, is not part of it)
   libs+=(-L"$py_libdir" -Wl,-rpath,"$py_libdir" -lpython"$py_ldver" -ldl -lm)
   extra_defs=(-DOBJARENA_FUZZ_PYTHON="\"$py_exe\"")
   objdir="$out/obj-hook-$(printf '%s' "$py_exe" | sha1sum | cut -c1-8)"

@@ -107,9 +107,12 @@ def test_two_threads_per_worker_get_a_scope_per_task():
         scoped = run_batch(client, 100, 8)
         print(f"2-thread worker RSS growth over 8 big tasks: {scoped} (MiB)")
         (stats,) = cluster_stats(client).values()
+        assert stats["registered"] is True
         # Removing the plugin puts a plain pool back.
         client.unregister_worker_plugin(PLUGIN_NAME)
         assert client.submit(lambda: objarena.info()["scope_depth"]).result() == 0
+        # issue 23: cluster_stats said {addr: None} here
+        assert list(cluster_stats(client).values()) == [{"registered": False}]
     assert depths == [1] * 20
     assert stats["tasks"] == 20 + 100 + 4 + 8 and stats["tasks_failed"] == 0
     assert stats["warm_bytes"] > 0  # the worker's pool keeps chunks warm between tasks
@@ -119,8 +122,10 @@ def test_two_threads_per_worker_get_a_scope_per_task():
 
 
 def test_plugin_options_are_checked_on_the_client():
-    with pytest.raises(ValueError, match="would fail every task"):
+    with pytest.raises(ValueError, match="would fail every task") as err:
         ScopePlugin(strict=True)
+    # issue 23: the message recommended objarena.scoped(fn, strict=True), which fails tasks on Dask workers too
+    assert "scoped(" not in str(err.value) and "cluster_stats" in str(err.value)
     with pytest.raises(ValueError):
         ScopePlugin(chunk_size=3)
     with pytest.raises(TypeError):

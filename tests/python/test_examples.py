@@ -107,7 +107,7 @@ def test_worker_finds_the_leaking_job_and_strict_refuses_it():
 def test_worker_table_shows_both_variants():
     stdout = run_example("worker_loop.py", "--jobs", "6", "--leaky-job", "2", "--size", "1000")
     assert "jobs whose objects escaped: [2]" in stdout
-    assert re.search(r"^\s+2\s+\d+\s+-?\d+\.\d\d\s+-?\d+\.\d\d\s+1 list(, \d+ dict)?$", stdout, re.M), stdout
+    assert re.search(r"^\s+2\s+\d+\s+-?\d+\.\d\d\s+-?\d+\.\d\d\s+(1 list(, \d+ dict)?|\d+ dict, 1 list)$", stdout, re.M), stdout
     assert "under scope(strict=True): refused, EscapeError" in stdout
 
 
@@ -154,16 +154,26 @@ def test_networkx_batches_match_and_release_everything(tmp_path):
 def test_main_job_tables_json_chart_and_verdicts(tmp_path):
     pytest.importorskip("matplotlib")  # (requirements-dev.txt installs it)
     stdout = run_example("compare_phases.py", "--tiny", "--examples", "compiler,worker",
-                         "--variants", "pymalloc,objarena.scope,objarena.run", "--out-dir", str(tmp_path))
-    assert re.search(r"\[ ?\d+/6\] worker\s+objarena.run\s+phase \d\.\d{3} s", stdout), stdout
+                         "--variants", "pymalloc,objarena.scope,objarena.run,objarena.Pool", "--out-dir", str(tmp_path))
+    assert re.search(r"\[ ?\d+/8\] worker\s+objarena.run\s+phase \d\.\d{3} s", stdout), stdout
     summary = json.loads((tmp_path / "summary.json").read_text())
     res = summary["results"]
     assert set(res) == {"compiler", "worker"}
     for name, figs in res.items():
-        assert set(figs) == {"pymalloc", "objarena.scope", "objarena.run"}
+        assert set(figs) == {"pymalloc", "objarena.scope", "objarena.run", "objarena.Pool"}
         for v, f in figs.items():
-            assert f["median_phase_s"] > 0 and f["peak_mib"] >= f["baseline_mib"] > 5
+            assert f["median_phase_s"] > 0 and f["peak_mib"] >= f["before_job_mib"] > 5
             assert len(f["rss_after_each_mib"]) == f["phases"]
+    # issue 23: every line of the chart ends where the job's memory ended (after the last scope's exit, the
+    # pool's close), and "held" is that end above one baseline, the process before the job, for every variant
+    # (the old chart's lines ended at the last sample before the last exit, and held used a per-variant base)
+    samples = json.loads((tmp_path / "samples.json").read_text())["samples"]
+    for name, figs in res.items():
+        for v, f in figs.items():
+            t_last, kib_last = samples[name][v][-1]
+            assert abs(kib_last / 1024 - f["end_rss_mib"]) < 0.01, (name, v, kib_last, f)
+            assert abs(f["held_mib"] - (f["end_rss_mib"] - f["before_job_mib"])) < 0.01, (name, v, f)
+            assert samples[name][v][0][1] / 1024 == pytest.approx(f["before_job_mib"], abs=0.01)
     # objarena.run copies results out: of the worker's 8 jobs only the leaky one (job 3) leaves blocks behind
     assert res["worker"]["objarena.run"]["phases"] == 8
     assert res["worker"]["objarena.run"]["phases_with_escapes"] == 1

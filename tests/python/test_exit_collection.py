@@ -18,6 +18,22 @@ def make_cycle(tag):
     return a
 
 
+def old_object():
+    """A list that is old when a scope enters: in generation 2 before the
+    phase's marker. A cycle through it is garbage only a full collection
+    finds (the phase collection sees its reference into the phase as one
+    from outside, and keeps the phase's part alive)."""
+    old = [None]
+    gc.collect()
+    return old
+
+
+def tie_to_old(old, payload):
+    """Inside the phase: a phase object in a cycle with `old`."""
+    new = [payload, old]
+    old[0] = new
+
+
 @pytest.fixture
 def clean_gc():
     gc.collect()
@@ -74,14 +90,15 @@ def test_auto_runs_the_full_collection_when_blocks_are_left_and_the_pace_allows(
     # at exit and nothing is retained.
     import time
 
+    old = old_object()
     start = time.monotonic()
     gc.collect()
     cost = time.monotonic() - start
     time.sleep(min(2.0, 60 * cost + 0.01))
     with objarena.scope() as phase:
-        cycle = make_cycle(bytes(4 << 20))
+        tie_to_old(old, bytes(4 << 20))
         gc.collect(1)
-        del cycle
+        del old
     st = phase.stats
     assert st["objects_promoted"], st
     if st["exit_collection"] == "full":
@@ -99,18 +116,24 @@ def make_and_drop_freelist_fodder():
 
 
 def test_a_long_phase_pays_for_its_own_full_collection(clean_gc):
-    # objarena.collect() (in clean_gc) just ran a full collection, so the
-    # process-wide pace defers the next one; a phase lasting far longer than
-    # that collection's cost (x4) gets it anyway: its promoted garbage goes
-    # back at exit, not at some later collection.
+    # objarena.collect() just ran a full collection, so the process-wide
+    # pace defers the next one; a phase lasting far longer than that
+    # collection's cost (x4) gets it anyway: its promoted garbage (a cycle
+    # through an old object, which the phase collection cannot prove dead)
+    # goes back at exit, not at some later collection. The phase sleeps 6x
+    # the required share of the measured cost (at least 1 s), so a loaded
+    # machine that slows the collection down does not fail it.
     import time
 
+    old = old_object()
+    start = time.monotonic()
     objarena.collect()
+    cost = time.monotonic() - start
     with objarena.scope() as phase:
-        cycle = make_cycle(bytes(4 << 20))
+        tie_to_old(old, bytes(4 << 20))
         gc.collect(1)
-        del cycle
-        time.sleep(1.0)
+        del old
+        time.sleep(min(30.0, max(1.0, 6 * 4 * cost)))
     st = phase.stats
     assert st["objects_promoted"] and st["exit_collection"] == "full", st
     assert not st["full_collection_deferred"] and st["bytes_retained"] < (4 << 20), st
@@ -190,7 +213,8 @@ def test_info_counts_exit_collections(clean_gc):
 
 
 FALLBACK_CHILD = """
-import warnings, objarena, _objarena
+import warnings, objarena
+from objarena import _objarena
 def fallen_back_scope():
     _objarena._testing_fail_commit_after(0)      # the next chunk commit fails: blocks fall back
     try:
@@ -218,7 +242,8 @@ def test_fallbacks_are_counted_and_warned_once(child):
 
 def test_a_fallback_warning_made_an_error_does_not_fail_the_scope(child):
     result = child("""
-import objarena, _objarena
+import objarena
+from objarena import _objarena
 _objarena._testing_fail_commit_after(0)
 with objarena.scope() as phase:
     data = [str(i) * 3 for i in range(5000)]
@@ -233,7 +258,7 @@ def test_collection_counts_read_from_the_gc_state_match_gc_get_stats():
     # The exit decides which generations to collect from these counts; they
     # are read from the interpreter's gc state (no gc.get_stats() call, which
     # allocates, at every entry and exit). They must be the same numbers.
-    import _objarena
+    from objarena import _objarena
 
     read, counts = _objarena._gc_counts()
     assert read  # 3.10-3.13 default builds

@@ -3,7 +3,7 @@
 - Every mapping refused in turn: a scoped workload (nested scopes, bump and
   reuse arenas, a paused block, large blocks, a growing bytearray, a pool
   scope) runs once per N with the OS layer's switch set to refuse the Nth
-  chunk commit (`_objarena._testing_fail_commit_after(N)`), for every N the
+  chunk commit (`objarena._objarena._testing_fail_commit_after(N)`), for every N the
   workload reaches. Each run is a forked child of one prepared interpreter and
   must end with a MemoryError or with the refused blocks served by the saved
   allocator (scope stats: alloc_failures == alloc_fallbacks >= 1), then show
@@ -24,7 +24,8 @@ import pytest
 from conftest import run_child
 
 WORKLOAD = r"""
-import gc, os, sys, objarena, _objarena
+import gc, os, sys, objarena
+from objarena import _objarena
 
 def expected():
     return {

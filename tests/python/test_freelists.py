@@ -7,10 +7,11 @@ the poisoned child runs below are what catch a layout it gets wrong.
 import sys
 
 import objarena
-import _objarena
+from objarena import _objarena
 
 PRELUDE = """
-import asyncio, contextvars, gc, sys, objarena, _objarena
+import asyncio, contextvars, gc, sys, objarena
+from objarena import _objarena
 
 async def agen(n):
     for i in range(n):

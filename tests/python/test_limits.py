@@ -176,3 +176,108 @@ print("DONE")
 """, timeout=120).check()
     assert "DONE" in result.stdout and "NOT RAISED" not in result.stdout, result.stdout + result.stderr
     assert result.stdout.count("RAISED") == 9, result.stdout
+
+
+# ---- issue 24 item 4: a charge stays with the scope that owns the block ----
+
+MOVING_LIMIT = 100 * 10**6
+
+
+def _grow(xs, cap_bytes, step=1_000_000):
+    """Extends xs (its array is a charged MEM block, grown by realloc) until a
+    MemoryError or cap_bytes of array; True if refused."""
+    import itertools
+    try:
+        while len(xs) * 8 < cap_bytes:
+            xs.extend(itertools.repeat(None, step))
+    except MemoryError:
+        return True
+    return False
+
+
+def _held_at_refusal(wrap):
+    """An outer limit=100 MB phase grows list a to 60 MB inside `wrap` (a
+    nested scope, a pause, or nothing), then list b until refused: what the
+    two arrays hold then."""
+    a, b = [None] * 1000, [None] * 1000
+    refused_b = False
+    try:
+        with objarena.scope(limit=MOVING_LIMIT) as phase:
+            a, b = [None] * 1000, [None] * 1000  # charged to the phase
+            with wrap():
+                assert not _grow(a, 60 * 10**6)
+            refused_b = _grow(b, 3 * MOVING_LIMIT)
+    except MemoryError:
+        refused_b = True
+    held = 8 * (len(a) + len(b))
+    del a, b
+    return refused_b, held, phase.stats
+
+
+@pytest.mark.parametrize("wrap", ["scope", "paused"])
+def test_a_charge_stays_with_the_owner_through_nested_scopes_and_pauses(wrap):
+    # The outer phase's list grows inside a nested scope or a pause: its
+    # charge stays with the outer phase, so the phase is refused where it is
+    # without them. Before: a nested scope took the charge and its exit
+    # dropped it, a pause dropped it at the first realloc, and the phase
+    # held ~160 MB under its 100 MB limit without a MemoryError.
+    import contextlib
+    plain_refused, plain_held, _ = _held_at_refusal(contextlib.nullcontext)
+    refused, held, stats = _held_at_refusal(objarena.scope if wrap == "scope" else objarena.paused)
+    assert plain_refused and plain_held <= MOVING_LIMIT * 1.05, (plain_held, stats)
+    assert refused, (held, stats)
+    assert abs(held - plain_held) <= 0.05 * MOVING_LIMIT, (held, plain_held, stats)
+
+
+def test_a_charged_block_grown_inside_a_nested_scope_is_refused_by_the_owner_only():
+    # 64 MB phase: the same growth succeeds inside a nested scope as without
+    # one (before: the nested scope's own, smaller budget refused it).
+    with objarena.scope(limit=64 * 10**6) as outer:
+        xs = [None] * 10**6  # 8 MB charged to the phase
+        filler = [None] * 4 * 10**6  # 32 MB more
+        with objarena.scope():
+            assert not _grow(xs, 20 * 10**6)  # to ~22 MB: 54 MB in all, under 64
+        del filler
+    assert outer.stats["limit_hits"] == 0, outer.stats
+
+
+# ---- issue 24 item 5: limits smaller than a chunk, chunk_size on a pool scope ----
+
+def test_a_pool_scope_whose_limit_is_under_the_pools_chunk_is_refused_at_construction():
+    # Before: built, then its first 48-byte allocation was refused with
+    # nothing mapped (the pool's chunks are 1 MiB).
+    with objarena.Pool() as pool:
+        with pytest.raises(ValueError, match="smaller than one chunk of the pool"):
+            pool.scope(limit=256 * 1024)
+        with pytest.raises(ValueError, match="smaller than one chunk of the pool"):
+            objarena.scope(pool=pool, limit=2**20 - 1)
+        with pool.scope(limit=4 * 2**20) as ok:  # a few chunks: fine
+            rows = build(100)
+        assert len(rows) == 100 and ok.stats["limit_hits"] == 0, ok.stats
+
+
+def test_huge_page_chunks_are_sized_to_the_limit_or_the_limit_is_refused():
+    with pytest.raises(ValueError, match="huge_pages needs chunks of at least 2097152"):
+        objarena.scope(huge_pages=True, limit=2**20)
+    # A limit of a few huge pages: chunks of one huge page, so it admits
+    # several (before: 2 MiB chunks only when the limit allowed the default).
+    with objarena.scope(huge_pages=True, limit=3 * 2**21) as phase:
+        rows = build(20_000)
+    assert len(rows) == 20_000 and phase.stats["limit_hits"] == 0, phase.stats
+    assert "chunk_size=2097152" in repr(phase), repr(phase)
+    with objarena.scope(huge_pages=True, limit=2**30) as big:
+        pass
+    assert "chunk_size=2097152" in repr(big), repr(big)
+
+
+def test_chunk_size_on_a_pool_scope_is_always_refused():
+    # Even the pool's own chunk size (before: accepted), as the docs say.
+    with objarena.Pool() as pool:
+        own = pool.stats.get("chunk_size", 2**20)
+        for size in (own, 2**20, 2**16):
+            with pytest.raises(ValueError, match="chunk_size cannot be given to a pool's scope"):
+                pool.scope(chunk_size=size)
+            with pytest.raises(ValueError, match="chunk_size cannot be given to a pool's scope"):
+                objarena.scope(pool=pool, chunk_size=size)
+        with pool.scope(chunk_size=None):  # None means "not given"
+            pass

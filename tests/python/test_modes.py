@@ -89,6 +89,25 @@ def test_pool_reuses_warm_chunks_and_trim_gives_them_back():
         pool.scope()
 
 
+def test_pool_stats_survive_close():
+    # issue 23: Pool.stats read all zeros once the pool was closed (after `with Pool()`), so a job could not
+    # report what its pool did; they now keep the counts, with the warm chunks close() gave back as trimmed
+    with objarena.Pool(max_warm_bytes=64 * 2**20) as pool:
+        for _ in range(3):
+            with pool.scope():
+                junk = [fresh(str(i)) for i in range(100_000)]
+                del junk
+        before = dict(pool.stats)
+    after = dict(pool.stats)
+    assert before["hits"] >= 1 and before["parked"] >= 1 and before["warm_bytes"] > 0
+    assert after["closed"] is True and before["closed"] is False
+    for key in ("hits", "misses", "parked", "retained_hits"):
+        assert after[key] == before[key], key
+    assert after["warm_bytes"] == 0 and after["warm_chunks"] == 0 and after["scopes_active"] == 0
+    assert after["trimmed_bytes"] >= before["trimmed_bytes"] + before["warm_bytes"]
+    assert "closed" in repr(pool) and f"hits={before['hits']}" in repr(pool)
+
+
 def test_pool_cannot_close_while_a_scope_is_active():
     pool = objarena.Pool()
     s = pool.scope()

@@ -355,3 +355,22 @@ def test_hook_face_is_full_only_while_a_scope_is_active_on_any_thread():
     t.join()
     assert seen["owned"]
     assert objarena.info()["hook_face"] == "thin"
+
+
+def test_escaped_finds_a_dict_served_from_the_freelist(child):
+    # issue 23: `totals = {...}` made in a scope usually comes from CPython's dict freelist (its object is
+    # not in the arena, objarena.owns(totals) is False) while its keys table is: it pins a chunk, and
+    # escaped() returned {} for it. Now the dict is listed.
+    child('''
+import objarena
+junk = [dict(a=i) for i in range(2000)]
+del junk                                     # fills the dict freelist with pre-scope dicts
+with objarena.scope() as phase:
+    rows = [(str(i), i) for i in range(20_000)]
+    totals = {k: len(rows) for k in "abcdefghijkl"}  # a table of 16 slots: malloc'd (in the arena)
+    del rows
+print("OWNS", objarena.owns(totals))
+found = phase.escaped()
+assert phase.stats["live_blocks_at_exit"] > 0
+assert any(o is totals for o in found.get(dict, [])), (objarena.owns(totals), {t.__name__: len(v) for t, v in found.items()})
+''').check()
