@@ -95,14 +95,21 @@ def free_port():
 
 
 async def burst(client, base, n, conc, seed0):
+    import httpx
+
     lat, bodies = [], {}
     sem = asyncio.Semaphore(conc)
 
     async def one(i):
         async with sem:
             t = time.perf_counter()
-            r = await client.get(base + "/?", params=None, headers=None) if False else await client.get(
-                f"{base}/work?{seed0 + i}")
+            for attempt in range(3):  # a keep-alive connection the server closed meanwhile: retried
+                try:
+                    r = await client.get(f"{base}/work?{seed0 + i}")
+                    break
+                except (httpx.ReadError, httpx.RemoteProtocolError):
+                    if attempt == 2:
+                        raise
             lat.append(time.perf_counter() - t)
             if i % 997 == 0:
                 bodies[i] = r.content
@@ -119,7 +126,7 @@ def run_variant(variant, args, appdir):
     port = free_port()
     env = dict(os.environ, BENCH_VARIANT=variant, PYTHONPATH=os.pathsep.join([appdir, *[p for p in sys.path if p]]))
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "bench_app:app", "--host", "127.0.0.1", "--port",
-                             str(port), "--log-level", "warning", "--no-access-log", "--loop", "asyncio",
+                             str(port), "--log-level", "warning", "--no-access-log", "--loop", "asyncio", "--timeout-keep-alive", "300",
                              "--http", "h11" if args.h11 else "auto"], env=env)
     base = f"http://127.0.0.1:{port}"
     try:
