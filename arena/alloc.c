@@ -132,8 +132,14 @@ static bool refill_chunk(arena_t *a, size_t block) {
     chunk_t *c = a->pool ? pool_take(a->pool, a) : NULL;
     if (!c && a->adopt && adopt_retained_chunk(a, block))
         return true;
-    if (!c)
-        c = chunk_map(a, a->chunk_size, a->chunk_size, CHUNK_SMALL);
+    if (!c) {
+        /* A small first chunk (arena_config_t.first_chunk_size): only for
+         * the arena's first fresh map, and only if it leaves room for the block. */
+        size_t size = a->chunk_size;
+        if (a->first_chunk_size && a->chunks_mapped == 0 && block <= a->first_chunk_size / 4)
+            size = a->first_chunk_size;
+        c = chunk_map(a, size, size, CHUNK_SMALL);
+    }
     if (!c) {
         a->last_error = ARENA_ENOMEM;
         return false;

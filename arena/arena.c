@@ -41,6 +41,8 @@ arena_error_t arena_create(const arena_config_t *config, arena_t **out) {
         chunk_size = config->pool->chunk_size;
     if (!arena_valid_chunk_size(chunk_size) || (huge_pages && chunk_size < ARENA_HUGE_PAGE_SIZE))
         return ARENA_EINVAL;
+    if (config->first_chunk_size && !arena_valid_chunk_size(config->first_chunk_size))
+        return ARENA_EINVAL;
     arena_error_t err = region_ensure();
     if (err != ARENA_OK)
         return err;
@@ -48,6 +50,8 @@ arena_error_t arena_create(const arena_config_t *config, arena_t **out) {
     if (!a)
         return ARENA_ENOMEM;
     a->chunk_size = chunk_size;
+    if (config->first_chunk_size < chunk_size && !huge_pages)
+        a->first_chunk_size = config->first_chunk_size;
     /* Above a quarter chunk a dedicated mapping wastes less than the chunk
      * tail a block would strand. */
     a->small_max = chunk_size / 4;

@@ -132,6 +132,14 @@ typedef struct arena_config {
      * pinning a page (or a chunk) each forever. Never done by poisoning
      * arenas, never with poisoned chunks. */
     bool adopt_retained;
+    /* The size of the arena's first fresh chunk, if smaller than chunk_size
+     * (0: chunk_size). A power of two >= ARENA_MIN_CHUNK_SIZE; ignored with
+     * huge pages, and for a first block above a quarter of it. For arenas
+     * of which many are open at once and most make little (a scope per
+     * asyncio task, pyext/task_scope.h): 10,000 of them hold 64 KiB chunks,
+     * not 1 MiB ones. The first chunk is never pooled nor adopted (its size
+     * is not the arena's): at release it is unmapped or retained. */
+    size_t first_chunk_size;
 } arena_config_t;
 
 typedef struct arena arena_t;

@@ -110,6 +110,7 @@ struct arena {
     bool huge_pages;
     chunk_t *chunks;         /* every mapped chunk of this arena (small and large) */
     size_t chunk_size;
+    size_t first_chunk_size; /* 0, or the smaller size of its first fresh chunk (arena_config_t) */
     size_t byte_limit;
     uint64_t bytes_mapped;
     uint64_t peak_mapped;

@@ -662,6 +662,35 @@ void objarena_thread_unlink(objarena_frame_t *frame) {
     }
 }
 
+objarena_frame_t *objarena_thread_detach_above(objarena_frame_t *base, objarena_frame_t **bottom) {
+    objarena_frame_t *top = tls_top;
+    *bottom = NULL;
+    if (top == base)
+        return NULL;
+    objarena_frame_t *f = top;
+    while (f && f->parent != base)
+        f = f->parent;
+    if (!f)
+        return top; /* base is gone: leave the stack alone */
+    for (objarena_frame_t *g = top; g != base; g = g->parent)
+        g->state = FRAME_PARKED;
+    f->parent = NULL;
+    *bottom = f;
+    tls_top = base;
+    recompute_capture();
+    return top;
+}
+
+void objarena_thread_attach(objarena_frame_t *top, objarena_frame_t *bottom) {
+    if (!top)
+        return;
+    for (objarena_frame_t *g = top; g; g = g->parent)
+        g->state = FRAME_ACTIVE;
+    bottom->parent = tls_top;
+    tls_top = top;
+    recompute_capture();
+}
+
 /* ---- install and chain maintenance ---- */
 
 /* Whether tracemalloc is tracing, asked without calling Python:

@@ -76,7 +76,9 @@ typedef struct objarena_frame {
     bool elsewhere;                 /* a pause entered outside the main interpreter: a no-op, never on the stack */
 } objarena_frame_t;
 
-enum objarena_frame_state { FRAME_NEW = 0, FRAME_ACTIVE = 1, FRAME_EXITED = 2 };
+/* PARKED: on no thread's stack, because the asyncio task it belongs to is
+ * suspended (task_scope.h); it still counts as capturing for the face. */
+enum objarena_frame_state { FRAME_NEW = 0, FRAME_ACTIVE = 1, FRAME_EXITED = 2, FRAME_PARKED = 3 };
 
 /* The frame the hook allocates from on this thread (NULL: pass-through) and
  * the top of this thread's stack (scope or pause). */
@@ -91,6 +93,24 @@ objarena_frame_t *objarena_thread_top(void);
  * puts the thin face back. */
 int objarena_thread_push(objarena_frame_t *frame);
 void objarena_thread_unlink(objarena_frame_t *frame);
+
+/* Segments (task scopes, task_scope.h): the frames an asyncio task pushed
+ * during its step are taken off the thread's stack as a unit when the task
+ * suspends, and put back on top of whatever is there when it resumes. A
+ * parked frame keeps its parent links inside the segment, its state is
+ * FRAME_PARKED, and it still counts as capturing (the full face stays in
+ * the chain: no face switch per step). Neither call allocates or fails.
+ *
+ * detach_above: takes the frames above `base` (a frame of this thread's
+ * stack, or NULL: the whole stack) off it; returns the segment's top and
+ * sets *bottom (NULL: nothing above base). If base is no longer on the
+ * stack (unlinked out of order during the step) nothing is detached and
+ * *bottom is set to NULL; the return value is then the stack's top, and the
+ * caller counts it. attach: the reverse, on this thread. unlink (above)
+ * also accepts a parked frame: it is then only marked exited.
+ * Budget: a few loads and stores per frame of the segment. */
+objarena_frame_t *objarena_thread_detach_above(objarena_frame_t *base, objarena_frame_t **bottom);
+void objarena_thread_attach(objarena_frame_t *top, objarena_frame_t *bottom);
 
 /* Saves the current OBJ allocator and installs the hook, once. 0 on success,
  * -1 with a Python exception set. Needs the GIL. */

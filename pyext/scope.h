@@ -50,6 +50,7 @@ typedef struct objarena_scope {
     double collect_seconds_at_enter; /* this thread's exit-collection seconds at entry (scope.c) */
     size_t effective_limit;   /* the arena's byte limit: the tightest of its own and its enclosing scopes' (0: none) */
     bool chunk_size_given;    /* options.chunk_size came from the caller (else sized to the limit at entry) */
+    bool task_scope;          /* entered in an asyncio task's step (task_scope.h): parked while the task waits */
     uint64_t arena_id;
 } objarena_scope_t;
 
@@ -77,7 +78,8 @@ int objarena_scope_enter(objarena_scope_t *scope);
 int objarena_scope_exit(objarena_scope_t *scope);
 
 /* The thread that entered the scope is ending with it still active (its
- * `with` block never finished): unlinks it and releases its arena (survivors
+ * `with` block never finished), or the scope is parked and its task will
+ * never run again (task_scope.h): unlinks it and releases its arena (survivors
  * retained as usual), without the exit collection (the thread state is being
  * torn down). Afterwards the scope is exited. GIL held, on that thread. */
 void objarena_scope_orphan(objarena_scope_t *scope);

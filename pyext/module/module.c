@@ -18,9 +18,11 @@
 #include "pyext/module/paused_type.h"
 #include "pyext/module/pool_type.h"
 #include "pyext/module/scope_type.h"
+#include "pyext/module/scoped_coroutine_type.h"
 #include "pyext/module/thread_guard.h"
 #include "pyext/module/tracemalloc_guard.h"
 #include "pyext/scope.h"
+#include "pyext/task_scope.h"
 
 static PyObject *objarena_owns(PyObject *Py_UNUSED(module), PyObject *obj) {
     return PyBool_FromLong(arena_owns(obj));
@@ -85,7 +87,28 @@ static PyObject *objarena_freelists_check_layout_py(PyObject *module, PyObject *
     return PyLong_FromLong(n);
 }
 
+/* current_scope(): the scope this thread allocates into now (a task's scope
+ * while its step runs), or None. */
+static PyObject *objarena_current_scope(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored)) {
+    objarena_frame_t *f = objarena_thread_capture();
+    PyObject *owner = f && f->owner ? (PyObject *)f->owner : Py_None;
+    Py_INCREF(owner);
+    return owner;
+}
+
+/* _task_stats() -> dict (tests, benchmarks): task-segment counters. */
+static PyObject *objarena_task_stats_py(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored)) {
+    objarena_task_stats_t st;
+    objarena_task_get_stats(&st);
+    return Py_BuildValue("{sKsKsKsK}", "steps", (unsigned long long)st.steps, "parks", (unsigned long long)st.parks,
+                         "discarded", (unsigned long long)st.discarded, "base_lost",
+                         (unsigned long long)st.base_lost);
+}
+
 static PyMethodDef module_methods[] = {
+    {"current_scope", objarena_current_scope, METH_NOARGS,
+     "current_scope() -> scope | None\n\nThe scope this thread allocates into now (inside a task: the task's)."},
+    {"_task_stats", objarena_task_stats_py, METH_NOARGS, "Task-scope counters: steps, parks, discarded, base_lost."},
     {"info", objarena_info, METH_NOARGS,
      "info() -> dict\n\nProcess-wide state: hook installed and on top, arenas, retained chunks/bytes/blocks."},
     {"owns", objarena_owns, METH_O, "owns(obj) -> bool\n\nIs obj's memory inside an arena chunk?"},
@@ -133,6 +156,7 @@ PyMODINIT_FUNC PyInit__objarena(void) {
     if (objarena_layout_check(0, NULL) < 0)
         return NULL;
     if (PyType_Ready(&ScopeType) < 0 || PyType_Ready(&PausedType) < 0 || PyType_Ready(&PoolType) < 0 ||
+        PyType_Ready(&ScopedCoroutineType) < 0 || PyType_Ready(&ReadyType) < 0 ||
         objarena_thread_guard_ready() < 0 || objarena_escape_error_ready() < 0)
         return NULL;
     PyObject *m = PyModule_Create(&objarena_module);
@@ -142,8 +166,10 @@ PyMODINIT_FUNC PyInit__objarena(void) {
     Py_INCREF(&PausedType);
     Py_INCREF(objarena_EscapeError);
     Py_INCREF(&PoolType);
+    Py_INCREF(&ScopedCoroutineType);
     if (PyModule_AddObject(m, "Pool", (PyObject *)&PoolType) < 0 ||
         PyModule_AddObject(m, "scope", (PyObject *)&ScopeType) < 0 ||
+        PyModule_AddObject(m, "ScopedCoroutine", (PyObject *)&ScopedCoroutineType) < 0 ||
         PyModule_AddObject(m, "paused", (PyObject *)&PausedType) < 0 ||
         PyModule_AddObject(m, "EscapeError", objarena_EscapeError) < 0 ||
         PyModule_AddIntConstant(m, "DEFAULT_CHUNK_SIZE", (long)ARENA_DEFAULT_CHUNK_SIZE) < 0 ||

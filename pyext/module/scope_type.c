@@ -9,7 +9,9 @@
 #include "pyext/module/fallback_report.h"
 #include "pyext/module/pool_type.h"
 #include "pyext/module/scope_stats.h"
+#include "pyext/module/scoped_coroutine_type.h"
 #include "pyext/module/thread_guard.h"
+#include "pyext/task_scope.h"
 
 /* The asyncio task running on this thread, or NULL (no loop, or asyncio
  * never imported: nothing is imported for the question). New reference;
@@ -107,7 +109,7 @@ static void Scope_dealloc(ScopeObject *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-static PyObject *Scope_enter(ScopeObject *self, PyObject *Py_UNUSED(ignored)) {
+PyObject *Scope_enter(ScopeObject *self, PyObject *Py_UNUSED(ignored)) {
     if (self->pool && !((PoolObject *)self->pool)->pool) {
         PyErr_SetString(PyExc_ValueError, "the scope's pool was closed");
         return NULL;
@@ -121,10 +123,12 @@ static PyObject *Scope_enter(ScopeObject *self, PyObject *Py_UNUSED(ignored)) {
     }
     self->scope->frame.owner = self;
     /* After the push the lookup would allocate into the arena: pause it. */
-    objarena_frame_t pause = {0};
-    objarena_pause_enter(&pause);
-    self->task = current_asyncio_task();
-    objarena_pause_exit(&pause);
+    if (!objarena_task_current()) { /* (a task scope parks at suspensions: nothing to explain) */
+        objarena_frame_t pause = {0};
+        objarena_pause_enter(&pause);
+        self->task = current_asyncio_task();
+        objarena_pause_exit(&pause);
+    }
     objarena_ensure_thread_guard();
     Py_INCREF(self);
     return (PyObject *)self;
@@ -188,7 +192,7 @@ static void explain_limit(ScopeObject *self, PyObject *exc) {
     Py_XDECREF(new_args);
 }
 
-static PyObject *Scope_exit(ScopeObject *self, PyObject *const *args, Py_ssize_t nargs) {
+PyObject *Scope_exit(ScopeObject *self, PyObject *const *args, Py_ssize_t nargs) {
     bool exception_pending = nargs > 0 && args[0] != Py_None;
     bool was_active = self->scope->frame.state == FRAME_ACTIVE;
     bool same_thread = self->scope->frame.thread_id == PyThread_get_thread_ident();
@@ -211,6 +215,40 @@ static PyObject *Scope_exit(ScopeObject *self, PyObject *const *args, Py_ssize_t
     Py_RETURN_FALSE;
 }
 
+/* `async with objarena.scope()`: a task scope. It needs a step driver
+ * (task_scope.h), i.e. a task made by objarena.asyncio's task factory: in
+ * any other task the scope would capture the loop and the other tasks
+ * between this task's steps. */
+static PyObject *Scope_aenter(ScopeObject *self, PyObject *Py_UNUSED(ignored)) {
+    if (!objarena_task_current()) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "`async with objarena.scope()` needs a task created by objarena's task factory "
+                        "(objarena.asyncio.install(loop), or loop.set_task_factory(objarena.asyncio.task_factory"
+                        "(predicate=lambda coro: False)) to wrap tasks without giving each a scope): a scope in "
+                        "another task would capture what the loop and other tasks allocate while it waits");
+        return NULL;
+    }
+    PyObject *ready = objarena_ready(Py_None); /* made before the scope captures */
+    if (!ready)
+        return NULL;
+    PyObject *r = Scope_enter(self, NULL);
+    if (!r) {
+        Py_DECREF(ready);
+        return NULL;
+    }
+    Py_SETREF(((ReadyObject_public *)ready)->value, r);
+    return ready;
+}
+
+static PyObject *Scope_aexit(ScopeObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    PyObject *r = Scope_exit(self, args, nargs);
+    if (!r)
+        return NULL;
+    PyObject *ready = objarena_ready(r);
+    Py_DECREF(r);
+    return ready;
+}
+
 static PyObject *Scope_get_stats(ScopeObject *self, void *Py_UNUSED(closure)) {
     PyObject *d = objarena_scope_stats_dict(self->scope);
     if (!d)
@@ -221,7 +259,7 @@ static PyObject *Scope_get_stats(ScopeObject *self, void *Py_UNUSED(closure)) {
 }
 
 const char *objarena_frame_state_name(const objarena_frame_t *frame) {
-    static const char *names[] = {"new", "active", "exited"};
+    static const char *names[] = {"new", "active", "exited", "parked"};
     return names[frame->state];
 }
 
@@ -257,6 +295,9 @@ static PyMethodDef Scope_methods[] = {
      "Start capturing this thread's object allocations into a fresh arena."},
     {"__exit__", (PyCFunction)(void (*)(void))Scope_exit, METH_FASTCALL,
      "Stop capturing, clean CPython's caches, release the arena (survivors are retained)."},
+    {"__aenter__", (PyCFunction)Scope_aenter, METH_NOARGS,
+     "async with: a task scope (parked while its task waits); needs objarena.asyncio's task factory."},
+    {"__aexit__", (PyCFunction)(void (*)(void))Scope_aexit, METH_FASTCALL, "Exit the task scope, as __exit__."},
     {"escaped", (PyCFunction)Scope_escaped, METH_NOARGS,
      "escaped() -> dict[type, list]\n\nGC-tracked objects that live in this scope's arena now, grouped "
      "by type (empty when nothing escaped)."},

@@ -17,7 +17,13 @@ typedef struct {
 
 extern PyTypeObject ScopeType;
 
-/* "new", "active" or "exited" (a scope's or a pause's frame). */
+/* __enter__ and __exit__(type, value, tb) called from C (the task step
+ * driver): no bound method or argument tuple is made, so nothing is
+ * allocated into the scope around its own exit. New reference or NULL. */
+PyObject *Scope_enter(ScopeObject *self, PyObject *ignored);
+PyObject *Scope_exit(ScopeObject *self, PyObject *const *args, Py_ssize_t nargs);
+
+/* "new", "active", "exited" or "parked" (a scope's or a pause's frame). */
 const char *objarena_frame_state_name(const objarena_frame_t *frame);
 
 #endif

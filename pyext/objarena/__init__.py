@@ -26,7 +26,7 @@ from pkgutil import extend_path as _extend_path
 __path__ = _extend_path(__path__, __name__)
 
 from . import _objarena  # noqa: E402
-from ._objarena import EscapeError, Pool, arena_id_of, collect, info, owns, paused, scope
+from ._objarena import EscapeError, Pool, arena_id_of, collect, current_scope, info, owns, paused, scope
 
 from ._detach import detach
 from ._wrap import Scoped, run, scoped
@@ -45,6 +45,7 @@ __all__ = [
     "Scoped",
     "arena_id_of",
     "collect",
+    "current_scope",
     "detach",
     "info",
     "owns",

@@ -1,0 +1,151 @@
+"""objarena.asgi.ScopeMiddleware under a real server: uvicorn runs a Starlette
+app on 127.0.0.1 in a subprocess (OBJARENA_POISON=1, so a survivor whose
+memory went back faults), driven by httpx and websockets with bounded
+request counts and timeouts."""
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+pytest.importorskip("uvicorn")
+pytest.importorskip("starlette")
+httpx = pytest.importorskip("httpx")
+
+APP = '''
+import asyncio, gc, json
+import objarena, objarena.asgi
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+
+CACHE = {}
+LIFESPAN = {}
+
+async def work(request):
+    s = objarena.current_scope()
+    n = int(request.query_params.get("n", "200"))
+    rows = [{"id": i, "name": "row%d" % i, "tags": ["a", "b"]} for i in range(n)]
+    await asyncio.sleep(0.001)                      # requests interleave here
+    assert objarena.current_scope() is s
+    key = request.query_params.get("cache")
+    if key:
+        CACHE[key] = {"row": rows[-1]}              # escapes the request
+    body = json.dumps({"rows": rows, "total": sum(r["id"] for r in rows)})
+    return Response(body, media_type="application/json",
+                    headers={"x-arena": str(s.arena_id if s else 0), "x-owned": str(int(objarena.owns(body)))})
+
+async def stats(request):
+    scope_now = objarena.current_scope() is not None
+    with objarena.paused():
+        gc.collect()
+        info = objarena.info()
+        cached = [v["row"]["name"] for v in CACHE.values()]
+        return JSONResponse({"arenas_live": info["arenas_live"], "lifespan_scope": LIFESPAN.get("scope"),
+                             "scope_now": scope_now, "cached": cached})
+
+async def ws(websocket):
+    await websocket.accept()
+    s = objarena.current_scope()
+    for _ in range(3):
+        text = await websocket.receive_text()
+        await websocket.send_text("%s:%d:%d" % (text.upper(), s.arena_id if s else 0,
+                                                objarena.current_scope() is s))
+    await websocket.close()
+
+async def lifespan(app):
+    LIFESPAN["scope"] = objarena.current_scope() is not None
+    yield
+
+inner = Starlette(routes=[Route("/work", work), Route("/stats", stats), WebSocketRoute("/ws", ws)],
+                  lifespan=lambda app: __import__("contextlib").asynccontextmanager(lifespan)(app))
+app = objarena.asgi.ScopeMiddleware(inner)
+'''
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    (tmp_path / "asgi_app.py").write_text(textwrap.dedent(APP))
+    port = free_port()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), *[p for p in sys.path if p]])
+    env["OBJARENA_POISON"] = "1"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "asgi_app:app", "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning", "--loop", "asyncio"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(base + "/stats", timeout=1)
+            break
+        except httpx.TransportError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail("uvicorn did not start:\n" + proc.stdout.read())
+            time.sleep(0.1)
+    yield base, port, proc
+    proc.terminate()
+    try:
+        out, _ = proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    assert proc.returncode in (0, -15), out
+    assert "Traceback" not in out, out
+
+
+def test_http_requests_get_their_own_scopes(server):
+    base, _, proc = server
+
+    async def drive():
+        limits = httpx.Limits(max_connections=20)
+        async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+            async def one(i):
+                r = await client.get("/work", params={"n": 300, **({"cache": f"k{i}"} if i % 50 == 0 else {})})
+                r.raise_for_status()
+                return r
+            rs = await asyncio.gather(*[one(i) for i in range(200)])
+            return rs, (await client.get("/stats")).json()
+
+    rs, stats = asyncio.run(asyncio.wait_for(drive(), 120))
+    want = {"rows": [{"id": i, "name": "row%d" % i, "tags": ["a", "b"]} for i in range(300)],
+            "total": sum(range(300))}
+    assert all(r.json() == want for r in rs)
+    arenas = [int(r.headers["x-arena"]) for r in rs]
+    assert all(arenas) and len(set(arenas)) == len(arenas)     # every request had its own arena
+    assert all(r.headers["x-owned"] == "1" for r in rs)          # its body was made in it
+    assert stats["lifespan_scope"] is False and stats["scope_now"] is True
+    assert stats["arenas_live"] == 1, stats                      # only the /stats request's own
+    assert sorted(stats["cached"]) == ["row299"] * 4             # escapes survive (poison on)
+
+
+def test_websocket_connection_has_one_scope(server):
+    websockets = pytest.importorskip("websockets")
+    from websockets.sync.client import connect
+
+    base, port, _ = server
+    ids = []
+    for c in range(3):
+        with connect(f"ws://127.0.0.1:{port}/ws", open_timeout=10, close_timeout=10) as ws:
+            replies = []
+            for word in ("a", "b", "c"):
+                ws.send(word)
+                replies.append(ws.recv(timeout=10))
+        words = [r.split(":")[0] for r in replies]
+        arena = {r.split(":")[1] for r in replies}
+        assert words == ["A", "B", "C"] and len(arena) == 1 and all(r.endswith(":1") for r in replies), replies
+        ids.append(arena.pop())
+    assert len(set(ids)) == 3 and "0" not in ids
+    assert httpx.get(base + "/stats", timeout=10).json()["arenas_live"] == 1

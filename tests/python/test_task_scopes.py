@@ -1,0 +1,467 @@
+"""Task scopes (objarena.asyncio): a scope per asyncio task, parked at every
+suspension and resumed at every step. Each case runs in a child interpreter
+with OBJARENA_POISON=1, so a survivor whose memory was given back faults
+instead of passing silently."""
+import pytest
+
+PRELUDE = """
+import asyncio, gc, sys
+import objarena, objarena.asyncio as oa
+try:
+    from objarena import _objarena as ext
+except ImportError:
+    import _objarena as ext
+
+def check_released():
+    gc.collect()
+    info = objarena.info()
+    assert info["arenas_live"] == 0, info
+"""
+
+
+def run(child, body, **kw):
+    return child(PRELUDE + body, **kw).check()
+
+
+def test_task_scope_captures_only_its_own_steps(child):
+    # Task a waits while task b allocates: a's arena gets nothing of b's,
+    # b's gets nothing of a's, and the loop between steps allocates in neither.
+    out = run(child, """
+async def a(ev):
+    s = objarena.current_scope()
+    assert s is not None and s.state == "active"
+    before = s.stats["blocks_allocated"]
+    await ev.wait()
+    assert objarena.current_scope() is s
+    return s, s.stats["blocks_allocated"] - before
+
+async def b(ev):
+    s = objarena.current_scope()
+    junk = [(i, str(i)) for i in range(20000)]
+    assert objarena.owns(junk[-1]) and objarena.arena_id_of(junk[-1]) == s.arena_id
+    ev.set()
+    await asyncio.sleep(0)
+    return s, len(junk)
+
+async def main():
+    oa.install()
+    assert objarena.current_scope() is None   # the main task was made before install
+    ev = asyncio.Event()
+    (sa, grew), (sb, n) = await asyncio.gather(asyncio.create_task(a(ev)), asyncio.create_task(b(ev)))
+    assert sa is not sb and sa.arena_id != sb.arena_id
+    assert grew < 200, grew                       # b's 40,000 objects went elsewhere
+    assert sb.stats["blocks_allocated"] >= 20000
+    assert sa.state == sb.state == "exited"
+    print("ok", grew)
+
+asyncio.run(main())
+check_released()
+""")
+    assert "ok" in out.stdout
+
+
+def test_async_with_scope_in_a_task(child):
+    # Old code: TypeError, the scope has no __aenter__ (and a sync scope held
+    # across an await in a task raised RuntimeError at exit).
+    run(child, """
+async def job():
+    async with objarena.scope() as s:
+        x = [float(i) * 1.5 for i in range(5000)]
+        await asyncio.sleep(0.001)
+        y = [str(i) for i in range(5000)]
+        assert objarena.owns(y[-1]) and objarena.current_scope() is s
+    assert objarena.current_scope() is None and s.state == "exited"
+    with objarena.scope() as t:                 # a plain `with` held across an await parks too
+        await asyncio.sleep(0)
+        z = [str(i) for i in range(100)]
+        assert objarena.arena_id_of(z[-1]) == t.arena_id
+    return s.stats["blocks_allocated"], t.state
+
+async def main():
+    oa.install(predicate=lambda coro: False)      # wrapped, no scope of their own
+    blocks, state = await asyncio.create_task(job())
+    assert blocks >= 5000 and state == "exited", (blocks, state)
+
+asyncio.run(main())
+check_released()
+""")
+
+
+def test_async_with_outside_a_wrapped_task_is_a_clear_error(child):
+    run(child, """
+async def main():
+    try:
+        async with objarena.scope():
+            pass
+    except RuntimeError as e:
+        assert "task factory" in str(e), e
+    else:
+        raise AssertionError("no error")
+    assert objarena.info()["scope_depth"] == 0
+
+asyncio.run(main())
+""")
+
+
+def test_many_scopes_exit_in_any_order(child):
+    run(child, """
+order = []
+async def job(i, ev):
+    data = [bytes(50) for _ in range(200)]
+    await ev.wait()
+    order.append(i)
+    return len(data)
+
+async def main():
+    oa.install()
+    n = 200
+    evs = [asyncio.Event() for _ in range(n)]
+    tasks = [asyncio.create_task(job(i, evs[i])) for i in range(n)]
+    await asyncio.sleep(0)
+    for i in [*range(1, n, 2), *range(n - 2, -1, -2)]:   # odd ones first, then evens backwards
+        evs[i].set()
+        await asyncio.sleep(0)
+    assert all(r == 200 for r in await asyncio.gather(*tasks))
+    assert order == [*range(1, n, 2), *range(n - 2, -1, -2)], order[:10]
+    assert objarena.info()["scope_depth"] == 0
+    st = ext._task_stats()
+    assert st["parks"] >= n and st["base_lost"] == 0, st
+
+asyncio.run(main())
+check_released()
+""")
+
+
+def test_survivors_into_loop_cache_future_and_exception(child):
+    # A task's objects escape into a global cache, into another task (via a
+    # future's result), into an exception another task catches: all stay
+    # valid (poison on) after the task's scope exits, and the retained
+    # chunks go once they die.
+    run(child, """
+CACHE = {}
+class Boom(Exception):
+    pass
+
+async def producer(fut):
+    CACHE["k"] = {"payload": [str(i) for i in range(100)]}
+    fut.set_result([("r", i) for i in range(100)])
+    raise Boom({"detail": "x" * 50})
+
+async def consumer(fut):
+    res = await fut
+    return sum(i for _, i in res)
+
+async def main():
+    oa.install()
+    fut = asyncio.get_running_loop().create_future()
+    p = asyncio.create_task(producer(fut))
+    c = asyncio.create_task(consumer(fut))
+    try:
+        await p
+    except Boom as e:
+        caught = e
+    assert await c == sum(range(100))
+    gc.collect()
+    assert objarena.owns(caught) and caught.args[0]["detail"] == "x" * 50
+    # (the dict itself may come from CPython's dict freelist; its strings are the task's)
+    assert objarena.owns(CACHE["k"]["payload"][99]) and CACHE["k"]["payload"][99] == "99"
+    assert objarena.info()["retained_chunks"] >= 1
+    return caught
+
+asyncio.run(main())
+CACHE.clear()
+gc.collect()
+info = objarena.info()
+assert info["arenas_live"] == 0, info
+print("retained after", info["retained_chunks"])
+""")
+
+
+def test_freelist_block_freed_by_one_task_used_by_another(child):
+    # A float one task freed sits on CPython's float freelist; the next task
+    # takes it: an object of task B's living in task A's arena. A exits first
+    # (its chunk retained), B keeps using the float, then exits: nothing
+    # faults, and everything is released at the end.
+    run(child, """
+async def a(go, done):
+    xs = [float(i) + 0.5 for i in range(50)]
+    del xs                              # the floats go on the freelist
+    go.set()
+    await done.wait()
+
+async def b(go, done, out):
+    await go.wait()
+    ys = [float(i) + 0.25 for i in range(50)]
+    done.set()
+    await asyncio.sleep(0.01)           # a exits meanwhile
+    out.append(sum(ys))
+    out.append(ys)
+
+async def main():
+    oa.install()
+    go, done, out = asyncio.Event(), asyncio.Event(), []
+    ta = asyncio.create_task(a(go, done))
+    tb = asyncio.create_task(b(go, done, out))
+    await ta
+    gc.collect()
+    await tb
+    assert out[0] == sum(i + 0.25 for i in range(50))
+    print("foreign", sum(1 for y in out[1] if objarena.arena_id_of(y) not in (0, )))
+    out.clear()
+
+asyncio.run(main())
+check_released()
+""")
+
+
+def test_limit_strict_and_stats_are_per_task(child):
+    run(child, """
+async def big():
+    await asyncio.sleep(0)
+    return [str(i) * 10 for i in range(200000)]
+
+async def small():
+    await asyncio.sleep(0.001)
+    return len([str(i) for i in range(1000)])
+
+async def leaky():
+    await asyncio.sleep(0)
+    return [object() for _ in range(10)]     # the result escapes
+
+async def quiet():
+    # (sleep(0): asyncio.sleep(0.001) leaves one loop-held block of the last
+    # such task alive at its exit, freed by the next one: strict counts it)
+    await asyncio.sleep(0)
+    x = [str(i) for i in range(1000)]
+
+async def main():
+    loop = asyncio.get_running_loop()
+    loop.set_task_factory(oa.task_factory(lambda c: c.__name__ == "big", limit=1 << 20))
+    tb, ts = asyncio.create_task(big()), asyncio.create_task(small())
+    try:
+        await tb
+    except MemoryError as e:
+        assert "limit" in str(e), e
+    else:
+        raise AssertionError("the limit did not apply")
+    assert await ts == 1000                   # the other task has no limit
+    assert tb.get_coro().scope.stats["limit_hits"] >= 1
+    assert ts.get_coro().scope is None
+    # strict: the task's scope exits in its done callback; an escape is
+    # reported to the loop's exception handler (the task's outcome is set).
+    reported = []
+    loop.set_exception_handler(lambda loop, ctx: reported.append(ctx.get("exception")))
+    loop.set_task_factory(oa.task_factory(strict=True))
+    assert len(await asyncio.create_task(leaky())) == 10
+    await asyncio.sleep(0)
+    assert len(reported) == 1 and isinstance(reported[0], objarena.EscapeError), reported
+    t = asyncio.create_task(quiet())
+    await t
+    await asyncio.sleep(0)
+    assert len(reported) == 1, reported       # no escape: no error
+    st = t.get_coro().scope.stats
+    assert st["blocks_allocated"] >= 1000 and t.get_coro().scope.state == "exited", dict(st)
+    loop.set_task_factory(None)
+
+asyncio.run(main())
+check_released()
+""")
+
+
+def test_pool_shared_by_task_scopes(child):
+    run(child, """
+async def job(i):
+    await asyncio.sleep(0)
+    return len([str(j) for j in range(3000)]) > 0    # (a big int result would pin its chunk)
+
+async def main():
+    with objarena.Pool() as pool:
+        oa.install(pool=pool)
+        try:
+            for _ in range(5):
+                assert all(await asyncio.gather(*[job(i) for i in range(20)]))
+            st = pool.stats
+            assert st["hits"] > 0, dict(st)
+        finally:
+            asyncio.get_running_loop().set_task_factory(None)   # the pool closes here
+
+asyncio.run(main())
+check_released()
+""", poison=False)  # (a poisoning arena never parks chunks in a pool)
+
+
+def test_cancellation_mid_wait_and_mid_step(child):
+    run(child, """
+async def waits(started):
+    data = [str(i) for i in range(1000)]
+    started.set()
+    await asyncio.sleep(10)
+
+async def cancels_itself():
+    asyncio.current_task().cancel()           # cancelled mid-step:
+    data = [str(i) for i in range(1000)]      # it still runs in its scope,
+    assert objarena.owns(data[-1])
+    await asyncio.sleep(0)                    # and CancelledError comes in here
+
+async def main():
+    oa.install()
+    started = asyncio.Event()
+    t = asyncio.create_task(waits(started))
+    await started.wait()
+    t.cancel()
+    try:
+        await t
+    except asyncio.CancelledError:
+        pass
+    assert t.get_coro().scope.state == "exited"
+    u = asyncio.create_task(cancels_itself())
+    try:
+        await u
+    except asyncio.CancelledError:
+        pass
+    assert u.cancelled() and u.get_coro().scope.state == "exited"
+
+asyncio.run(main())
+check_released()
+""")
+
+
+@pytest.mark.skipif(__import__("sys").version_info < (3, 11), reason="TaskGroup and timeout are 3.11+")
+def test_taskgroup_timeout_gather(child):
+    run(child, """
+async def child_job(i):
+    await asyncio.sleep(0.001 * (i % 3))
+    if i == 7:
+        raise ValueError(i)
+    return [i] * 10
+
+async def slow():
+    await asyncio.sleep(5)
+
+async def main():
+    oa.install()
+    async def group():
+        async with asyncio.TaskGroup() as tg:
+            for i in range(10):
+                tg.create_task(child_job(i))
+    try:
+        await asyncio.create_task(group())
+    except* ValueError as eg:
+        assert eg.exceptions[0].args == (7,)
+    async def timed():
+        async with asyncio.timeout(0.01):
+            await slow()
+    try:
+        await asyncio.create_task(timed())
+    except TimeoutError:
+        pass
+    r = await asyncio.gather(*[child_job(i) for i in range(5)])
+    assert r[4] == [4] * 10
+
+asyncio.run(main())
+check_released()
+""")
+
+
+def test_to_thread_allocations_are_not_the_tasks(child):
+    run(child, """
+def in_thread():
+    assert objarena.current_scope() is None
+    return [str(i) for i in range(1000)]
+
+async def job():
+    s = objarena.current_scope()
+    made = await asyncio.to_thread(in_thread)
+    assert objarena.current_scope() is s
+    assert not any(objarena.owns(x) for x in made[::50])
+    return s.stats["blocks_allocated"]
+
+async def main():
+    await asyncio.to_thread(int)              # the executor and its thread exist before
+    oa.install()
+    assert await asyncio.create_task(job()) < 1000
+
+asyncio.run(main())
+check_released()
+""")
+
+
+def test_uvloop(child):
+    pytest.importorskip("uvloop")
+    run(child, """
+import uvloop
+async def job(i):
+    await asyncio.sleep(0)
+    s = objarena.current_scope()
+    return s is not None and objarena.owns([str(j) for j in range(100)][-1])
+
+async def main():
+    oa.install()
+    assert all(await asyncio.gather(*[job(i) for i in range(50)]))
+
+uvloop.run(main()) if hasattr(uvloop, "run") else uvloop.install() or asyncio.run(main())
+check_released()
+""")
+
+
+def test_tasks_that_never_finish(child):
+    # The loop is closed with tasks suspended in their scopes: when their
+    # coroutines are dropped, they are closed inside their scopes (finally
+    # blocks run there) and the scopes released; nothing leaks or faults.
+    out = run(child, """
+finals = []
+async def forever(fut):
+    data = [str(i) for i in range(1000)]
+    try:
+        await fut
+    finally:
+        finals.append(objarena.current_scope() is not None and objarena.owns(data[0]))
+
+loop = asyncio.new_event_loop()
+oa.install(loop)
+fut = loop.create_future()
+tasks = [loop.create_task(forever(fut)) for _ in range(20)]
+loop.run_until_complete(asyncio.sleep(0.01))
+loop.close()
+assert objarena.info()["arenas_live"] == 20
+del tasks, fut
+gc.collect()
+assert finals == [True] * 20, finals
+check_released()
+print("discarded", ext._task_stats()["discarded"])
+""")
+    assert "discarded" in out.stdout
+
+
+def test_ten_thousand_parked_tasks_hold_little(child):
+    # Each task makes a little and waits: its scope's first chunk is 64 KiB,
+    # not 1 MiB, so 10,000 parked tasks do not hold 10,000 MiB-chunks.
+    out = run(child, """
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+async def job(ev):
+    d = {"i": [1, 2, 3], "s": "x" * 20}
+    await ev.wait()
+    return d
+
+async def main():
+    oa.install()
+    ev = asyncio.Event()
+    gc.collect()
+    before = rss()
+    tasks = [asyncio.create_task(job(ev)) for _ in range(10000)]
+    await asyncio.sleep(0.05)
+    held = rss() - before
+    mapped = objarena.info()["bytes_mapped"]
+    ev.set()
+    await asyncio.gather(*tasks)
+    print("per task", held / 10000, "mapped", mapped)
+    assert mapped <= 10000 * 65536 + (8 << 20), mapped
+    assert held / 10000 < 40000, held
+
+asyncio.run(main())
+check_released()
+""", timeout=300)
+    assert "per task" in out.stdout
