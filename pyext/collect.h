@@ -59,6 +59,18 @@ void objarena_exit_collect(const struct objarena_scope_options *options, const l
                            double entered_at, const arena_t *arena, PyObject *phase_sentinel,
                            objarena_exit_collection_t *out);
 
+/* Pacing across nested scopes. A full collection is due at exit when it
+ * costs at most a quarter of the phase's own time; the exit collections of
+ * the scopes nested in the phase ran inside that time and already spent
+ * from that quarter. objarena_exit_collect_seconds() is the process's
+ * cumulative exit-collection time (GIL held; read it at entry), and
+ * objarena_exit_pacing_start(entered_at, that reading) the entry time to
+ * pass to objarena_exit_collect so that its rule reads "the nested
+ * collections plus this one cost at most a quarter of the phase's own time,
+ * not counting the nested collections". */
+double objarena_exit_collect_seconds(void);
+double objarena_exit_pacing_start(double entered_at, double collect_seconds_at_enter);
+
 /* Frees CPython's caches that pin phase memory: full gc (even when gc is
  * disabled), PyType_ClearCache, the slice cache. Runs with capture off. */
 void objarena_collect_caches(void);

@@ -47,6 +47,7 @@ typedef struct objarena_scope {
     long gc_collections_at_enter[3]; /* gc.get_stats()[g]["collections"] when entered (-1: unknown) */
     PyObject *phase_sentinel; /* generation-2 marker of the phase collection (phase_collect.h; NULL: none) */
     double entered_at;        /* monotonic seconds at entry */
+    double collect_seconds_at_enter; /* objarena_exit_collect_seconds() at entry (collect.h) */
     size_t effective_limit;   /* the arena's byte limit: the tightest of its own and its enclosing scopes' (0: none) */
     bool chunk_size_given;    /* options.chunk_size came from the caller (else sized to the limit at entry) */
     uint64_t arena_id;

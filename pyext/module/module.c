@@ -10,6 +10,8 @@
 
 #include "arena/testing.h"
 #include "pyext/freelists.h"
+#include "pyext/layout_check.h"
+#include "pyext/module/version_support.h"
 #include "pyext/gc_counts.h"
 #include "pyext/module/escapes.h"
 #include "pyext/module/info.h"
@@ -101,6 +103,11 @@ static PyMethodDef module_methods[] = {
     {"_at_exit", objarena_at_exit, METH_NOARGS, NULL},
     {"_gc_counts", objarena_gc_counts_py, METH_NOARGS, "(read, [collections per generation]) from the gc state."},
     {"_freelists_check_layout", objarena_freelists_check_layout_py, METH_NOARGS, NULL},
+    {"version_support", objarena_version_support, METH_NOARGS,
+     "version_support() -> dict\n\nWhich CPython internals this build reads on the running interpreter\n"
+     "(freelists, collection counts, young exit collections) and, if any is off, why."},
+    {"_layout_recheck", (PyCFunction)(void (*)(void))objarena_layout_recheck, METH_VARARGS | METH_KEYWORDS,
+     "_layout_recheck(pretend_version=0, perturb=None)\n\nTests only: rerun the import layout check."},
     {"_testing_fail_commit_after", objarena_testing_fail_commit_after, METH_O,
      "_testing_fail_commit_after(n)\n\nTests only: the (n+1)th chunk commit from now fails; -1: off."},
     {NULL, NULL, 0, NULL},
@@ -117,9 +124,14 @@ PyMODINIT_FUNC PyInit__objarena(void) {
     PyErr_SetString(PyExc_RuntimeError,
                     "objarena does not support free-threaded CPython builds (Py_GIL_DISABLED): "
                     "the free-threaded GC finds objects by walking mimalloc heaps, and arena "
-                    "objects are outside them");
+                    "objects are outside them; lock-free readers also need freed memory to stay "
+                    "mapped until a quiescent point. See docs/design.md, section "
+                    "\"Free-threaded CPython\"");
     return NULL;
 #endif
+    /* Before anything can walk a freelist or read the gc state. */
+    if (objarena_layout_check(0, NULL) < 0)
+        return NULL;
     if (PyType_Ready(&ScopeType) < 0 || PyType_Ready(&PausedType) < 0 || PyType_Ready(&PoolType) < 0 ||
         objarena_thread_guard_ready() < 0 || objarena_escape_error_ready() < 0)
         return NULL;

@@ -34,6 +34,10 @@ from ._wrap import Scoped, run, scoped
 Scope = scope
 Paused = paused
 
+# Which CPython internals this build reads here, and why any is off
+# (docs/reference.md, "version_support()").
+from _objarena import version_support  # noqa: E402
+
 __all__ = [
     "EscapeError",
     "Pool",
@@ -48,6 +52,7 @@ __all__ = [
     "run",
     "scope",
     "scoped",
+    "version_support",
 ]
 __version__ = "0.1.0"
 

@@ -65,11 +65,15 @@ def owned_anywhere(obj):
             todo.append(o.__dict__)
     return owned
 
+# paused() empties the freelists of arena blocks where this build reads them
+# (3.10-3.13; 3.14/3.15: issue 20's walker); elsewhere a copied float may
+# still come from a freelisted arena block, so only the fields are checked.
+FREELISTS = objarena._objarena._freelists_check_layout() > 0
 objarena.detach(build(0))  # warm lazily made state (codec lookups, slot names) outside the scopes
 CACHE = {}
 def tasks():  # locals, not new module globals (whose dict would grow in the arena)
     for task in range(5):
-        with objarena.scope(strict=True, poison=True) as phase:
+        with objarena.scope(strict=FREELISTS, poison=True) as phase:
             rows = [build(task * 100 + j) for j in range(200)]
             original = rows[7]
             copy = objarena.detach(original)
@@ -77,12 +81,12 @@ def tasks():  # locals, not new module globals (whose dict would grow in the are
             with objarena.paused():     # the cache's own growth (its keys table) outside the arena too
                 CACHE[task] = copy
             del rows, original, copy
-        assert phase.stats["chunks_retained"] == 0, phase.stats
+        assert phase.stats["chunks_retained"] == 0 or not FREELISTS, phase.stats
 tasks()
 objarena.collect()
 for task, c in CACHE.items():
     expect(c, task * 100 + 7)
-    assert owned_anywhere(c) == [], owned_anywhere(c)
+    assert owned_anywhere(c) == [] or not FREELISTS, owned_anywhere(c)
 print("DETACHED", len(CACHE), objarena.info()["retained_chunks"])
 """
 

@@ -143,7 +143,9 @@ def test_a_handler_inside_the_phase_can_report_the_memory_error():
                 tb = e.__traceback__
                 assert tb is None or isinstance(tb, types.TracebackType), (round_, type(tb))
                 report = pickle.dumps({"exception": e, "traceback": traceback.format_tb(tb),
-                                       "frames": traceback.extract_tb(tb),
+                                       # (3.14's FrameSummary holds its code object: not picklable)
+                                       "frames": [(f.filename, f.lineno, f.name, f.line)
+                                                  for f in traceback.extract_tb(tb)],
                                        "when": time.strftime("%Y-%m-%d %H:%M:%S")}, 5)
         back = pickle.loads(report)
         assert isinstance(back["exception"], MemoryError), back

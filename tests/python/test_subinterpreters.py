@@ -239,3 +239,31 @@ def test_thread_ending_in_scope_after_subinterpreter_pause_is_released(poison):
     # with its scope open: the face stayed full and one arena stayed live.
     child = run_bounded(THREAD_ENDS_IN_SCOPE, poison=poison, timeout=120).check()
     assert child.stdout.split() == ["face", "thin", "live", "0", "orphaned", "1"], child.stdout
+
+
+LIMITED = """
+import objarena
+iid = create(isolated=ISOLATED)
+with objarena.scope(limit=8 << 20) as s:
+    # 32 MiB of big MEM blocks (bytearray buffers, a list's item array)
+    run(iid, "big = [bytearray(1 << 20) for i in range(32)]; items = [None] * (1 << 22)")
+    charged = s.stats["charged_bytes"]
+run(iid, "del big, items")
+destroy(iid)
+print("charged", charged, "hits", s.stats["limit_hits"])
+"""
+
+
+@needs_subinterpreters
+@pytest.mark.parametrize("isolated", [True, False], ids=["isolated", "legacy"])
+def test_subinterpreter_inside_limited_scope_is_not_charged(isolated):
+    # A scope's limit charges its thread's big MEM blocks (charge.h). With
+    # the capture check but not the charge paths', the sub-interpreter's
+    # 32 MiB were charged to the 8 MiB scope and refused (exec failed with
+    # MemoryError), and its frees read the main interpreter's charge table
+    # without the main GIL.
+    if isolated and not HAS_OWN_GIL:
+        pytest.skip("3.11 has no isolated sub-interpreters")
+    child = run_bounded(LIMITED.replace("ISOLATED", str(isolated)), poison=True, timeout=120).check()
+    words = child.stdout.split()
+    assert words[0] == "charged" and int(words[1]) < (1 << 20) and words[2:] == ["hits", "0"], child.stdout
