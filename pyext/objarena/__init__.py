@@ -36,7 +36,7 @@ Paused = paused
 
 # Which CPython internals this build reads here, and why any is off
 # (docs/reference.md, "version_support()").
-from _objarena import version_support  # noqa: E402
+from ._objarena import version_support  # noqa: E402
 
 __all__ = [
     "EscapeError",

@@ -6,13 +6,13 @@ interpreter under a 3.14.5+ build, an offset that moved) it says so once,
 counts it, and takes the safe path instead of reading a wrong offset.
 
 No 3.14.0-3.14.4 interpreter can be had here, so the mismatch is driven by
-_objarena._layout_recheck(), which reruns the same check with a pretended
+objarena._objarena._layout_recheck(), which reruns the same check with a pretended
 Py_Version or a pretended debug offset.
 """
 import sys
 
 import objarena
-import _objarena
+from objarena import _objarena
 
 # lists in CPython's struct _Py_freelists (3.14: 39, 3.15: 41); 3.10-3.13 walk
 # their own per-type layouts (freelists.c), at least 21 linked lists checked
@@ -31,7 +31,8 @@ def test_this_interpreter_is_read_in_full():
 
 
 MISMATCH = """
-import gc, sys, warnings, objarena, _objarena
+import gc, sys, warnings, objarena
+from objarena import _objarena
 
 def phase_garbage(n):
     floats = [float(i) + 0.5 for i in range(n)]
@@ -101,7 +102,8 @@ def test_every_compared_offset_is_checked(child):
     if sys.version_info >= (3, 15):
         fields += ["gc.generation_stats", "gc.generation_stats_size"]
     result = child("""
-import _objarena, warnings
+import warnings
+from objarena import _objarena
 warnings.simplefilter("ignore")
 for field in %r:
     vs = _objarena._layout_recheck(perturb=field)
