@@ -6,7 +6,7 @@ interpreter under a 3.14.5+ build, an offset that moved) it says so once,
 counts it, and takes the safe path instead of reading a wrong offset.
 
 No 3.14.0-3.14.4 interpreter can be had here, so the mismatch is driven by
-_objarena._layout_recheck(), which reruns the same check with a pretended
+objarena._objarena._layout_recheck(), which reruns the same check with a pretended
 Py_Version or a pretended debug offset.
 """
 import sys
