@@ -81,13 +81,12 @@ void arena_release(arena_t *a) {
     memset(a->free_list, 0, sizeof a->free_list);
 
     arena_stats_t *r = &a->at_release;
-    retained_count_own_live(a);
     chunk_t *c = a->chunks;
     while (c) {
         chunk_t *next = c->next;
         uint64_t live = c->kind == CHUNK_LARGE ? c->live_blocks : chunk_count_live(c);
         /* In an adopted chunk only the arena's own lines' blocks are its own. */
-        uint64_t own = c->adopted ? c->own_live : live;
+        uint64_t own = c->adopted ? adopted_own_live(c) : live;
         c->adopted = false;
         c->reuse = false;
         if (live == 0) {

@@ -244,8 +244,12 @@ arena_error_t arena_last_error(const arena_t *arena);
  * retained (see the contract above), and inside each retained chunk every
  * 4 KiB page that holds no live block and that no live block crosses into is
  * handed back to the OS at once (MADV_DONTNEED; PROT_NONE when poisoning).
- * Later frees in a retained chunk hand back pages as they empty. Costs a
- * walk of the arena's chunks' page tables: proportional to what it mapped. Afterwards
+ * Later frees in a retained chunk hand back pages as they empty. Costs two
+ * reads of each page's entries in the page tables of the chunks it held
+ * (a live-count sum, the hand-back walk) and the OS's hand-back of the
+ * free pages: proportional to pages, never to the blocks the phase made
+ * (an adopted chunk's escapes are its page counts less the earlier
+ * survivors it still holds, counted at adoption). Afterwards
  * alloc returns NULL with ARENA_ECLOSED; stats stay readable. Idempotent. */
 void arena_release(arena_t *arena);
 

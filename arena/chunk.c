@@ -5,6 +5,7 @@
 
 #include "arena/internal.h"
 #include "arena/os_mem.h"
+#include "arena/testing.h"
 #include "arena/track.h"
 
 /* --- slot bitmap (region lock held) --- */
@@ -283,9 +284,14 @@ void chunk_unmap(chunk_t *c) {
 }
 
 
+unsigned long long arena_sieve_reads;
+
+unsigned long long arena_testing_sieve_reads(void) { return arena_sieve_reads; }
+
 uint64_t chunk_count_live(chunk_t *c) {
     size_t first = chunk_first_page(c), count = c->size >> ARENA_PAGE_SHIFT;
     uint64_t live = 0;
+    arena_sieve_reads += count;
     for (size_t k = first; k < first + count; k++)
         live += arena_region.page_live[k];
     c->live_blocks = live;

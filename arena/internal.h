@@ -69,7 +69,11 @@ typedef struct chunk {
     _Atomic bool owners_per_line; /* line_owner holds its lines' owners (since its first adoption) */
     struct chunk *adopt_prev, *adopt_next; /* the region's adoptable list */
     struct arena_pool *warm_pool; /* a retained chunk whose free pages a pool keeps resident (retained.c) */
-    uint64_t own_live;       /* adopted, at its arena's release: live blocks of that arena's spans */
+    /* Adopted: live blocks of earlier phases (the survivors it held when
+     * adopted, less those freed since). Its arena's own live blocks at
+     * release are its pages' live counts less these: a sum over pages, not
+     * a walk of the spans' block bits (issue 21). */
+    uint64_t foreign_live;
     struct chunk *warm_prev, *warm_next; /* that pool's warm retained list */
 } chunk_t;
 /* Live counts: a small chunk of an open arena keeps them per page (in the
@@ -117,9 +121,6 @@ struct arena {
     uint64_t large_mappings;
     uint64_t chunks_adopted;
     char *span_cursor;       /* current adopted chunk: where the search for its next span starts */
-    struct span_record { char *start, *end; } *spans; /* every span taken, in order (retained.c) */
-    size_t spans_count, spans_cap;
-    bool spans_lost;         /* a span could not be recorded: count per line at release */
     char *overflow_bump;     /* current adopted chunk: the overflow span for medium blocks (retained.c) */
     char *overflow_end;
     uint64_t bytes_adopted;  /* bytes of the spans taken in adopted chunks */
@@ -297,6 +298,10 @@ size_t chunk_readable_size(const chunk_t *c, const char *p);
 /* free of a block in a large, retained or adopted chunk that is not the
  * open arena's own (retained.c takes the last two). */
 void chunk_free_slow(chunk_t *c, void *ptr);
+
+/* Side-table entries read by releases (arena_testing_sieve_reads). Under
+ * the caller's one lock. */
+extern unsigned long long arena_sieve_reads;
 
 /* Sums the per-page live counts of a small chunk into live_blocks. */
 uint64_t chunk_count_live(chunk_t *c);

@@ -1,7 +1,6 @@
 /* The free space of retained chunks: retaining a chunk, handing its free
  * pages back, freeing its survivors, and adoption (later arenas allocating
  * into its free lines). The contract is in retained.h. */
-#include <stdlib.h>
 #include <string.h>
 
 #include "arena/internal.h"
@@ -40,66 +39,6 @@ static size_t next_start_after(size_t g, size_t end) {
     return end;
 }
 
-/* Live blocks in [start, end) (whole lines: a word of block bits each 4). */
-static uint64_t count_live_starts(const char *start, const char *end) {
-    uint64_t live = 0;
-    for (size_t g = region_granule_index(start), last = region_granule_index(end); g < last;) {
-        uint64_t bits = live_starts(*block_bits_word(g)) >> block_bits_shift(g);
-        size_t next = (g | 31) + 1;
-        if (next > last) {
-            bits &= ((uint64_t)1 << (2 * (last - g))) - 1;
-            next = last;
-        }
-        live += (uint64_t)__builtin_popcountll(bits);
-        g = next;
-    }
-    return live;
-}
-
-/* Live blocks in the lines of small chunk c that arena `id` owns: every
- * line of the chunk asked (the fallback when a span went unrecorded). */
-static uint64_t count_live_owned_by_lines(const chunk_t *c, uint64_t id) {
-    uint64_t live = 0;
-    size_t first = chunk_first_line(c), end = first + (c->size >> ARENA_LINE_SHIFT);
-    for (size_t line = first; line < end; line++) {
-        if (line_owner_get(line) != owner_tag(id))
-            continue;
-        size_t g = line * ARENA_GRANULES_PER_LINE;
-        uint64_t bits = live_starts(*block_bits_word(g)) >> block_bits_shift(g);
-        if (ARENA_GRANULES_PER_LINE < 32)
-            bits &= ((uint64_t)1 << (2 * ARENA_GRANULES_PER_LINE)) - 1;
-        live += (uint64_t)__builtin_popcountll(bits);
-    }
-    return live;
-}
-
-void retained_count_own_live(struct arena *a) {
-    for (chunk_t *c = a->chunks; c; c = c->next)
-        if (c->adopted)
-            c->own_live = a->spans_lost ? count_live_owned_by_lines(c, a->id) : 0;
-    if (!a->spans_lost)
-        for (size_t i = 0; i < a->spans_count; i++)
-            chunk_map_lookup(a->spans[i].start)->own_live += count_live_starts(a->spans[i].start, a->spans[i].end);
-    free(a->spans);
-    a->spans = NULL;
-    a->spans_count = a->spans_cap = 0;
-}
-
-/* Records span [start, end) for retained_count_own_live. */
-static void span_record(struct arena *a, char *start, char *end) {
-    if (a->spans_count == a->spans_cap) {
-        size_t cap = a->spans_cap ? 2 * a->spans_cap : 64;
-        struct span_record *grown = realloc(a->spans, cap * sizeof *grown);
-        if (!grown) {
-            a->spans_lost = true; /* (counted per line instead: slower, as exact) */
-            return;
-        }
-        a->spans = grown;
-        a->spans_cap = cap;
-    }
-    a->spans[a->spans_count++] = (struct span_record){start, end};
-}
-
 /* ---- pages handed back ---- */
 
 /* A page must stay while a live block starts in it, or while the block
@@ -118,6 +57,7 @@ static bool page_pinned(size_t page) {
 /* Hands back pages [first, first+count) of c that are free, in runs. */
 static size_t release_pages(chunk_t *c, size_t first, size_t count) {
     size_t released = 0, run = 0, chunk_first = chunk_first_page(c);
+    arena_sieve_reads += count;
     for (size_t k = first; k <= first + count; k++) {
         bool free_page = k < first + count && arena_region.page_state[k] != PAGE_RELEASED && !page_pinned(k);
         if (free_page) {
@@ -359,7 +299,6 @@ static void span_take(struct arena *a, chunk_t *c, char *start, char *end) {
     track_mem_noaccess(start, (size_t)(end - start));
     a->span_cursor = end;
     a->bytes_adopted += (size_t)(end - start);
-    span_record(a, start, end);
 }
 
 /* Makes [start, end) of adopted chunk c the arena's current span. */
@@ -441,6 +380,7 @@ static void adopt_take(struct arena *a, chunk_t *c, char *start, char *end) {
             line_owner_set(line, c->arena_id); /* the survivors' arena, before c changes hands */
         atomic_store_explicit(&c->owners_per_line, true, memory_order_release);
     }
+    c->foreign_live = c->live_blocks; /* exact for a retained chunk (retained_free) */
     c->retained = false;
     c->adopted = true;
     c->slow_free = true; /* frees ask the line whose block it is */
@@ -510,11 +450,11 @@ bool adopt_retained_chunk(struct arena *a, size_t block) {
 void adopted_survivor_free(chunk_t *c, void *ptr) {
     size_t page = region_page_index(ptr);
     arena_assert_internal(line_owner_get(region_line_index(ptr)) != owner_tag(c->arena_id)); /* (arena_free frees the arena's own) */
-    (void)c;
-    if (arena_region.page_live[page] == 0) {
+    if (arena_region.page_live[page] == 0 || c->foreign_live == 0) {
         arena_assert_internal(!"double free of an arena block");
-        return; /* a double free: never let the count wrap */
+        return; /* a double free: never let the counts wrap */
     }
     arena_region.page_live[page]--; /* an earlier phase's survivor; its page waits for the release */
+    c->foreign_live--;
     block_dead_mark(ptr);           /* its lines are free for a later span */
 }

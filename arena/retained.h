@@ -55,7 +55,11 @@
  *   the open arena's own go to its free lists as in any of its chunks, a
  *   survivor's is marked dead and drops its page's count.
  * - at release only the arena's own lines' live blocks count as its
- *   escapes; the chunk is then an ordinary retained chunk again.
+ *   escapes: the chunk's page counts less its earlier survivors still
+ *   live (foreign_live: its live_blocks when adopted, less each
+ *   adopted_survivor_free since), so counting costs a sum over pages,
+ *   not a walk of the block bits; the chunk is then an ordinary retained
+ *   chunk again.
  * Spans are whole lines, so a survivor pins at most the lines it touches
  * (a 100-byte survivor, one or two lines of 128 bytes), not its page or its chunk: a
  * worker whose tasks each keep a little refills the same pages, as
@@ -94,10 +98,15 @@ void retained_unlink(chunk_t *c);
  * unmaps c with its last block, else hands back the pages that emptied. */
 void retained_free(chunk_t *c, void *ptr);
 
-/* At the release of arena a: sets own_live of each chunk it adopted to the
- * live blocks of the spans it took there (its escapes in that chunk), at
- * the cost of the span bytes, not of the chunks; frees the span records. */
-void retained_count_own_live(struct arena *a);
+/* At the release of adopted chunk c (whose page counts chunk_count_live
+ * just summed into live_blocks): the live blocks of its arena's own lines,
+ * its escapes there. Exact, at no cost beyond that sum: the survivors it
+ * held when adopted were counted then (foreign_live) and every free of one
+ * since came through adopted_survivor_free. */
+static inline uint64_t adopted_own_live(const chunk_t *c) {
+    arena_assert_internal(c->live_blocks >= c->foreign_live);
+    return c->live_blocks > c->foreign_live ? c->live_blocks - c->foreign_live : 0; /* (never wraps) */
+}
 
 /* Takes a listed retained chunk with a span of at least `block` bytes into
  * arena a and makes the span current. false: none (a is unchanged). */
