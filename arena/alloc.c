@@ -2,12 +2,13 @@
  * front of it), then chunk refills, large blocks, calloc and realloc. */
 #include <string.h>
 
-#include "arena/internal.h"
+#include "arena/adopt.h"
 #include "arena/track.h"
 
-static inline void page_live_inc(const void *p) {
-    arena_region.page_live[region_page_index(p)]++;
-}
+/* arena_alloc when the bump pointer cannot take the request: `block` is the
+ * bytes it would take there (size rounded up, or its class's size in reuse
+ * mode). */
+static void *arena_alloc_slow(arena_t *a, size_t size, size_t block);
 
 /* Pops a block of class cls (block: the class's size) off the free list,
  * or NULL. */
@@ -43,7 +44,7 @@ static __attribute__((noinline)) void *alloc_geometric_class(arena_t *a, size_t 
 /* A bump block that crosses a page boundary: the pages it covers learn
  * where it starts. */
 static __attribute__((noinline)) void *alloc_bump_crossing(arena_t *a, char *p, size_t block, size_t size) {
-    chunk_mark_crossing(p, block);
+    pages_mark_crossing(p, block);
     a->blocks_allocated++;
     a->bytes_requested += size;
     track_mem_undefined(p, block);
@@ -104,11 +105,12 @@ static void *alloc_large(arena_t *a, size_t size) {
     size_t mapped = (size + REGION_SLOT_SIZE - 1) & ~(REGION_SLOT_SIZE - 1);
     if (!within_limit(a, mapped))
         return NULL;
-    chunk_t *c = chunk_map(a, mapped, REGION_SLOT_SIZE, CHUNK_LARGE);
+    chunk_t *c = chunk_map(mapped, REGION_SLOT_SIZE, CHUNK_LARGE, false);
     if (!c) {
         a->last_error = ARENA_ENOMEM;
         return NULL;
     }
+    arena_chunk_attach(a, c);
     c->block_size = size;
     c->live_blocks = 1;
     a->large_mappings++;
@@ -127,13 +129,18 @@ static bool refill_chunk(arena_t *a, size_t block) {
         return true;
     if (!within_limit(a, a->chunk_size))
         return false;
-    if (a->pool && a->adopt && a->pool->warm_retained && adopt_pool_retained(a, block))
+    if (a->pool && a->adopt && a->pool->warm_retained.head && adopt_pool_retained(a, block))
         return true; /* a retained chunk of the pool's, its free pages still resident */
-    chunk_t *c = a->pool ? pool_take(a->pool, a) : NULL;
+    chunk_t *c = a->pool ? pool_take(a->pool) : NULL;
+    if (c)
+        arena_chunk_attach(a, c);
     if (!c && a->adopt && adopt_retained_chunk(a, block))
         return true;
-    if (!c)
-        c = chunk_map(a, a->chunk_size, a->chunk_size, CHUNK_SMALL);
+    if (!c) {
+        c = chunk_map(a->chunk_size, a->chunk_size, CHUNK_SMALL, a->huge_pages);
+        if (c)
+            arena_chunk_attach(a, c);
+    }
     if (!c) {
         a->last_error = ARENA_ENOMEM;
         return false;
@@ -147,7 +154,7 @@ static bool refill_chunk(arena_t *a, size_t block) {
     return true;
 }
 
-void *arena_alloc_slow(arena_t *a, size_t size, size_t block) {
+static void *arena_alloc_slow(arena_t *a, size_t size, size_t block) {
     if (a->closed) {
         a->last_error = ARENA_ECLOSED;
         return NULL;
@@ -182,7 +189,7 @@ void *arena_calloc(arena_t *a, size_t count, size_t size) {
 void *arena_realloc(arena_t *a, void *ptr, size_t size) {
     if (!ptr)
         return arena_alloc(a, size);
-    chunk_t *c = chunk_map_lookup(ptr);
+    chunk_t *c = chunk_lookup(ptr);
     if (!c) {
         a->last_error = ARENA_EINVAL;
         return NULL;
@@ -213,7 +220,7 @@ void *arena_realloc(arena_t *a, void *ptr, size_t size) {
                 if (new_end != a->end)
                     block_start_mark(new_end);
                 if (block_crosses_page(p, (size_t)(new_end - p)))
-                    chunk_mark_crossing(p, (size_t)(new_end - p));
+                    pages_mark_crossing(p, (size_t)(new_end - p));
                 return p;
             }
         }

@@ -1,31 +1,16 @@
-/* Arena lifecycle: create, release (the end of a phase), destroy, stats. */
+/* Arena lifecycle: create, release (the end of a phase), destroy, stats.
+ * Top layer (arena/README.md): the release is where a scope's exit enters
+ * the library, and it reads top-down: this file decides each chunk's fate
+ * and calls one layer below for each (adopt.h, pool.h, retained.h,
+ * chunk.h), which never call back up. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "arena/internal.h"
-
-static _Atomic uint64_t next_arena_id = 1;
-
-uint64_t arena_id_from_tag(uint32_t tag) {
-    /* The most recent id with these low bits that has been issued. */
-    uint64_t next = atomic_load_explicit(&next_arena_id, memory_order_relaxed);
-    uint64_t id = (next & ~(uint64_t)UINT32_MAX) | tag;
-    return id >= next ? id - ((uint64_t)1 << 32) : id;
-}
+#include "arena/adopt.h"
 
 void arena_config_init(arena_config_t *config) {
     memset(config, 0, sizeof *config);
     config->adopt_retained = true; /* chunk_size 0: the default for the other settings */
-}
-
-size_t arena_default_chunk_size(size_t chunk_size, bool huge_pages) {
-    if (chunk_size)
-        return chunk_size;
-    return huge_pages ? ARENA_HUGE_PAGE_SIZE : ARENA_DEFAULT_CHUNK_SIZE;
-}
-
-bool arena_valid_chunk_size(size_t size) {
-    return size >= ARENA_MIN_CHUNK_SIZE && size <= ARENA_MAX_CHUNK_SIZE && (size & (size - 1)) == 0;
 }
 
 arena_error_t arena_create(const arena_config_t *config, arena_t **out) {
@@ -39,7 +24,7 @@ arena_error_t arena_create(const arena_config_t *config, arena_t **out) {
     size_t chunk_size = arena_default_chunk_size(config->chunk_size, huge_pages);
     if (config->pool)
         chunk_size = config->pool->chunk_size;
-    if (!arena_valid_chunk_size(chunk_size) || (huge_pages && chunk_size < ARENA_HUGE_PAGE_SIZE))
+    if (!chunk_size_valid(chunk_size) || (huge_pages && chunk_size < ARENA_HUGE_PAGE_SIZE))
         return ARENA_EINVAL;
     arena_error_t err = region_ensure();
     if (err != ARENA_OK)
@@ -61,7 +46,7 @@ arena_error_t arena_create(const arena_config_t *config, arena_t **out) {
     a->huge_pages = huge_pages;
     if (a->pool)
         a->pool->arenas_open++;
-    a->id = atomic_fetch_add(&next_arena_id, 1);
+    a->id = region_new_arena_id();
     pthread_mutex_lock(&arena_region.lock);
     arena_region.stats.arenas_live++;
     arena_region.stats.arenas_created++;
@@ -89,10 +74,14 @@ void arena_release(arena_t *a) {
         uint64_t own = c->adopted ? adopted_own_live(c) : live;
         c->adopted = false;
         c->reuse = false;
+        /* Off the arena's list first: prev/next are about to link it into
+         * a pool's or the retained list, and a neighbour unmapped later in
+         * this loop must not write through them. */
+        arena_chunk_detach(c);
         if (live == 0) {
             r->chunks_released++;
             r->bytes_released += c->size;
-            if (a->pool && !c->poison && pool_park(a->pool, c))
+            if (a->pool && pool_park(a->pool, c))
                 r->chunks_parked++;
             else
                 chunk_unmap(c);
@@ -102,11 +91,7 @@ void arena_release(arena_t *a) {
                 r->bytes_retained += c->size;
                 r->live_blocks_at_release += own;
             }
-            /* Off the arena's list first: prev/next are about to link it into
-             * the retained list, and a neighbour unmapped later in this loop
-             * must not write through them. */
-            chunk_detach(c);
-            r->bytes_pages_released += retained_take(c, a->pool);
+            r->bytes_pages_released += retained_take(c, pool_warm_list_for(a->pool, c));
         }
         c = next;
     }

@@ -49,6 +49,14 @@
  *   Internally chunk mapping/unmapping takes a mutex, so two callers that are
  *   serialized by different locks never corrupt the region itself; the
  *   counters are what need the one lock.
+ *
+ * Inside
+ * ------
+ * The library is a stack of layers (arena/README.md draws them and the
+ * exit path): os_mem, region, pages, chunk, retained, pool, arena_state,
+ * adopt, then this API (arena.c, alloc.c, free.c). Each internal header
+ * states what its layer owns, its thread safety and how it fails; each
+ * file includes only lower layers' headers (//tests/c:layering_test).
  */
 #ifndef OBJARENA_ARENA_H
 #define OBJARENA_ARENA_H

@@ -1111,7 +1111,7 @@ std::vector<char *> LeaveSurvivors(arena_t *a, std::initializer_list<size_t> pag
     return survivors;
 }
 
-constexpr size_t kLine = 128;  // ARENA_LINE_SHIFT 7 (arena/internal.h)
+constexpr size_t kLine = 128;  // ARENA_LINE_SHIFT 7 (arena/region.h)
 size_t LineOf(const void *p) { return (reinterpret_cast<uintptr_t>(p) & (kChunk - 1)) / kLine; }
 
 TEST(ArenaAdopt, AllocatesAroundSurvivorsInARetainedChunk) {
