@@ -13,6 +13,34 @@ void arena_config_init(arena_config_t *config) {
     config->adopt_retained = true; /* chunk_size 0: the default for the other settings */
 }
 
+/* One spare handle: a worker's scope per task creates and destroys an
+ * arena each time, and glibc's calloc of the 2.4 KiB handle cost ~2,800
+ * instructions a task (callgrind, 3.11), a memset of a recycled one ~150.
+ * Exchanged atomically, so even callers serialized by different locks
+ * never share it. Off under ASan, which should see a handle used after
+ * arena_destroy. */
+#if defined(__SANITIZE_ADDRESS__)
+#define ARENA_SPARE_HANDLE 0
+#else
+#define ARENA_SPARE_HANDLE 1
+#endif
+static _Atomic(arena_t *) spare_handle;
+
+static arena_t *handle_new(void) {
+    arena_t *a = ARENA_SPARE_HANDLE ? atomic_exchange(&spare_handle, NULL) : NULL;
+    if (a) {
+        memset(a, 0, sizeof *a);
+        return a;
+    }
+    return calloc(1, sizeof *a);
+}
+
+static void handle_free(arena_t *a) {
+    if (ARENA_SPARE_HANDLE)
+        a = atomic_exchange(&spare_handle, a); /* (the one it replaces, or NULL) */
+    free(a);
+}
+
 arena_error_t arena_create(const arena_config_t *config, arena_t **out) {
     *out = NULL;
     arena_config_t defaults;
@@ -29,7 +57,7 @@ arena_error_t arena_create(const arena_config_t *config, arena_t **out) {
     arena_error_t err = region_ensure();
     if (err != ARENA_OK)
         return err;
-    arena_t *a = calloc(1, sizeof *a);
+    arena_t *a = handle_new();
     if (!a)
         return ARENA_ENOMEM;
     a->chunk_size = chunk_size;
@@ -110,7 +138,7 @@ void arena_destroy(arena_t *a) {
     pthread_mutex_lock(&arena_region.lock);
     arena_region.stats.arenas_live--;
     pthread_mutex_unlock(&arena_region.lock);
-    free(a);
+    handle_free(a);
 }
 
 void arena_get_stats(const arena_t *a, arena_stats_t *out) {

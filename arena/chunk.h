@@ -101,7 +101,9 @@ void chunk_publish(chunk_t *c, chunk_t *owner);
  * are zero already). */
 void chunk_reset_tables(chunk_t *c);
 
-/* Sums the per-page live counts of small chunk c into live_blocks. */
+/* Sums the per-page live counts of small chunk c into live_blocks: those of
+ * the pages below tables_end (the rest are zero). Its arena must have left
+ * it (arena_leave_current), so that tables_end covers its blocks. */
 uint64_t chunk_count_live(chunk_t *c);
 
 #endif
