@@ -2,12 +2,14 @@
  * front of it), then chunk refills, large blocks, calloc and realloc. */
 #include <string.h>
 
-#include "arena/internal.h"
+#include "arena/adopt.h"
 #include "arena/track.h"
 
-static inline void page_live_inc(const void *p) {
-    arena_region.page_live[region_page_index(p)]++;
-}
+/* arena_alloc when the bump pointer cannot take the request: `block` is the
+ * bytes it would take there (size rounded up, or its class's size in reuse
+ * mode). Never inlined: alloc_bump reaches it by a tail call and saves no
+ * register (inlined, it made alloc_bump push four). */
+static __attribute__((noinline)) void *arena_alloc_slow(arena_t *a, size_t size, size_t block);
 
 /* Pops a block of class cls (block: the class's size) off the free list,
  * or NULL. */
@@ -43,7 +45,7 @@ static __attribute__((noinline)) void *alloc_geometric_class(arena_t *a, size_t 
 /* A bump block that crosses a page boundary: the pages it covers learn
  * where it starts. */
 static __attribute__((noinline)) void *alloc_bump_crossing(arena_t *a, char *p, size_t block, size_t size) {
-    chunk_mark_crossing(p, block);
+    pages_mark_crossing(p, block);
     a->blocks_allocated++;
     a->bytes_requested += size;
     track_mem_undefined(p, block);
@@ -104,11 +106,12 @@ static void *alloc_large(arena_t *a, size_t size) {
     size_t mapped = (size + REGION_SLOT_SIZE - 1) & ~(REGION_SLOT_SIZE - 1);
     if (!within_limit(a, mapped))
         return NULL;
-    chunk_t *c = chunk_map(a, mapped, REGION_SLOT_SIZE, CHUNK_LARGE);
+    chunk_t *c = chunk_map(mapped, REGION_SLOT_SIZE, CHUNK_LARGE, false);
     if (!c) {
         a->last_error = ARENA_ENOMEM;
         return NULL;
     }
+    arena_chunk_attach(a, c);
     c->block_size = size;
     c->live_blocks = 1;
     a->large_mappings++;
@@ -127,9 +130,11 @@ static bool refill_chunk(arena_t *a, size_t block) {
         return true;
     if (!within_limit(a, a->chunk_size))
         return false;
-    if (a->pool && a->adopt && a->pool->warm_retained && adopt_pool_retained(a, block))
+    if (a->pool && a->adopt && a->pool->warm_retained.head && adopt_pool_retained(a, block))
         return true; /* a retained chunk of the pool's, its free pages still resident */
-    chunk_t *c = a->pool ? pool_take(a->pool, a) : NULL;
+    chunk_t *c = a->pool ? pool_take(a->pool) : NULL;
+    if (c)
+        arena_chunk_attach(a, c);
     if (!c && a->adopt && adopt_retained_chunk(a, block))
         return true;
     if (!c) {
@@ -138,7 +143,9 @@ static bool refill_chunk(arena_t *a, size_t block) {
         size_t size = a->chunk_size;
         if (a->first_chunk_size && a->chunks_mapped == 0 && block <= a->first_chunk_size / 4)
             size = a->first_chunk_size;
-        c = chunk_map(a, size, size, CHUNK_SMALL);
+        c = chunk_map(size, size, CHUNK_SMALL, a->huge_pages);
+        if (c)
+            arena_chunk_attach(a, c);
     }
     if (!c) {
         a->last_error = ARENA_ENOMEM;
@@ -153,7 +160,7 @@ static bool refill_chunk(arena_t *a, size_t block) {
     return true;
 }
 
-void *arena_alloc_slow(arena_t *a, size_t size, size_t block) {
+static __attribute__((noinline)) void *arena_alloc_slow(arena_t *a, size_t size, size_t block) {
     if (a->closed) {
         a->last_error = ARENA_ECLOSED;
         return NULL;
@@ -188,7 +195,7 @@ void *arena_calloc(arena_t *a, size_t count, size_t size) {
 void *arena_realloc(arena_t *a, void *ptr, size_t size) {
     if (!ptr)
         return arena_alloc(a, size);
-    chunk_t *c = chunk_map_lookup(ptr);
+    chunk_t *c = chunk_lookup(ptr);
     if (!c) {
         a->last_error = ARENA_EINVAL;
         return NULL;
@@ -219,7 +226,7 @@ void *arena_realloc(arena_t *a, void *ptr, size_t size) {
                 if (new_end != a->end)
                     block_start_mark(new_end);
                 if (block_crosses_page(p, (size_t)(new_end - p)))
-                    chunk_mark_crossing(p, (size_t)(new_end - p));
+                    pages_mark_crossing(p, (size_t)(new_end - p));
                 return p;
             }
         }

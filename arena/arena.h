@@ -49,6 +49,14 @@
  *   Internally chunk mapping/unmapping takes a mutex, so two callers that are
  *   serialized by different locks never corrupt the region itself; the
  *   counters are what need the one lock.
+ *
+ * Inside
+ * ------
+ * The library is a stack of layers (arena/README.md draws them and the
+ * exit path): os_mem, region, pages, chunk, retained, pool, arena_state,
+ * adopt, then this API (arena.c, alloc.c, free.c). Each internal header
+ * states what its layer owns, its thread safety and how it fails; each
+ * file includes only lower layers' headers (//tests/c:layering_test).
  */
 #ifndef OBJARENA_ARENA_H
 #define OBJARENA_ARENA_H
@@ -252,8 +260,12 @@ arena_error_t arena_last_error(const arena_t *arena);
  * retained (see the contract above), and inside each retained chunk every
  * 4 KiB page that holds no live block and that no live block crosses into is
  * handed back to the OS at once (MADV_DONTNEED; PROT_NONE when poisoning).
- * Later frees in a retained chunk hand back pages as they empty. Costs a
- * walk of the arena's chunks' page tables: proportional to what it mapped. Afterwards
+ * Later frees in a retained chunk hand back pages as they empty. Costs two
+ * reads of each page's entries in the page tables of the chunks it held
+ * (a live-count sum, the hand-back walk) and the OS's hand-back of the
+ * free pages: proportional to pages, never to the blocks the phase made
+ * (an adopted chunk's escapes are its page counts less the earlier
+ * survivors it still holds, counted at adoption). Afterwards
  * alloc returns NULL with ARENA_ECLOSED; stats stay readable. Idempotent. */
 void arena_release(arena_t *arena);
 

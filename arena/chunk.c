@@ -1,9 +1,11 @@
-/* Mapping, unmapping and retaining chunks: the slow paths that talk to the
- * region's bitmap and the OS. */
+/* Chunks: placing them in the region (slot bitmap), mapping and unmapping,
+ * publishing them for arena_owns, recycling their metadata, and what their
+ * tables say. The contract is in chunk.h. */
+#include "arena/chunk.h"
+
 #include <stdlib.h>
 #include <string.h>
 
-#include "arena/internal.h"
 #include "arena/os_mem.h"
 #include "arena/track.h"
 
@@ -65,7 +67,7 @@ void chunk_publish(chunk_t *c, chunk_t *owner) {
         atomic_store_explicit(&arena_region.slot_owner[first + i], owner, memory_order_release);
 }
 
-chunk_t *chunk_map(struct arena *a, size_t size, size_t align, chunk_kind_t kind) {
+chunk_t *chunk_map(size_t size, size_t align, chunk_kind_t kind, bool huge_pages) {
     if (region_ensure() != ARENA_OK)
         return NULL;
     size_t count = size >> REGION_SLOT_SHIFT;
@@ -98,7 +100,7 @@ chunk_t *chunk_map(struct arena *a, size_t size, size_t align, chunk_kind_t kind
     c->tables_end = base; /* a slot's tables are zeroed when its chunk goes (or never used) */
     c->size = size;
     c->kind = (uint8_t)kind;
-    if (kind == CHUNK_SMALL && a->huge_pages && size >= ARENA_HUGE_PAGE_SIZE)
+    if (kind == CHUNK_SMALL && huge_pages && size >= ARENA_HUGE_PAGE_SIZE)
         os_advise_huge(base, size);
     pthread_mutex_lock(&arena_region.lock);
     arena_global_stats_t *g = &arena_region.stats;
@@ -111,92 +113,7 @@ chunk_t *chunk_map(struct arena *a, size_t size, size_t align, chunk_kind_t kind
         g->chunks_live++;
     g->chunks_mapped_total++;
     pthread_mutex_unlock(&arena_region.lock);
-    chunk_attach(a, c);
     return c;
-}
-
-
-/* Zeroes [p, p + bytes) of a side table (the tables are MAP_NORESERVE
- * anonymous memory). A range with TABLE_DISCARD_MIN bytes of whole OS pages
- * (the bitmap of a chunk of 8 MiB or more, the page tables of one of 64 MiB
- * or more) hands them back: they read back as zeros and cost nothing until
- * touched, so big chunks' tables do not stay resident after the chunk is
- * gone. Smaller ranges are written: a 1 MiB chunk's map and unmap cost no
- * syscall and no fault on its 12 KiB of tables. */
-#define TABLE_DISCARD_MIN ((size_t)64 << 10)
-
-/* The whole OS pages [*first, *last) of [start, end) that table_zero hands
- * back; false (and an empty range at end) when they are too few. */
-static bool table_discard_range(char *start, char *end, char **first, char **last) {
-    *first = (char *)(((uintptr_t)start + ARENA_PAGE_SIZE - 1) & ~(uintptr_t)(ARENA_PAGE_SIZE - 1));
-    *last = (char *)((uintptr_t)end & ~(uintptr_t)(ARENA_PAGE_SIZE - 1));
-    if (*first < *last && (size_t)(*last - *first) >= TABLE_DISCARD_MIN)
-        return true;
-    *first = *last = end;
-    return false;
-}
-
-/* memset(p, 0, bytes), but a range already zero is only read: a table
- * page no chunk ever wrote stays the kernel's shared zero page instead of
- * becoming resident (issue 24: the page tables of 5,000 retained chunks'
- * first lines, where no block crossed a page, cost 5 MiB at their unmap). */
-static void zero_unless_zero(char *p, size_t bytes) {
-    size_t i = 0;
-    for (; i < bytes && ((uintptr_t)(p + i) & 7); i++)
-        if (p[i])
-            goto write;
-    for (; i + 8 <= bytes; i += 8) { /* (a word at a time: the tables are 8-byte aligned) */
-        uint64_t w;
-        memcpy(&w, p + i, sizeof w);
-        if (w)
-            goto write;
-    }
-    for (; i < bytes; i++)
-        if (p[i])
-            goto write;
-    return;
-write:
-    memset(p + i, 0, bytes - i);
-}
-
-static void table_zero(void *p, size_t bytes) {
-    char *start = p, *end = start + bytes, *first, *last;
-    if (!table_discard_range(start, end, &first, &last)) {
-        zero_unless_zero(start, bytes);
-        return;
-    }
-    zero_unless_zero(start, (size_t)(first - start));
-    os_discard(first, (size_t)(last - first));
-    zero_unless_zero(last, (size_t)(end - last));
-}
-
-void block_bits_clear(size_t first, size_t end) {
-    while (first < end && (first & 31)) {
-        *block_bits_word(first) &= ~((uint64_t)3 << block_bits_shift(first));
-        first++;
-    }
-    if (end - first >= 32) {
-        memset(block_bits_word(first), 0, ((end - first) >> 5) * sizeof(uint64_t));
-        first += (end - first) & ~(size_t)31;
-    }
-    for (; first < end; first++)
-        *block_bits_word(first) &= ~((uint64_t)3 << block_bits_shift(first));
-}
-
-/* line_owner is read lock-free (arena_block_arena_id, through a chunk
- * pointer that may be going stale): zeroed with relaxed atomic stores, its
- * whole pages handed back when there are enough of them (table_zero's rule;
- * the kernel's zero pages race with nothing a reader could misread: a
- * reader of a block of this chunk is racing with the block's free). */
-static void line_owners_zero(size_t first, size_t count) {
-    char *start = (char *)(arena_region.line_owner + first), *end = start + count * sizeof(uint32_t), *lo, *hi;
-    if (table_discard_range(start, end, &lo, &hi))
-        os_discard(lo, (size_t)(hi - lo));
-    for (size_t k = first; k < first + count; k++) {
-        char *entry = (char *)(arena_region.line_owner + k);
-        if (entry < lo || entry >= hi)
-            line_owner_set(k, 0);
-    }
 }
 
 /* Zeroes the chunk's side tables below tables_end (page tables: PAGE_IN_USE
@@ -206,67 +123,23 @@ static void line_owners_zero(size_t first, size_t count) {
  * line_owner too when the chunk is going away; a mapped chunk leaves it
  * untouched until an adoption needs it (32 KiB of table per 1 MiB chunk
  * that most chunks never use). */
-_Static_assert(PAGE_IN_USE == 0, "zeroed page_state means in use");
 static void zero_tables(chunk_t *c, bool with_owners) {
-    size_t used = (size_t)(c->tables_end - c->base);
-    size_t first = chunk_first_page(c), count = (used + ARENA_PAGE_SIZE - 1) >> ARENA_PAGE_SHIFT;
-    table_zero(arena_region.page_live + first, count * sizeof(uint16_t));
-    table_zero(arena_region.page_state + first, count);
-    table_zero(arena_region.page_cross + first, count * sizeof(uint32_t));
-    table_zero(arena_region.page_cross_live + first, count);
-    size_t words = (used + (32 << ARENA_GRANULE_SHIFT) - 1) >> (ARENA_GRANULE_SHIFT + 5); /* 32 granules a word */
-    table_zero(block_bits_word(region_granule_index(c->base)), words * sizeof(uint64_t));
+    tables_zero(c->base, (size_t)(c->tables_end - c->base));
     c->tables_end = c->base;
     if (with_owners && atomic_load_explicit(&c->owners_per_line, memory_order_relaxed))
         line_owners_zero(chunk_first_line(c), c->size >> ARENA_LINE_SHIFT);
 }
 
-void chunk_attach(struct arena *a, chunk_t *c) {
-    c->live_blocks = 0;
-    c->slow_free = c->kind == CHUNK_LARGE;
-    c->retained = false;
-    c->warm = false;
-    c->arena = a;
-    __atomic_store_n(&c->arena_id, a->id, __ATOMIC_RELEASE); /* read lock-free by arena_block_arena_id */
-    c->poison = a->poison;
-    c->reuse = a->reuse && c->kind == CHUNK_SMALL;
-    c->adopted = false;
-    if (c->kind == CHUNK_SMALL) {
-        atomic_store_explicit(&c->owners_per_line, false, memory_order_relaxed);
-        zero_tables(c, false); /* (a warm chunk's; a fresh one's are zero already) */
-        block_start_mark(c->base); /* the first block's start (see retained.h) */
-        c->tables_end = c->base + ARENA_LINE_SIZE;
-    }
-    chunk_link(a, c);
-    chunk_publish(c, c);
-}
-
-void chunk_link(struct arena *a, chunk_t *c) {
-    c->prev = NULL;
-    c->next = a->chunks;
-    if (a->chunks)
-        a->chunks->prev = c;
-    a->chunks = c;
-    a->bytes_mapped += c->size;
-    if (a->bytes_mapped > a->peak_mapped)
-        a->peak_mapped = a->bytes_mapped;
-}
-
-void chunk_detach(chunk_t *c) {
-    struct arena *a = c->arena;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        a->chunks = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    a->bytes_mapped -= c->size;
-    c->arena = NULL;
-    c->prev = c->next = NULL;
+void chunk_reset_tables(chunk_t *c) {
+    atomic_store_explicit(&c->owners_per_line, false, memory_order_relaxed);
+    zero_tables(c, false); /* (a warm chunk's; a fresh one's are zero already) */
+    block_start_mark(c->base); /* the first block's start (see retained.h) */
+    c->tables_end = c->base + ARENA_LINE_SIZE;
 }
 
 void chunk_unmap(chunk_t *c) {
     arena_assert_internal(c->live_blocks == 0);
+    arena_assert_internal(!c->retained && !c->warm_list && !c->adoptable_listed);
     chunk_publish(c, NULL);
     track_mem_undefined(c->base, c->size);
     os_decommit(c->base, c->size);
@@ -276,14 +149,7 @@ void chunk_unmap(chunk_t *c) {
     if (c->kind == CHUNK_SMALL)
         zero_tables(c, true);
 
-    if (!c->warm && c->arena)
-        chunk_detach(c);
-
     pthread_mutex_lock(&arena_region.lock);
-    if (c->retained) {
-        retained_unlink(c);
-        arena_region.stats.retained_unmapped_total++;
-    }
     size_t first = chunk_first_slot(c);
     arena_global_stats_t *g = &arena_region.stats;
     if (c->poison) {
@@ -299,50 +165,39 @@ void chunk_unmap(chunk_t *c) {
     else
         g->chunks_live--;
     g->chunks_unmapped_total++;
-    if (c->warm)
-        g->warm_bytes -= c->size;
     metadata_put(c);
     pthread_mutex_unlock(&arena_region.lock);
 }
 
-
 uint64_t chunk_count_live(chunk_t *c) {
-    size_t first = chunk_first_page(c), count = c->size >> ARENA_PAGE_SHIFT;
-    uint64_t live = 0;
-    for (size_t k = first; k < first + count; k++)
-        live += arena_region.page_live[k];
-    c->live_blocks = live;
-    return live;
+    /* Only the pages below tables_end: every entry past it is zero (an arena
+     * leaving the chunk moved it past its bump pointer), so a task that used
+     * 80 KiB of a 1 MiB chunk sums 20 counts, not 256. */
+    size_t used = (size_t)(c->tables_end - c->base);
+    size_t pages = (used + ARENA_PAGE_SIZE - 1) >> ARENA_PAGE_SHIFT;
+    c->live_blocks = pages_sum_live(chunk_first_page(c), pages);
+    arena_assert_expensive(pages_sum_live(chunk_first_page(c), chunk_page_count(c)) == c->live_blocks);
+    return c->live_blocks;
 }
 
-void chunk_mark_crossing(char *p, size_t size) {
-    size_t start = region_page_index(p), last = region_page_index(p + size - 1);
-    for (size_t k = start + 1; k <= last; k++)
-        arena_region.page_cross[k] = (uint32_t)(start + 1);
-    arena_region.page_cross_live[start] = 1;
+size_t arena_default_chunk_size(size_t chunk_size, bool huge_pages) {
+    if (chunk_size)
+        return chunk_size;
+    return huge_pages ? ARENA_HUGE_PAGE_SIZE : ARENA_DEFAULT_CHUNK_SIZE;
 }
 
-void chunk_free_slow(chunk_t *c, void *ptr) {
-    if (c->adopted) {
-        adopted_survivor_free(c, ptr);
-        return;
-    }
-    if (c->retained) {
-        retained_free(c, ptr);
-        return;
-    }
-    /* A large block of an open arena. */
-    if (c->live_blocks == 0) {
-        arena_assert_internal(!"double free of an arena block");
-        return; /* a double free: never let the count wrap */
-    }
-    c->live_blocks = 0;
-    c->arena->blocks_freed++;
-    chunk_unmap(c);
-}
-
-size_t chunk_readable_size(const chunk_t *c, const char *p) {
-    if (c->kind == CHUNK_LARGE)
-        return c->block_size;
-    return chunk_block_size(c, p); /* exact: the next start (retained.h) */
+uint64_t arena_block_arena_id(const void *ptr) {
+    chunk_t *c = chunk_lookup(ptr);
+    if (!c)
+        return 0;
+    /* A chunk that was ever adopted answers per line: it holds blocks of
+     * several arenas. (The flag is set after its table is filled.) */
+    /* The id first (acquire), then the flag: an adoption stores the flag
+     * before the adopting arena's id (release), so a reader that sees the
+     * new id also sees the flag and answers per line, never the adopter's id
+     * for an earlier phase's survivor. */
+    uint64_t id = __atomic_load_n(&c->arena_id, __ATOMIC_ACQUIRE);
+    if (atomic_load_explicit(&c->owners_per_line, memory_order_acquire))
+        return arena_id_from_tag(line_owner_get(region_line_index(ptr)));
+    return id;
 }

@@ -7,7 +7,9 @@
  * budget of -1 meant unlimited) and took 0x hex. */
 #include <stdlib.h>
 
-#include "arena/internal.h"
+#include "arena/arena.h"
+
+#include <stdint.h>
 
 arena_error_t arena_parse_bytes(const char *text, uint64_t *out) {
     if (!text || *text < '0' || *text > '9')

@@ -1,7 +1,7 @@
 /* Freeing: O(1). A free keeps the page's live count exact (so release can
  * be exact); in reuse mode a block with a size class also goes on its
  * arena's free list for its size class. */
-#include "arena/internal.h"
+#include "arena/adopt.h"
 
 /* Fast path budget: the ownership lookup (a subtract, a compare, a load),
  * one flag test, a page-counter decrement, a counter and the block's dead
@@ -9,6 +9,28 @@
  * block's size from the start bitmap (a load and a count-trailing-zeros for
  * blocks up to 1 KiB), a page-crossing test and two stores to push the
  * block. No register is saved: the rest is a tail call. */
+/* free of a block of a large, retained or adopted chunk that is not the
+ * open arena's own: each to the layer that keeps its counts. */
+static void free_slow(chunk_t *c, void *ptr) {
+    if (c->adopted) {
+        retained_survivor_free(c, ptr); /* an earlier phase's survivor */
+        return;
+    }
+    if (c->retained) {
+        retained_free(c, ptr);
+        return;
+    }
+    /* A large block of an open arena. */
+    if (c->live_blocks == 0) {
+        arena_assert_internal(!"double free of an arena block");
+        return; /* a double free: never let the count wrap */
+    }
+    c->live_blocks = 0;
+    c->arena->blocks_freed++;
+    arena_chunk_detach(c);
+    chunk_unmap(c);
+}
+
 void arena_free_owned(void *owner, void *ptr) {
     chunk_t *c = owner;
     if (ARENA_UNLIKELY(c->slow_free)) {
@@ -17,14 +39,14 @@ void arena_free_owned(void *owner, void *ptr) {
         if (c->adopted && line_owner_get(region_line_index(ptr)) == owner_tag(c->arena_id))
             chunk_free_open(c, ptr);
         else
-            chunk_free_slow(c, ptr);
+            free_slow(c, ptr);
         return;
     }
     chunk_free_open(c, ptr);
 }
 
 void arena_free(void *ptr) {
-    chunk_t *c = chunk_map_lookup(ptr);
+    chunk_t *c = chunk_lookup(ptr);
     if (ARENA_UNLIKELY(c == NULL)) {
         arena_assert_internal(ptr == NULL && "arena_free of a foreign pointer");
         return;
@@ -44,6 +66,6 @@ void chunk_free_open_rare(struct arena *a, chunk_t *c, void *ptr, size_t page) {
 }
 
 size_t arena_block_readable_size(const void *ptr) {
-    chunk_t *c = chunk_map_lookup(ptr);
+    chunk_t *c = chunk_lookup(ptr);
     return c ? chunk_readable_size(c, ptr) : 0;
 }

@@ -1,8 +1,9 @@
 /* Pools of warm chunks: empty chunks parked mapped and faulted in, handed to
- * the pool's next arenas, given back by trim or destroy. */
+ * the pool's next arenas, given back by trim or destroy. The contract is in
+ * pool.h (and arena.h for the public half). */
 #include <stdlib.h>
 
-#include "arena/internal.h"
+#include "arena/pool.h"
 
 #define DEFAULT_MAX_WARM_BYTES ((size_t)256 << 20)
 
@@ -10,7 +11,7 @@ arena_error_t arena_pool_create(const arena_pool_config_t *config, arena_pool_t 
     *out = NULL;
     bool huge_pages = config && config->huge_pages;
     size_t chunk = arena_default_chunk_size(config ? config->chunk_size : 0, huge_pages);
-    if (!arena_valid_chunk_size(chunk) || (huge_pages && chunk < ARENA_HUGE_PAGE_SIZE))
+    if (!chunk_size_valid(chunk) || (huge_pages && chunk < ARENA_HUGE_PAGE_SIZE))
         return ARENA_EINVAL;
     arena_error_t err = region_ensure();
     if (err != ARENA_OK)
@@ -26,12 +27,12 @@ arena_error_t arena_pool_create(const arena_pool_config_t *config, arena_pool_t 
 }
 
 bool pool_park(arena_pool_t *pool, chunk_t *c) {
-    if (c->kind != CHUNK_SMALL || c->size != pool->chunk_size ||
+    if (c->kind != CHUNK_SMALL || c->poison || c->size != pool->chunk_size ||
         pool->warm_bytes + c->size > pool->max_warm_bytes)
         return false;
-    /* Unpublish and detach from the arena: a parked chunk is owned by no one. */
+    /* Unpublished: a parked chunk is owned by no arena. */
     chunk_publish(c, NULL);
-    chunk_detach(c);
+    c->arena = NULL;
     c->warm = true;
     c->next = pool->warm;
     pool->warm = c;
@@ -44,7 +45,7 @@ bool pool_park(arena_pool_t *pool, chunk_t *c) {
     return true;
 }
 
-chunk_t *pool_take(arena_pool_t *pool, struct arena *a) {
+chunk_t *pool_take(arena_pool_t *pool) {
     chunk_t *c = pool->warm;
     if (!c) {
         pool->misses++;
@@ -57,12 +58,20 @@ chunk_t *pool_take(arena_pool_t *pool, struct arena *a) {
     pthread_mutex_lock(&arena_region.lock);
     arena_region.stats.warm_bytes -= c->size;
     pthread_mutex_unlock(&arena_region.lock);
-    chunk_attach(a, c);
+    c->warm = false;
+    c->next = NULL;
     return c;
 }
 
+retained_warm_t *pool_warm_list_for(arena_pool_t *pool, const chunk_t *c) {
+    if (!pool || c->size != pool->chunk_size ||
+        pool->warm_bytes + pool->warm_retained.bytes + c->size > pool->max_warm_bytes)
+        return NULL;
+    return &pool->warm_retained;
+}
+
 void arena_pool_trim(arena_pool_t *pool, size_t keep_bytes) {
-    retained_pool_trim(pool, keep_bytes);
+    retained_warm_trim(&pool->warm_retained, pool->warm_bytes, keep_bytes);
     while (pool->warm && pool->warm_bytes > keep_bytes) {
         chunk_t *c = pool->warm;
         pool->warm = c->next;
@@ -70,7 +79,11 @@ void arena_pool_trim(arena_pool_t *pool, size_t keep_bytes) {
         pool->warm_chunks--;
         pool->trimmed_bytes += c->size;
         c->next = c->prev = NULL;
-        chunk_unmap(c); /* c->warm: unlinked from nothing else */
+        c->warm = false;
+        pthread_mutex_lock(&arena_region.lock);
+        arena_region.stats.warm_bytes -= c->size;
+        pthread_mutex_unlock(&arena_region.lock);
+        chunk_unmap(c); /* on no list now */
     }
 }
 
@@ -118,7 +131,7 @@ void arena_pool_get_stats(const arena_pool_t *pool, arena_pool_stats_t *out) {
     out->parked = pool->parked;
     out->trimmed_bytes = pool->trimmed_bytes;
     out->arenas_open = pool->arenas_open;
-    out->warm_retained_bytes = pool->warm_retained_bytes;
-    out->warm_retained_chunks = pool->warm_retained_chunks;
+    out->warm_retained_bytes = pool->warm_retained.bytes;
+    out->warm_retained_chunks = pool->warm_retained.chunks;
     out->retained_hits = pool->retained_hits;
 }

@@ -1,14 +1,14 @@
 /* The process-wide region: one reservation of address space from which every
  * chunk is carved, a slot table mapping each 64 KiB slot to its chunk's
- * metadata (so ownership is a range compare and one load), and a bitmap of
- * used slots for placing chunks. */
+ * metadata (so ownership is a range compare and one load), the side tables,
+ * arena ids, and the process-wide counters. The contract is in region.h. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "arena/internal.h"
+#include "arena/region.h"
 #include "arena/os_mem.h"
-#include "arena/testing.h"
+#include "arena/size_class.h"
 
 region_t arena_region = {.lock = PTHREAD_MUTEX_INITIALIZER};
 struct arena_ownership_map arena_ownership;
@@ -35,7 +35,7 @@ static void region_init(void) {
         if (!raw)
             continue;
         size_t pages = reserve >> ARENA_PAGE_SHIFT;
-        size_t table_bytes = slots * sizeof(chunk_t *);
+        size_t table_bytes = slots * sizeof(struct chunk *);
         size_t bitmap_bytes = (slots + 63) / 64 * sizeof(uint64_t);
         size_t line_bytes = (reserve >> ARENA_LINE_SHIFT) * sizeof(uint32_t);
         size_t page_bytes = pages * (sizeof(uint32_t) + sizeof(uint16_t) + 2 * sizeof(uint8_t));
@@ -56,7 +56,7 @@ static void region_init(void) {
         arena_region.page_state = (uint8_t *)(next + pages * (sizeof(uint32_t) + sizeof(uint16_t)));
         arena_region.page_cross_live = arena_region.page_state + pages;
         uintptr_t aligned = ((uintptr_t)raw + ARENA_MAX_CHUNK_SIZE - 1) & ~(uintptr_t)(ARENA_MAX_CHUNK_SIZE - 1);
-        arena_region.slot_owner = (_Atomic(chunk_t *) *)tables;
+        arena_region.slot_owner = (_Atomic(struct chunk *) *)tables;
         arena_region.slot_used = (uint64_t *)(tables + table_bytes);
         arena_region.slot_count = slots;
         pthread_mutex_lock(&arena_region.lock); /* the stats' lock: arena_global_stats reads them */
@@ -89,20 +89,15 @@ arena_error_t arena_region_configure(size_t reserve_bytes) {
     return err;
 }
 
-uint64_t arena_block_arena_id(const void *ptr) {
-    chunk_t *c = chunk_map_lookup(ptr);
-    if (!c)
-        return 0;
-    /* A chunk that was ever adopted answers per line: it holds blocks of
-     * several arenas. (The flag is set after its table is filled.) */
-    /* The id first (acquire), then the flag: an adoption stores the flag
-     * before the adopting arena's id (release), so a reader that sees the
-     * new id also sees the flag and answers per line, never the adopter's id
-     * for an earlier phase's survivor. */
-    uint64_t id = __atomic_load_n(&c->arena_id, __ATOMIC_ACQUIRE);
-    if (atomic_load_explicit(&c->owners_per_line, memory_order_acquire))
-        return arena_id_from_tag(line_owner_get(region_line_index(ptr)));
-    return id;
+static _Atomic uint64_t next_arena_id = 1;
+
+uint64_t region_new_arena_id(void) { return atomic_fetch_add(&next_arena_id, 1); }
+
+uint64_t arena_id_from_tag(uint32_t tag) {
+    /* The most recent id with these low bits that has been issued. */
+    uint64_t next = atomic_load_explicit(&next_arena_id, memory_order_relaxed);
+    uint64_t id = (next & ~(uint64_t)UINT32_MAX) | tag;
+    return id >= next ? id - ((uint64_t)1 << 32) : id;
 }
 
 void arena_global_stats(arena_global_stats_t *out) {
@@ -125,33 +120,4 @@ const char *arena_error_name(arena_error_t err) {
     case ARENA_ECLOSED: return "arena released";
     }
     return "unknown error";
-}
-
-const char *arena_testing_check_lists(void) {
-    const char *problem = NULL;
-    pthread_mutex_lock(&arena_region.lock);
-    uint64_t retained = 0, limit = arena_region.stats.chunks_retained + 1;
-    const chunk_t *prev = NULL;
-    for (const chunk_t *c = arena_region.retained; c && !problem; prev = c, c = c->next) {
-        if (++retained > limit)
-            problem = "retained list: longer than chunks_retained (a cycle?)";
-        else if (c->prev != prev)
-            problem = "retained list: prev does not match";
-        else if (!c->retained || c->arena || c->adopted)
-            problem = "retained list: a member that is not a retained chunk";
-    }
-    if (!problem && retained != arena_region.stats.chunks_retained)
-        problem = "retained list: length differs from chunks_retained";
-    uint64_t adoptable = 0;
-    prev = NULL;
-    for (const chunk_t *c = arena_region.adoptable; c && !problem; prev = c, c = c->adopt_next) {
-        if (++adoptable > retained)
-            problem = "adoptable list: longer than the retained list (a cycle?)";
-        else if (c->adopt_prev != prev)
-            problem = "adoptable list: adopt_prev does not match";
-        else if (!c->adoptable_listed || !c->retained)
-            problem = "adoptable list: a member that is not a listed retained chunk";
-    }
-    pthread_mutex_unlock(&arena_region.lock);
-    return problem;
 }

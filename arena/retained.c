@@ -1,158 +1,19 @@
-/* The free space of retained chunks: retaining a chunk, handing its free
- * pages back, freeing its survivors, and adoption (later arenas allocating
- * into its free lines). The contract is in retained.h. */
-#include <stdlib.h>
-#include <string.h>
+/* Retained chunks: keeping a chunk past its arena's release, handing its
+ * free pages back, freeing its survivors, and finding its free lines for
+ * an adoption. The contract is in retained.h. */
+#include "arena/retained.h"
 
-#include "arena/internal.h"
-#include "arena/os_mem.h"
-#include "arena/track.h"
+#include "arena/testing.h"
 
-/* ---- block bits ---- */
-
-/* The live starts of a block bits word: starts whose dead bit is clear. */
-static inline uint64_t live_starts(uint64_t word) { return word & BLOCK_START_BITS & ~(word >> 1); }
-
-/* The first live block start at or after granule g, or end. */
-static size_t next_live_start(size_t g, size_t end) {
-    while (g < end) {
-        uint64_t live = live_starts(*block_bits_word(g)) & (~(uint64_t)0 << block_bits_shift(g));
-        if (live) {
-            size_t n = (g & ~(size_t)31) + ((size_t)__builtin_ctzll(live) >> 1);
-            return n < end ? n : end;
-        }
-        g = (g | 31) + 1;
-    }
-    return end;
-}
-
-/* The first block start (live or dead) after granule g, or end: where the
- * block at g ends. */
-static size_t next_start_after(size_t g, size_t end) {
-    for (g++; g < end;) {
-        uint64_t starts = *block_bits_word(g) & BLOCK_START_BITS & (~(uint64_t)0 << block_bits_shift(g));
-        if (starts) {
-            size_t n = (g & ~(size_t)31) + ((size_t)__builtin_ctzll(starts) >> 1);
-            return n < end ? n : end;
-        }
-        g = (g | 31) + 1;
-    }
-    return end;
-}
-
-/* Live blocks in [start, end) (whole lines: a word of block bits each 4). */
-static uint64_t count_live_starts(const char *start, const char *end) {
-    uint64_t live = 0;
-    for (size_t g = region_granule_index(start), last = region_granule_index(end); g < last;) {
-        uint64_t bits = live_starts(*block_bits_word(g)) >> block_bits_shift(g);
-        size_t next = (g | 31) + 1;
-        if (next > last) {
-            bits &= ((uint64_t)1 << (2 * (last - g))) - 1;
-            next = last;
-        }
-        live += (uint64_t)__builtin_popcountll(bits);
-        g = next;
-    }
-    return live;
-}
-
-/* Live blocks in the lines of small chunk c that arena `id` owns: every
- * line of the chunk asked (the fallback when a span went unrecorded). */
-static uint64_t count_live_owned_by_lines(const chunk_t *c, uint64_t id) {
-    uint64_t live = 0;
-    size_t first = chunk_first_line(c), end = first + (c->size >> ARENA_LINE_SHIFT);
-    for (size_t line = first; line < end; line++) {
-        if (line_owner_get(line) != owner_tag(id))
-            continue;
-        size_t g = line * ARENA_GRANULES_PER_LINE;
-        uint64_t bits = live_starts(*block_bits_word(g)) >> block_bits_shift(g);
-        if (ARENA_GRANULES_PER_LINE < 32)
-            bits &= ((uint64_t)1 << (2 * ARENA_GRANULES_PER_LINE)) - 1;
-        live += (uint64_t)__builtin_popcountll(bits);
-    }
-    return live;
-}
-
-void retained_count_own_live(struct arena *a) {
-    for (chunk_t *c = a->chunks; c; c = c->next)
-        if (c->adopted)
-            c->own_live = a->spans_lost ? count_live_owned_by_lines(c, a->id) : 0;
-    if (!a->spans_lost)
-        for (size_t i = 0; i < a->spans_count; i++)
-            chunk_map_lookup(a->spans[i].start)->own_live += count_live_starts(a->spans[i].start, a->spans[i].end);
-    free(a->spans);
-    a->spans = NULL;
-    a->spans_count = a->spans_cap = 0;
-}
-
-/* Records span [start, end) for retained_count_own_live. */
-static void span_record(struct arena *a, char *start, char *end) {
-    if (a->spans_count == a->spans_cap) {
-        size_t cap = a->spans_cap ? 2 * a->spans_cap : 64;
-        struct span_record *grown = realloc(a->spans, cap * sizeof *grown);
-        if (!grown) {
-            a->spans_lost = true; /* (counted per line instead: slower, as exact) */
-            return;
-        }
-        a->spans = grown;
-        a->spans_cap = cap;
-    }
-    a->spans[a->spans_count++] = (struct span_record){start, end};
-}
-
-/* ---- pages handed back ---- */
-
-/* A page must stay while a live block starts in it, or while the block
- * crossing into it may be live: its start page has live blocks and that
- * block was not seen freed. page_cross_live is set whenever a crossing block
- * is handed out and cleared only by a free that knows the freed block is
- * that one (reuse mode, exact sizes), so a clear flag always means dead;
- * otherwise it stays set: conservative. */
-static bool page_pinned(size_t page) {
-    if (arena_region.page_live[page])
-        return true;
-    uint32_t cross = arena_region.page_cross[page];
-    return cross && arena_region.page_live[cross - 1] && arena_region.page_cross_live[cross - 1];
-}
-
-/* Hands back pages [first, first+count) of c that are free, in runs. Only
- * the pages below the chunk's tables_end are marked PAGE_RELEASED: past it
- * no block was ever placed (its side tables are all zero and stay so, and
- * zero_tables zeroes only below tables_end). Such pages are discarded
- * unmarked -- a warm chunk may hold resident pages of an earlier arena
- * there -- so a later release discards them again (a syscall, no memory).
- * Marking them wrote a 1 MiB chunk's page states, and made zero_tables
- * write its ~18 KiB of never-touched tables at unmap (issue 24: +45 MiB of
- * RSS while 5,000 retained chunks were given back). */
+/* Hands back the free pages of [first, first + count) of c. */
 static size_t release_pages(chunk_t *c, size_t first, size_t count) {
-    size_t released = 0, run = 0, chunk_first = chunk_first_page(c);
-    size_t marked_end = chunk_first + (((size_t)(c->tables_end - c->base) + ARENA_PAGE_SIZE - 1) >> ARENA_PAGE_SHIFT);
-    for (size_t k = first; k <= first + count; k++) {
-        bool free_page = k < first + count && arena_region.page_state[k] != PAGE_RELEASED && !page_pinned(k);
-        if (free_page) {
-            run++;
-            continue;
-        }
-        if (run) {
-            char *p = c->base + ((k - run - chunk_first) << ARENA_PAGE_SHIFT);
-            size_t bytes = run << ARENA_PAGE_SHIFT;
-            track_mem_undefined(p, bytes);
-            if (c->poison)
-                os_decommit(p, bytes); /* PROT_NONE: a stale access faults */
-            else
-                os_discard(p, bytes);
-            if (k - run < marked_end)
-                memset(arena_region.page_state + (k - run), PAGE_RELEASED, (k < marked_end ? k : marked_end) - (k - run));
-            released += bytes;
-            run = 0;
-        }
-    }
-    return released;
+    size_t marked_end = chunk_first_page(c) + (((size_t)(c->tables_end - c->base) + ARENA_PAGE_SIZE - 1) >> ARENA_PAGE_SHIFT);
+    return pages_release_free(first, count, marked_end, c->poison);
 }
 
 /* ---- the retained and adoptable lists (region lock held) ---- */
 
-void adoptable_unlink(chunk_t *c) {
+static void adoptable_unlink(chunk_t *c) {
     if (!c->adoptable_listed)
         return;
     if (c->adopt_prev)
@@ -178,47 +39,40 @@ static void adoptable_list(chunk_t *c) {
     c->adoptable_listed = true;
 }
 
-/* ---- a pool's warm retained chunks (the caller's lock) ---- */
+/* ---- warm lists (a pool's; the caller's lock) ---- */
 
 /* Region lock held (for the global count). */
 static void warm_unlink(chunk_t *c) {
-    struct arena_pool *pool = c->warm_pool;
-    if (!pool)
+    retained_warm_t *w = c->warm_list;
+    if (!w)
         return;
     if (c->warm_prev)
         c->warm_prev->warm_next = c->warm_next;
     else
-        pool->warm_retained = c->warm_next;
+        w->head = c->warm_next;
     if (c->warm_next)
         c->warm_next->warm_prev = c->warm_prev;
     c->warm_prev = c->warm_next = NULL;
-    c->warm_pool = NULL;
-    pool->warm_retained_bytes -= c->size;
-    pool->warm_retained_chunks--;
+    c->warm_list = NULL;
+    w->bytes -= c->size;
+    w->chunks--;
     arena_region.stats.warm_retained_bytes -= c->size;
 }
 
-static bool warm_link(struct arena_pool *pool, chunk_t *c) {
-    /* (The default pool too, within its one chunk: a worker's scopes
-     * often run in a chunk that an earlier survivor keeps, and handing its
-     * free pages back at every exit made each task fault them in again.) */
-    if (!pool || c->kind != CHUNK_SMALL || c->poison || c->size != pool->chunk_size ||
-        pool->warm_bytes + pool->warm_retained_bytes + c->size > pool->max_warm_bytes)
-        return false;
-    c->warm_pool = pool;
+static void warm_link(retained_warm_t *w, chunk_t *c) {
+    c->warm_list = w;
     c->warm_prev = NULL;
-    c->warm_next = pool->warm_retained;
+    c->warm_next = w->head;
     if (c->warm_next)
         c->warm_next->warm_prev = c;
-    pool->warm_retained = c;
-    pool->warm_retained_bytes += c->size;
-    pool->warm_retained_chunks++;
-    return true;
+    w->head = c;
+    w->bytes += c->size;
+    w->chunks++;
 }
 
-void retained_pool_trim(struct arena_pool *pool, size_t keep_bytes) {
-    while (pool->warm_retained && pool->warm_bytes + pool->warm_retained_bytes > keep_bytes) {
-        chunk_t *c = pool->warm_retained;
+void retained_warm_trim(retained_warm_t *w, size_t other_bytes, size_t keep_bytes) {
+    while (w->head && other_bytes + w->bytes > keep_bytes) {
+        chunk_t *c = w->head;
         pthread_mutex_lock(&arena_region.lock);
         warm_unlink(c);
         pthread_mutex_unlock(&arena_region.lock);
@@ -229,7 +83,9 @@ void retained_pool_trim(struct arena_pool *pool, size_t keep_bytes) {
     }
 }
 
-void retained_unlink(chunk_t *c) {
+/* Takes c off the retained, adoptable and warm lists and out of the
+ * retained stats. Region lock held. */
+static void retained_unlink(chunk_t *c) {
     warm_unlink(c);
     adoptable_unlink(c);
     if (c->prev)
@@ -239,18 +95,22 @@ void retained_unlink(chunk_t *c) {
     if (c->next)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
+    c->retained = false;
     arena_region.stats.chunks_retained--;
     arena_region.stats.bytes_retained -= c->size;
 }
 
-size_t retained_take(chunk_t *c, struct arena_pool *pool) {
+size_t retained_take(chunk_t *c, retained_warm_t *warm) {
     /* tables_end stays the high-water mark of what its arenas touched
-     * (span_leave, span_take): release_pages marks and zero_tables zeroes
+     * (span_leave, span_take): release_pages marks and the unmap zeroes
      * only below it. */
     c->arena = NULL;
     c->retained = true;
     c->slow_free = true;
-    bool warm = warm_link(pool, c); /* its free pages stay resident for the pool's next arenas */
+    if (warm && (c->kind != CHUNK_SMALL || c->poison))
+        warm = NULL;
+    if (warm)
+        warm_link(warm, c); /* its free pages stay resident for the pool's next arenas */
     size_t released = c->kind == CHUNK_SMALL && !warm ? release_pages(c, chunk_first_page(c), chunk_page_count(c)) : 0;
     pthread_mutex_lock(&arena_region.lock);
     c->prev = NULL;
@@ -282,43 +142,39 @@ void retained_free(chunk_t *c, void *ptr) {
         size_t page = region_page_index(ptr);
         if (--arena_region.page_live[page] == 0) {
             /* This page, and the pages its blocks crossed into, may be free now. */
-            size_t end = chunk_first_page(c) + chunk_page_count(c), next = page + 1;
-            while (next < end && arena_region.page_cross[next] == page + 1)
-                next++;
-            released = release_pages(c, page, next - page);
+            size_t end = chunk_first_page(c) + chunk_page_count(c);
+            released = release_pages(c, page, pages_emptied_run(page, end));
         }
     }
     pthread_mutex_lock(&arena_region.lock);
     arena_region.stats.blocks_retained--;
     arena_region.stats.bytes_pages_released += released;
-    if (c->live_blocks)
+    if (c->live_blocks) {
         adoptable_list(c); /* its lines may be free now */
+    } else {
+        retained_unlink(c);
+        arena_region.stats.retained_unmapped_total++;
+    }
     pthread_mutex_unlock(&arena_region.lock);
     if (c->live_blocks == 0)
         chunk_unmap(c);
 }
 
-/* ---- adoption ---- */
-
-/* The shortest span worth taking, in lines. One: any whole line that no
- * live block touches is reused, as pymalloc reuses any free block of a
- * pool; an arena moving between spans costs a refill, and the objects of
- * a phase that runs in short spans are less contiguous (see
- * docs/benchmarks.md for the measured cost). */
-#ifndef ADOPT_MIN_SPAN_LINES
-#define ADOPT_MIN_SPAN_LINES 1
-#endif
-
-/* Lines a span must have to take a block of `block` bytes. */
-static size_t span_lines_for(size_t block) {
-    size_t lines = (block + ARENA_LINE_SIZE - 1) >> ARENA_LINE_SHIFT;
-    return lines > ADOPT_MIN_SPAN_LINES ? lines : ADOPT_MIN_SPAN_LINES;
+void retained_survivor_free(chunk_t *c, void *ptr) {
+    size_t page = region_page_index(ptr);
+    arena_assert_internal(line_owner_get(region_line_index(ptr)) != owner_tag(c->arena_id)); /* (its arena frees its own) */
+    if (arena_region.page_live[page] == 0 || c->foreign_live == 0) {
+        arena_assert_internal(!"double free of an arena block");
+        return; /* a double free: never let the counts wrap */
+    }
+    arena_region.page_live[page]--; /* an earlier phase's survivor; its page waits for the release */
+    c->foreign_live--;
+    block_dead_mark(ptr); /* its lines are free for a later span */
 }
 
-/* The first run of at least `lines` free lines of chunk c at or after
- * `from` (which no live block covers: the chunk's base, or the end of a
- * span taken before). true and its bounds, or false. */
-static bool span_find(const chunk_t *c, const char *from, size_t lines, char **start, char **end) {
+/* ---- finding free lines for an adoption ---- */
+
+bool retained_span_find(const chunk_t *c, const char *from, size_t lines, char **start, char **end) {
     size_t g = region_granule_index(from), end_g = region_granule_index(c->base) + (c->size >> ARENA_GRANULE_SHIFT);
     char *region_base = (char *)__atomic_load_n(&arena_ownership.base, __ATOMIC_RELAXED);
     while (g < end_g) {
@@ -338,174 +194,35 @@ static bool span_find(const chunk_t *c, const char *from, size_t lines, char **s
     return false;
 }
 
-/* Takes [start, end) of adopted chunk c (whole free lines) for arena a:
- * its block bits, line owners and page tables made ready for bump
- * allocation. */
-static void span_take(struct arena *a, chunk_t *c, char *start, char *end) {
-    char *chunk_end = c->base + c->size;
-    size_t g0 = region_granule_index(start), g1 = region_granule_index(end);
-    block_bits_clear(g0, g1);
-    block_start_mark(start); /* the first block's start (dead-marked by the leave if none comes) */
-    if (end < chunk_end && !block_start_at(g1)) {
-        /* The free rest of the run past the span's last line: a dead block,
-         * so the span's last block ends at the span's end. */
-        block_start_mark(end);
-        block_dead_mark(end);
-    }
-    for (size_t line = region_line_index(start), last = region_line_index(end); line < last; line++)
-        line_owner_set(line, a->id);
-    /* Pages: a handed-back page is entirely inside the span (no live block
-     * touches it) and in use again; any block crossing into a page whose
-     * first byte is in [start, end] covers span bytes, so it is dead. */
-    size_t first_page = region_page_index(start), last_page = region_page_index(end - 1);
-    for (size_t k = first_page; k <= last_page; k++) {
-        if (arena_region.page_state[k] == PAGE_RELEASED) {
-            arena_assert_internal(arena_region.page_live[k] == 0);
-            arena_region.page_state[k] = PAGE_IN_USE;
-            arena_region.page_cross_live[k] = 0;
-        }
-    }
-    size_t k = region_page_index(start + ARENA_PAGE_SIZE - 1); /* the first page starting at or after start */
-    for (; k <= region_page_index(end) && k < chunk_first_page(c) + chunk_page_count(c); k++)
-        arena_region.page_cross[k] = 0;
-    track_mem_noaccess(start, (size_t)(end - start));
-    /* Its tables are written from here on (the end mark at `end` included). */
-    char *touched = end + ARENA_LINE_SIZE < chunk_end ? end + ARENA_LINE_SIZE : chunk_end;
-    if (touched > c->tables_end)
-        c->tables_end = touched;
-    a->span_cursor = end;
-    a->bytes_adopted += (size_t)(end - start);
-    span_record(a, start, end);
-}
-
-/* Makes [start, end) of adopted chunk c the arena's current span. */
-static void span_activate(struct arena *a, chunk_t *c, char *start, char *end) {
-    span_take(a, c, start, end);
-    a->current = c;
-    a->bump = start;
-    a->end = end;
-    a->last_block = NULL;
-}
-
-/* The arena's current span (or chunk) ends: the rest past its bump pointer
- * is a dead block (its start is set: the last block's end). */
-static void span_leave(struct arena *a) {
-    if (a->bump < a->end)
-        block_dead_mark(a->bump);
-    chunk_t *c = a->current;
-    if (!c->adopted) {
-        char *touched = a->bump + ARENA_LINE_SIZE; /* (with the dead mark at the bump pointer) */
-        if (touched > c->base + c->size)
-            touched = c->base + c->size;
-        if (touched > c->tables_end)
-            c->tables_end = touched;
-    }
-}
-
-static void overflow_leave(struct arena *a) {
-    if (a->overflow_bump < a->overflow_end)
-        block_dead_mark(a->overflow_bump);
-    a->overflow_bump = a->overflow_end = NULL;
-}
-
-void arena_leave_current(struct arena *a) {
-    if (!a->current)
-        return;
-    span_leave(a);
-    overflow_leave(a);
-}
-
-void *adopt_overflow_alloc(struct arena *a, size_t size, size_t block) {
-    chunk_t *c = a->current;
-    if ((size_t)(a->overflow_end - a->overflow_bump) < block) {
-        char *start, *end;
-        if (!span_find(c, a->span_cursor, span_lines_for(block), &start, &end))
-            return NULL;
-        overflow_leave(a);
-        span_take(a, c, start, end);
-        a->overflow_bump = start;
-        a->overflow_end = end;
-    }
-    char *p = a->overflow_bump;
-    a->overflow_bump = p + block;
-    arena_region.page_live[region_page_index(p)]++;
-    if (a->overflow_bump != a->overflow_end)
-        block_start_mark(a->overflow_bump);
-    if (block_crosses_page(p, block))
-        chunk_mark_crossing(p, block);
-    a->blocks_allocated++;
-    a->bytes_requested += size;
-    track_mem_undefined(p, block);
-    return p;
-}
-
-bool adopt_next_span(struct arena *a, size_t block) {
-    chunk_t *c = a->current;
-    char *start, *end;
-    if (!span_find(c, a->span_cursor, span_lines_for(block), &start, &end))
-        return false;
-    span_leave(a); /* (an overflow span stays: it is in this chunk) */
-    span_activate(a, c, start, end);
-    return true;
-}
-
-/* Arena a takes retained chunk c (already off the lists) and makes span
- * [start, end) current. */
-static void adopt_take(struct arena *a, chunk_t *c, char *start, char *end) {
-    if (!atomic_load_explicit(&c->owners_per_line, memory_order_relaxed)) {
-        for (size_t line = chunk_first_line(c), last = line + (c->size >> ARENA_LINE_SHIFT); line < last; line++)
-            line_owner_set(line, c->arena_id); /* the survivors' arena, before c changes hands */
-        atomic_store_explicit(&c->owners_per_line, true, memory_order_release);
-    }
-    c->retained = false;
-    c->adopted = true;
-    c->slow_free = true; /* frees ask the line whose block it is */
-    c->arena = a;
-    /* After owners_per_line (release): a lock-free reader that sees the
-     * new id sees the flag too, and answers per line (arena_block_arena_id). */
-    __atomic_store_n(&c->arena_id, a->id, __ATOMIC_RELEASE);
-    c->reuse = a->reuse;
-    chunk_link(a, c);
-    a->chunks_adopted++;
-    arena_leave_current(a);
-    span_activate(a, c, start, end);
-}
-
-/* Takes chunk c off the retained lists for an adoption. */
-static void adopt_unlist(chunk_t *c) {
+/* Takes chunk c off the retained lists for an adoption. Region lock held. */
+static void unlist_for_adoption(chunk_t *c) {
     retained_unlink(c);
     arena_region.stats.blocks_retained -= c->live_blocks;
     arena_region.stats.chunks_adopted_total++;
 }
 
-bool adopt_pool_retained(struct arena *a, size_t block) {
-    size_t lines = span_lines_for(block);
-    char *start, *end;
+chunk_t *retained_warm_find(retained_warm_t *warm, size_t lines, char **start, char **end) {
     int tries = 0; /* bounded: a refill must stay cheap */
-    for (chunk_t *c = a->pool->warm_retained; c && tries++ < 8; c = c->warm_next) {
-        if (span_find(c, c->base, lines, &start, &end)) {
+    for (chunk_t *c = warm->head; c && tries++ < 8; c = c->warm_next) {
+        if (retained_span_find(c, c->base, lines, start, end)) {
             pthread_mutex_lock(&arena_region.lock);
-            adopt_unlist(c);
+            unlist_for_adoption(c);
             pthread_mutex_unlock(&arena_region.lock);
-            a->pool->retained_hits++;
-            adopt_take(a, c, start, end);
-            return true;
+            return c;
         }
     }
-    return false;
+    return NULL;
 }
 
-bool adopt_retained_chunk(struct arena *a, size_t block) {
-    size_t lines = span_lines_for(block);
-    char *start = NULL, *end = NULL;
+chunk_t *retained_adoptable_find(size_t chunk_size, size_t lines, char **start, char **end) {
     chunk_t *c = NULL;
     int tries = 0; /* bounded: a refill must stay cheap */
     pthread_mutex_lock(&arena_region.lock);
     chunk_t *candidate = arena_region.adoptable;
     while (candidate && tries++ < 8) {
         chunk_t *next = candidate->adopt_next;
-        if (candidate->size == a->chunk_size) { /* (byte_limit and small_max assume the arena's size) */
-            if (span_find(candidate, candidate->base, lines, &start, &end)) {
+        if (candidate->size == chunk_size) { /* (byte_limit and small_max assume the arena's size) */
+            if (retained_span_find(candidate, candidate->base, lines, start, end)) {
                 c = candidate;
                 break;
             }
@@ -515,22 +232,38 @@ bool adopt_retained_chunk(struct arena *a, size_t block) {
         candidate = next;
     }
     if (c)
-        adopt_unlist(c);
+        unlist_for_adoption(c);
     pthread_mutex_unlock(&arena_region.lock);
-    if (!c)
-        return false;
-    adopt_take(a, c, start, end);
-    return true;
+    return c;
 }
 
-void adopted_survivor_free(chunk_t *c, void *ptr) {
-    size_t page = region_page_index(ptr);
-    arena_assert_internal(line_owner_get(region_line_index(ptr)) != owner_tag(c->arena_id)); /* (arena_free frees the arena's own) */
-    (void)c;
-    if (arena_region.page_live[page] == 0) {
-        arena_assert_internal(!"double free of an arena block");
-        return; /* a double free: never let the count wrap */
+/* ---- test hook ---- */
+
+const char *arena_testing_check_lists(void) {
+    const char *problem = NULL;
+    pthread_mutex_lock(&arena_region.lock);
+    uint64_t retained = 0, limit = arena_region.stats.chunks_retained + 1;
+    const chunk_t *prev = NULL;
+    for (const chunk_t *c = arena_region.retained; c && !problem; prev = c, c = c->next) {
+        if (++retained > limit)
+            problem = "retained list: longer than chunks_retained (a cycle?)";
+        else if (c->prev != prev)
+            problem = "retained list: prev does not match";
+        else if (!c->retained || c->arena || c->adopted)
+            problem = "retained list: a member that is not a retained chunk";
     }
-    arena_region.page_live[page]--; /* an earlier phase's survivor; its page waits for the release */
-    block_dead_mark(ptr);           /* its lines are free for a later span */
+    if (!problem && retained != arena_region.stats.chunks_retained)
+        problem = "retained list: length differs from chunks_retained";
+    uint64_t adoptable = 0;
+    prev = NULL;
+    for (const chunk_t *c = arena_region.adoptable; c && !problem; prev = c, c = c->adopt_next) {
+        if (++adoptable > retained)
+            problem = "adoptable list: longer than the retained list (a cycle?)";
+        else if (c->adopt_prev != prev)
+            problem = "adoptable list: adopt_prev does not match";
+        else if (!c->adoptable_listed || !c->retained)
+            problem = "adoptable list: a member that is not a listed retained chunk";
+    }
+    pthread_mutex_unlock(&arena_region.lock);
+    return problem;
 }

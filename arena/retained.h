@@ -1,12 +1,16 @@
-/* The free space of retained chunks: one owner (retained.c) for how memory
- * around survivors is found, handed back and reused. Internal to the arena
- * library (included by internal.h).
+/* Layer 4 of the arena library (arena/README.md): retained chunks.
+ *
+ * The free space of retained chunks: one owner (retained.c) for how memory
+ * around survivors is kept, found and handed back; adopt.c (layer 7, the
+ * arena side) takes what this layer finds. Includes only layers 3 (chunk.h)
+ * and below: pools and arenas are above it, so a pool's list of warm
+ * retained chunks is a retained_warm_t that the pool embeds.
  *
  * What a retained chunk is
  * ------------------------
  * A small chunk that still held live blocks when its arena was released.
  * It belongs to no arena: it sits on the region's retained list until the
- * free of its last live block unmaps it (chunk_free_slow), whenever that
+ * free of its last live block unmaps it (retained_free), whenever that
  * happens. Nothing live in it is ever unmapped, moved or written.
  *
  * What is known about its blocks
@@ -55,75 +59,97 @@
  *   the open arena's own go to its free lists as in any of its chunks, a
  *   survivor's is marked dead and drops its page's count.
  * - at release only the arena's own lines' live blocks count as its
- *   escapes; the chunk is then an ordinary retained chunk again.
+ *   escapes: the chunk's page counts less its earlier survivors still
+ *   live (foreign_live: its live_blocks when adopted, less each
+ *   retained_survivor_free since), so counting costs a sum over pages,
+ *   not a walk of the block bits; the chunk is then an ordinary retained
+ *   chunk again.
  * Spans are whole lines, so a survivor pins at most the lines it touches
  * (a 100-byte survivor, one or two lines of 128 bytes), not its page or its chunk: a
  * worker whose tasks each keep a little refills the same pages, as
  * pymalloc refills its pools.
  *
- * Locking: everything here runs under the caller's one lock (arena.h); the
- * retained and adoptable lists and the global counters also take the
- * region mutex.
+ * Ownership: a retained chunk belongs to this layer (the region's retained
+ * list) from retained_take until its last block's free unmaps it or an
+ * adoption takes it off the lists (retained_adoptable_find,
+ * retained_warm_find); a warm list belongs to its pool, its members to
+ * this layer. Locking: everything here runs under the caller's one lock
+ * (arena.h); the retained and adoptable lists and the global counters also
+ * take the region mutex. Failure: nothing here fails; a double free is
+ * ignored (asserted in debug builds), never lets a count wrap.
  */
 #ifndef OBJARENA_ARENA_RETAINED_H
 #define OBJARENA_ARENA_RETAINED_H
 
-/* Detaches a chunk that still holds live blocks from its released arena,
- * moves it to the retained list, hands back its untouched pages and lists
- * it as adoptable. Returns the bytes of pages handed back. With `pool`
- * (the arena's, the default pool included) and room in it (max_warm_bytes, the chunk's whole size
- * counted), the pages stay resident instead and the chunk is the pool's
- * warm retained chunk, adopted first by the pool's next arenas, until an
- * adoption, its unmap or arena_pool_trim (which hands the pages back). */
-size_t retained_take(chunk_t *c, struct arena_pool *pool);
+#include "arena/chunk.h"
 
-/* A pool arena's refill: adopts one of its pool's warm retained chunks
- * with a span of at least `block` bytes. false: none. */
-bool adopt_pool_retained(struct arena *a, size_t block);
+/* A list of retained chunks whose free pages stay resident (a pool's: the
+ * pool decides which chunks may join and trims the list). */
+typedef struct retained_warm {
+    chunk_t *head;
+    uint64_t bytes, chunks;  /* their whole size and count */
+} retained_warm_t;
 
-/* arena_pool_trim's half for warm retained chunks: hands their free pages
- * back and lets them go (they stay retained) until the pool's warm bytes
- * are at most keep_bytes. */
-void retained_pool_trim(struct arena_pool *pool, size_t keep_bytes);
+/* Moves chunk c, which still holds live blocks and is on no list (its
+ * released arena detached it), to the retained list, lists it as
+ * adoptable, and hands back its untouched pages; returns their bytes.
+ * With `warm` (a pool's list that has room for c: the caller checked), the
+ * pages stay resident instead and c joins that list, to be adopted first
+ * by the pool's next arenas, until an adoption, its unmap or a trim. */
+size_t retained_take(chunk_t *c, retained_warm_t *warm);
 
-/* Takes a retained chunk off the retained (and adoptable) list and out of
- * the retained stats. Region lock held. */
-void retained_unlink(chunk_t *c);
+/* Hands back the free pages of the chunks of `warm` and lets them go (they
+ * stay retained), first ones first, while other_bytes + warm->bytes >
+ * keep_bytes. */
+void retained_warm_trim(retained_warm_t *warm, size_t other_bytes, size_t keep_bytes);
 
 /* free of a live block of retained chunk c (small or large): marks it dead,
  * unmaps c with its last block, else hands back the pages that emptied. */
 void retained_free(chunk_t *c, void *ptr);
 
-/* At the release of arena a: sets own_live of each chunk it adopted to the
- * live blocks of the spans it took there (its escapes in that chunk), at
- * the cost of the span bytes, not of the chunks; frees the span records. */
-void retained_count_own_live(struct arena *a);
+/* free of an earlier phase's survivor in an adopted chunk (its arena frees
+ * its own blocks itself): drops its page's live count and the chunk's
+ * foreign_live, marks it dead (its lines are free for a later span). */
+void retained_survivor_free(chunk_t *c, void *ptr);
 
-/* Takes a listed retained chunk with a span of at least `block` bytes into
- * arena a and makes the span current. false: none (a is unchanged). */
-bool adopt_retained_chunk(struct arena *a, size_t block);
+/* The shortest span worth taking, in lines. One: any whole line that no
+ * live block touches is reused, as pymalloc reuses any free block of a
+ * pool; an arena moving between spans costs a refill, and the objects of
+ * a phase that runs in short spans are less contiguous (see
+ * docs/benchmarks.md for the measured cost). */
+#ifndef ADOPT_MIN_SPAN_LINES
+#define ADOPT_MIN_SPAN_LINES 1
+#endif
 
-/* Makes the next span (>= block bytes) of a's current, adopted chunk
- * current. false: none left (a is unchanged). */
-bool adopt_next_span(struct arena *a, size_t block);
+/* Lines a span must have to take a block of `block` bytes. */
+static inline size_t retained_span_lines(size_t block) {
+    size_t lines = (block + ARENA_LINE_SIZE - 1) >> ARENA_LINE_SHIFT;
+    return lines > ADOPT_MIN_SPAN_LINES ? lines : ADOPT_MIN_SPAN_LINES;
+}
 
-/* Before the arena's current chunk changes: marks a dead block at its
- * bump pointer (the end of its last block) and at its overflow span's,
- * and how far its side tables were touched (tables_end). */
-void arena_leave_current(struct arena *a);
+/* The first run of at least `lines` free lines of chunk c at or after
+ * `from` (which no live block covers: the chunk's base, or the end of a
+ * span taken before). true and its bounds, or false. */
+bool retained_span_find(const chunk_t *c, const char *from, size_t lines, char **start, char **end);
 
-/* A block of more than a line that does not fit what is left of the
- * current span of adopted chunk a->current: bump-allocated from an
- * overflow span of that chunk (the next run of free lines that fits it)
- * instead of abandoning the current span's lines (Immix's overflow
- * allocation). NULL when the chunk has no such run (a is unchanged). */
-void *adopt_overflow_alloc(struct arena *a, size_t size, size_t block);
+/* An adoption's search (bounded: 8 candidates): the first adoptable chunk
+ * of `chunk_size` with a run of `lines` free lines, taken off every list
+ * and out of the retained stats, with the run's bounds; NULL if none.
+ * Candidates with no free line at all leave the adoptable list (a free in
+ * them lists them again). */
+chunk_t *retained_adoptable_find(size_t chunk_size, size_t lines, char **start, char **end);
 
-/* free of an earlier phase's survivor in an adopted chunk (arena_free frees
- * the adopting arena's own blocks itself). */
-void adopted_survivor_free(chunk_t *c, void *ptr);
+/* The same search in a pool's warm list (bounded: 8 chunks). */
+chunk_t *retained_warm_find(retained_warm_t *warm, size_t lines, char **start, char **end);
 
-/* Takes c off the adoptable list, if on it. Region lock held. */
-void adoptable_unlink(chunk_t *c);
+/* At the release of adopted chunk c (whose page counts chunk_count_live
+ * just summed into live_blocks): the live blocks of its arena's own lines,
+ * its escapes there. Exact, at no cost beyond that sum: the survivors it
+ * held when adopted were counted then (foreign_live) and every free of one
+ * since came through retained_survivor_free. */
+static inline uint64_t adopted_own_live(const chunk_t *c) {
+    arena_assert_internal(c->live_blocks >= c->foreign_live);
+    return c->live_blocks > c->foreign_live ? c->live_blocks - c->foreign_live : 0; /* (never wraps) */
+}
 
 #endif

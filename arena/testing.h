@@ -16,6 +16,12 @@ void arena_testing_fail_commit_after(long successful_commits);
  * static description of the first violation. */
 const char *arena_testing_check_lists(void);
 
+/* Side-table entries (per-page live counts and states, block-bit words)
+ * that arena releases have read, since the process started, to count their
+ * live blocks and find the pages to hand back: the release's sieve, whose
+ * cost a test bounds by pages, whatever the phase's block count. */
+unsigned long long arena_testing_sieve_reads(void);
+
 #ifdef __cplusplus
 }
 #endif
