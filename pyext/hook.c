@@ -283,7 +283,9 @@ static __attribute__((noinline)) void *charged_realloc(void *ptr, size_t size) {
         charge_rebudget(owner);
     }
     bool charge = f && (old || size > OBJARENA_MEM_CAPTURE_MAX);
-    bool check = charge && (!old || on_frame_thread(owner));
+    /* (A charged block that shrinks or keeps its size is never refused: only
+     * growth is checked against the limit.) */
+    bool check = charge && (!old || (size > old && on_frame_thread(owner)));
     void *q = NULL;
     if (!check || charge_fits(f, size)) {
         PyMemAllocatorEx *fw = forward(HOOK_MEM);
