@@ -185,4 +185,4 @@ def test_main_job_tables_json_chart_and_verdicts(tmp_path):
         assert v in stdout
     png = (tmp_path / "examples.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
-    assert len(json.loads((tmp_path / "samples.json").read_text())["samples"]["worker"]["pymalloc"]) > 10
+    assert len(json.loads((tmp_path / "samples.json").read_text())["samples"]["worker"]["pymalloc"]) >= 3  # (from before the job to its end)
