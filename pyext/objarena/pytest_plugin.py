@@ -37,6 +37,7 @@ import inspect
 import os
 import re
 import sys
+import time
 
 import pytest
 
@@ -85,6 +86,8 @@ def survey(arenas, first_modules=()):
     found = {}  # id(obj) -> arena (obj kept alive in `keep` meanwhile)
     keep = []
     holders = {}  # arena -> {id(holder): [holder, count]}
+    counts = dict.fromkeys(arenas, 0)  # objects found per arena, up to cap
+    cap = _SURVEY_CAP
 
     def add(obj, a, holder, holder_arena):
         if holder is not None and holder_arena != a:
@@ -95,6 +98,9 @@ def survey(arenas, first_modules=()):
             else:
                 entry[1] += 1
         if id(obj) not in found:
+            if counts[a] >= cap:  # enough to describe it: the rest is not looked at
+                return
+            counts[a] += 1
             found[id(obj)] = a
             keep.append(obj)
 
@@ -125,7 +131,7 @@ def survey(arenas, first_modules=()):
         a = found[id(obj)]
         rec = out.get(a)
         if rec is None:
-            rec = out[a] = {"objects": 0, "bytes": 0, "types": {}, "holders": []}
+            rec = out[a] = {"objects": 0, "bytes": 0, "types": {}, "holders": [], "capped": counts[a] >= cap}
         rec["objects"] += 1
         try:
             rec["bytes"] += sys.getsizeof(obj)
@@ -143,6 +149,8 @@ def survey(arenas, first_modules=()):
     return out
 
 
+_REPEAT_FLOOR = 2.0  # seconds of repeats always allowed (a small suite's first tests)
+_SURVEY_CAP = 5000  # survivors looked at per arena: a test that left more is described by a sample
 _NAME_DEPTH = 3
 _NAME_BUDGET = 200_000  # objects visited at most while naming holders
 
@@ -258,12 +266,17 @@ class _State:
             raise pytest.UsageError(str(exc)) from None
         self.show_all = bool(config.getoption("objarena_all"))
         self.repeat = config.getoption("objarena_repeat")
+        self.repeat_budget = config.getoption("objarena_repeat_budget")
+        self.body_seconds = 0.0  # time of the tests' calls (first runs)
         self.tests = 0  # tests run in a scope
         self.failed = 0  # of which failed (not checked)
         self.candidates = {}  # arena_id -> record (a dict) of tests that left blocks live
         self.records = []  # all records of candidates, in order
         self.surveyed = False
         self.results = []
+        self.repeats = 0  # repeat runs
+        self.repeat_seconds = 0.0
+        self.survey_seconds = 0.0
         self.worker_results = []
 
     def scope_options(self, marker):
@@ -294,6 +307,9 @@ def pytest_addoption(parser):
     group.addoption("--objarena-repeat", type=int, default=1, metavar="N",
                     help="run a test whose objects survived N more times to tell growth (a leak) from "
                          "a cache filled once (default 1; 0: report every survivor as a leak)")
+    group.addoption("--objarena-repeat-budget", type=float, default=0.2, metavar="SHARE",
+                    help="repeats take at most this share of the tests' own time, plus 2 s (default 0.2; 0: no "
+                         "repeats); a test past it is not repeated and not reported (--objarena-all lists it)")
     parser.addini("objarena", type="bool", default=False, help="objarena: turn the plugin on (as --objarena)")
     parser.addini("objarena_strict", type="bool", default=False, help="objarena: as --objarena-strict")
     parser.addini("objarena_limit", default="", help="objarena: as --objarena-limit")
@@ -336,6 +352,7 @@ def pytest_runtest_call(item):
     options, strict = state.scope_options(marker)
     phase = objarena.scope(**options)  # a bad option fails the test with its error
     failed = True
+    t0 = time.perf_counter()
     try:
         if _plain_function(item):
             fn = item.obj
@@ -349,16 +366,17 @@ def pytest_runtest_call(item):
                 result = yield
         failed = False
     finally:
-        _record(item, state, phase, failed)
+        _record(item, state, phase, failed, time.perf_counter() - t0)
     if strict:
         _check_strict(item, phase)
     return result
 
 
-def _record(item, state, phase, failed):
+def _record(item, state, phase, failed, seconds):
     if phase.state != "exited":
         return
     state.tests += 1
+    state.body_seconds += seconds
     if failed:
         state.failed += 1  # what a failed test leaves is its exception: not checked
         return
@@ -370,6 +388,12 @@ def _record(item, state, phase, failed):
     state.candidates[phase.arena_id] = rec
     state.records.append(rec)
     if state.enabled and state.repeat > 0:
+        # The repeats' time is kept within a share of the tests' own time: a
+        # test that would go past it is not repeated ("unchecked").
+        allowed = state.repeat_budget * state.body_seconds + (_REPEAT_FLOOR if state.repeat_budget > 0 else 0)
+        if state.repeat_seconds + state.repeat * seconds > allowed:
+            rec["repeat"] = "budget"
+            return
         _repeat(item, state, rec, options_marker=item.get_closest_marker("objarena"))
 
 
@@ -403,6 +427,15 @@ def _repeat(item, state, rec, options_marker):
         return
     options, _ = state.scope_options(options_marker)
     left = []
+    t0 = time.perf_counter()
+    try:
+        _repeat_runs(state, rec, options, again, left)
+    finally:
+        state.repeats += 1
+        state.repeat_seconds += time.perf_counter() - t0
+
+
+def _repeat_runs(state, rec, options, again, left):
     for _ in range(state.repeat):
         phase = objarena.scope(**options)
         try:
@@ -458,17 +491,19 @@ def _classify(state):
         if f is None:
             continue  # nothing of it alive now: freed later, or held by C code only
         repeats = rec["repeat"]
+        left = None
         if isinstance(repeats, list):
             left = again.get(id(rec), 0)
             verdict = "leak" if left else "cache"
+        elif repeats in ("budget", "failed"):
+            verdict = "unchecked"  # could have been told apart, was not: not reported by default
         else:
-            left = None
-            verdict = "survivors"
+            verdict = "survivors"  # --objarena-repeat=0, or no body to repeat
         out.append({
             "nodeid": rec["nodeid"], "verdict": verdict, "objects": f["objects"], "bytes": f["bytes"],
             "types": sorted(f["types"].items(), key=lambda kv: -kv[1])[:_TOP],
             "holders": f["holders"], "repeats": len(repeats) if isinstance(repeats, list) else 0,
-            "repeat_objects": left,
+            "repeat_objects": left, "capped": f["capped"], "why": repeats if isinstance(repeats, str) else None,
         })
     state.candidates.clear()
     state.records.clear()
@@ -481,10 +516,14 @@ def pytest_sessionfinish(session):
     if state is None or state.surveyed:
         return
     state.surveyed = True
+    t0 = time.perf_counter()
     state.results = _classify(state)
+    state.survey_seconds = time.perf_counter() - t0
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:  # an xdist worker: the controller reports
-        workeroutput["objarena"] = {"tests": state.tests, "failed": state.failed, "results": state.results}
+        workeroutput["objarena"] = {"tests": state.tests, "failed": state.failed, "results": state.results,
+                                    "repeats": state.repeats, "repeat_seconds": state.repeat_seconds,
+                                    "survey_seconds": state.survey_seconds}
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -497,16 +536,23 @@ def pytest_testnodedown(node, error):
     state.tests += data["tests"]
     state.failed += data["failed"]
     state.worker_results.extend(data["results"])
+    state.repeats += data["repeats"]
+    state.repeat_seconds += data["repeat_seconds"]
+    state.survey_seconds += data["survey_seconds"]
 
 
 def _line(r):
     kinds = ", ".join(f"{name} {n}" for name, n in r["types"])
     held = "; ".join(name + (f" ({n} refs)" if n > 1 else "") for name, n in r["holders"]) or "not found (C code)"
-    text = f"{r['nodeid']}: {r['objects']} object(s), {_size(r['bytes'])} ({kinds}); held by {held}"
+    at_least = "at least " if r["capped"] else ""
+    text = f"{r['nodeid']}: {at_least}{r['objects']} object(s), {at_least}{_size(r['bytes'])} ({kinds}); held by {held}"
     if r["verdict"] == "leak":
         text += f"; its repeat left {r['repeat_objects']} more"
     elif r["verdict"] == "cache":
         text += "; its repeat left nothing (a cache filled once)"
+    elif r["verdict"] == "unchecked":
+        text += ("; not repeated (past --objarena-repeat-budget)" if r["why"] == "budget"
+                 else "; its repeat failed (cannot tell)")
     return text
 
 
@@ -515,19 +561,24 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if state is None or not state.tests:
         return
     results = getattr(state, "results", []) + state.worker_results
-    reported = [r for r in results if r["verdict"] != "cache"]
+    reported = [r for r in results if r["verdict"] in ("leak", "survivors")]
     caches = [r for r in results if r["verdict"] == "cache"]
+    unchecked = [r for r in results if r["verdict"] == "unchecked"]
     tr = terminalreporter
-    if reported or (state.show_all and caches):
+    if reported or (state.show_all and results):
         tr.write_sep("=", "objarena: objects that outlived their test")
         for r in reported:
             tr.write_line(("LEAK " if r["verdict"] == "leak" else "") + _line(r))
         if state.show_all:
-            for r in caches:
-                tr.write_line("cache " + _line(r))
+            for r in caches + unchecked:
+                tr.write_line(r["verdict"] + " " + _line(r))
     left = sum(r["bytes"] for r in reported)
     tr.write_line(
         f"objarena: {state.tests} test(s) in scopes, {len(reported)} reported ({_size(left)} left alive); "
-        f"{len(caches)} filled a cache once (not reported; --objarena-all lists them); "
-        f"{state.failed} failed (not checked)"
+        f"{len(caches)} filled a cache once, {len(unchecked)} left objects but were not repeated "
+        f"(neither reported; --objarena-all lists them); {state.failed} failed (not checked)"
+    )
+    tr.write_line(
+        f"objarena: cost: {state.repeats} test(s) run again ({state.repeat_seconds:.2f} s), "
+        f"one survey of the survivors at the end ({state.survey_seconds:.2f} s)"
     )

@@ -123,7 +123,8 @@ def test_caches_filled_once_and_clean_tests_are_not_reported(leak_result):
                   "test_fills_an_lru_cache", "test_fills_a_dict_once"):
         assert f"test_leak_suite.py::{quiet}:" not in text, text
     line = re.search(r"objarena: 9 test\(s\) in scopes, 3 reported \(([\d.]+) KiB left alive\); 2 filled a cache "
-                     r"once \(not reported; --objarena-all lists them\); 1 failed \(not checked\)", text)
+                     r"once, 0 left objects but were not repeated \(neither reported; --objarena-all lists them\); "
+                     r"1 failed \(not checked\)", text)
     assert line and float(line.group(1)) > 50, text
     assert "RSS" not in text and "released" not in text, text
 
@@ -141,6 +142,16 @@ def test_without_repeats_every_survivor_is_reported(leak_suite):
     text = summary(leak_suite.runpytest_subprocess("--objarena", "--objarena-repeat=0", *RUN))
     assert "test_leak_suite.py::test_fills_an_lru_cache:" in text, text
     assert "objarena: 9 test(s) in scopes, 5 reported" in text, text
+
+
+def test_past_the_repeat_budget_survivors_are_unchecked_not_reported(leak_suite):
+    result = leak_suite.runpytest_subprocess("--objarena", "--objarena-repeat-budget=0", "--objarena-all", *RUN)
+    text = summary(result)
+    assert re.search(r"^unchecked test_leak_suite.py::test_leaks_into_a_global: .*held by test_leak_suite.REGISTRY "
+                     r"\(list\).*not repeated \(past --objarena-repeat-budget\)", text, re.M), text
+    assert "objarena: 9 test(s) in scopes, 0 reported" in text, text
+    assert re.search(r"0 filled a cache once, [45] left objects but were not repeated", text), text
+    assert re.search(r"objarena: cost: 0 test\(s\) run again", text), text
 
 
 def test_strict_names_the_tests_own_objects(leak_result):
