@@ -87,9 +87,12 @@ def survey(arenas, first_modules=()):
     keep = []
     holders = {}  # arena -> {id(holder): [holder, count]}
     counts = dict.fromkeys(arenas, 0)  # objects found per arena, up to cap
-    cap = _SURVEY_CAP
+    cap = max(_SURVEY_MIN, min(_SURVEY_CAP, _SURVEY_TOTAL // len(arenas)))
 
     def add(obj, a, holder, holder_arena):
+        n = counts[a]
+        if n >= cap:  # enough to describe it: the rest is not looked at
+            return
         if holder is not None and holder_arena != a:
             h = holders.setdefault(a, {})
             entry = h.get(id(holder))
@@ -98,9 +101,7 @@ def survey(arenas, first_modules=()):
             else:
                 entry[1] += 1
         if id(obj) not in found:
-            if counts[a] >= cap:  # enough to describe it: the rest is not looked at
-                return
-            counts[a] += 1
+            counts[a] = n + 1
             found[id(obj)] = a
             keep.append(obj)
 
@@ -150,7 +151,11 @@ def survey(arenas, first_modules=()):
 
 
 _REPEAT_FLOOR = 2.0  # seconds of repeats always allowed (a small suite's first tests)
-_SURVEY_CAP = 5000  # survivors looked at per arena: a test that left more is described by a sample
+# Survivors looked at per arena: a test that left more is described by a
+# sample ("at least"), so the survey's cost stays near one walk of the heap.
+_SURVEY_CAP = 5000
+_SURVEY_TOTAL = 200_000
+_SURVEY_MIN = 200
 _NAME_DEPTH = 3
 _NAME_BUDGET = 200_000  # objects visited at most while naming holders
 
@@ -280,7 +285,10 @@ class _State:
         self.worker_results = []
 
     def scope_options(self, marker):
-        options = {}
+        # collect="young": no full collection at a test's exit (the survey at
+        # the end runs one for all); trim_malloc=False: no malloc_trim per
+        # test. A marker's options override these.
+        options = {"collect": "young", "trim_malloc": False}
         if self.limit:
             options["limit"] = self.limit
         if self.poison:
