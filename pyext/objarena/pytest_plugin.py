@@ -312,9 +312,9 @@ def pytest_addoption(parser):
                     help="released memory becomes PROT_NONE (debug use-after-release)")
     group.addoption("--objarena-all", action="store_true", default=False,
                     help="list every test whose objects survived, caches and warm-ups too")
-    group.addoption("--objarena-repeat", type=int, default=1, metavar="N",
-                    help="run a test whose objects survived N more times to tell growth (a leak) from "
-                         "a cache filled once (default 1; 0: report every survivor as a leak)")
+    group.addoption("--objarena-repeat", type=int, default=2, metavar="N",
+                    help="run a test that left objects N more times: a leak is objects of every repeat "
+                         "alive at the end (growth), a cache is not (default 2; 0: report every survivor)")
     group.addoption("--objarena-repeat-budget", type=float, default=0.2, metavar="SHARE",
                     help="repeats take at most this share of the tests' own time, plus 2 s (default 0.2; 0: no "
                          "repeats); a test past it is not repeated and not reported (--objarena-all lists it)")
@@ -488,11 +488,14 @@ def _classify(state):
     --objarena-repeat=0, or an item whose body cannot be run alone). Returns
     plain dicts (xdist sends them to the controller)."""
     found = survey(state.candidates, sorted({r["modname"] for r in state.records if r["modname"]}))
-    again = {}  # id(first run's record) -> objects its repeats left
+    again = {}  # id(first run's record) -> [objects its repeats left, repeats that left some]
     for arena, cand in state.candidates.items():
         first = cand.get("repeat_of")
         if first is not None:
-            again[id(first)] = again.get(id(first), 0) + found.get(arena, {}).get("objects", 0)
+            n = found.get(arena, {}).get("objects", 0)
+            entry = again.setdefault(id(first), [0, 0])
+            entry[0] += n
+            entry[1] += bool(n)
     out = []
     for rec in state.records:
         f = found.get(rec["arena"])
@@ -501,8 +504,9 @@ def _classify(state):
         repeats = rec["repeat"]
         left = None
         if isinstance(repeats, list):
-            left = again.get(id(rec), 0)
-            verdict = "leak" if left else "cache"
+            # Growth: every repeat left objects that are still alive.
+            left, growing = again.get(id(rec), (0, 0))
+            verdict = "leak" if repeats and growing == len(repeats) else "cache"
         elif repeats in ("budget", "failed"):
             verdict = "unchecked"  # could have been told apart, was not: not reported by default
         else:
@@ -555,9 +559,9 @@ def _line(r):
     at_least = "at least " if r["capped"] else ""
     text = f"{r['nodeid']}: {at_least}{r['objects']} object(s), {at_least}{_size(r['bytes'])} ({kinds}); held by {held}"
     if r["verdict"] == "leak":
-        text += f"; its repeat left {r['repeat_objects']} more"
+        text += f"; each of its {r['repeats']} repeat(s) left more ({r['repeat_objects']} in all)"
     elif r["verdict"] == "cache":
-        text += "; its repeat left nothing (a cache filled once)"
+        text += "; its repeats did not all leave more (a cache filled once)"
     elif r["verdict"] == "unchecked":
         text += ("; not repeated (past --objarena-repeat-budget)" if r["why"] == "budget"
                  else "; its repeat failed (cannot tell)")
