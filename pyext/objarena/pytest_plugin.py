@@ -150,7 +150,7 @@ def survey(arenas, first_modules=()):
     return out
 
 
-_REPEAT_FLOOR = 2.0  # seconds of repeats always allowed (a small suite's first tests)
+_REPEAT_FLOOR = 0.5  # seconds of repeats always allowed (a small suite's first tests)
 # Survivors looked at per arena: a test that left more is described by a
 # sample ("at least"), so the survey's cost stays near one walk of the heap.
 _SURVEY_CAP = 5000
@@ -316,7 +316,7 @@ def pytest_addoption(parser):
                     help="run a test that left objects N more times: a leak is objects of every repeat "
                          "alive at the end (growth), a cache is not (default 2; 0: report every survivor)")
     group.addoption("--objarena-repeat-budget", type=float, default=0.2, metavar="SHARE",
-                    help="repeats take at most this share of the tests' own time, plus 2 s (default 0.2; 0: no "
+                    help="repeats take at most this share of the tests' own time, plus 0.5 s (default 0.2; 0: no "
                          "repeats); a test past it is not repeated and not reported (--objarena-all lists it)")
     parser.addini("objarena", type="bool", default=False, help="objarena: turn the plugin on (as --objarena)")
     parser.addini("objarena_strict", type="bool", default=False, help="objarena: as --objarena-strict")
