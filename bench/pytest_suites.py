@@ -64,10 +64,13 @@ def setup_venv(python, workdir):
         sh([vpy, "-m", "pip", "install", "-q", "pytest", *PINS.values()])
         with open(stamp, "w") as f:
             f.write(want)
-    # objarena from this checkout, every time (the plugin is what is measured).
-    sh([vpy, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", REPO])
-    for leftover in ("build", "objarena.egg-info"):
-        shutil.rmtree(os.path.join(REPO, leftover), ignore_errors=True)
+    # objarena from this checkout, every time (the plugin is what is measured),
+    # built from a copy: pip builds in the source tree, and two interpreters'
+    # builds (or a developer's) in one tree collide in build/.
+    src = os.path.join(workdir, f"objarena-src{tag}")
+    shutil.rmtree(src, ignore_errors=True)
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".git", "build", "*.egg-info", "bazel-*", "__pycache__"))
+    sh([vpy, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", src])
     return tag, vpy
 
 
