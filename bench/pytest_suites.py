@@ -59,9 +59,19 @@ def setup_venv(python, workdir):
     vpy = os.path.join(venv, "bin", "python")
     stamp = os.path.join(venv, "objarena-suites.txt")
     want = " ".join(sorted(PINS.values()))
+    pip = [vpy, "-m", "pip"]
+    if not os.path.exists(os.path.join(venv, "bin", "pip")) and os.path.exists(vpy):
+        pip = [python, "-m", "pip", "--python", vpy]  # made --without-pip (below)
     if not (os.path.exists(stamp) and open(stamp).read() == want):
-        sh([python, "-m", "venv", "--clear", venv])
-        sh([vpy, "-m", "pip", "install", "-q", "pytest", *PINS.values()])
+        try:
+            sh([python, "-m", "venv", "--clear", venv])
+        except subprocess.CalledProcessError:
+            # An interpreter without ensurepip (a source build): the venv
+            # gets no pip of its own; the given interpreter's pip installs
+            # into it (pip >= 22.3).
+            sh([python, "-m", "venv", "--clear", "--without-pip", venv])
+            pip = [python, "-m", "pip", "--python", vpy]
+        sh([*pip, "install", "-q", "pytest", *PINS.values()])
         with open(stamp, "w") as f:
             f.write(want)
     # objarena from this checkout, every time (the plugin is what is measured),
@@ -70,11 +80,11 @@ def setup_venv(python, workdir):
     src = os.path.join(workdir, f"objarena-src{tag}")
     shutil.rmtree(src, ignore_errors=True)
     shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".git", "build", "*.egg-info", "bazel-*", "__pycache__"))
-    sh([vpy, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", src])
-    return tag, vpy
+    sh([*pip, "install", "-q", "--no-deps", "--force-reinstall", src])
+    return tag, vpy, pip
 
 
-def setup_sources(vpy, workdir):
+def setup_sources(pip, workdir):
     """Each project's test files from its sdist, in a directory of their own
     (not next to the project's source, which would shadow the installed
     package)."""
@@ -88,7 +98,7 @@ def setup_sources(vpy, workdir):
         version = pin.split("==")[1]
         tgz = os.path.join(src, f"{name}-{version}.tar.gz")
         if not os.path.exists(tgz):
-            sh([vpy, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:", pin, "-d", src])
+            sh([*pip, "download", "-q", "--no-deps", "--no-binary", ":all:", pin, "-d", src])
         top = f"{name}-{version}"
         with tarfile.open(tgz) as tar:
             tar.extractall(src, filter="data") if sys.version_info >= (3, 12) else tar.extractall(src)
@@ -137,8 +147,8 @@ def main():
     os.makedirs(ns.workdir, exist_ok=True)
     rows = []
     for python in ns.python or [sys.executable]:
-        tag, vpy = setup_venv(python, ns.workdir)
-        setup_sources(vpy, ns.workdir)
+        tag, vpy, pip = setup_venv(python, ns.workdir)
+        setup_sources(pip, ns.workdir)
         if ns.setup_only:
             continue
         for name in ns.suites.split(","):
