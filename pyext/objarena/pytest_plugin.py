@@ -25,16 +25,17 @@ heap walk. Tests whose scope left blocks live are candidates; the survivors
 of every candidate are found once, at the end of the session, in one full
 collection and one walk of the gc's objects (see docs/integrations.md).
 
-Leak or cache: a survivor is a leak only if it was not explained by a
-warm-up. A cache fills once; a leak grows every time the code runs. At the
-end of a candidate test, if the survey finds its survivors, the plugin runs
-the test body once more in a fresh scope (``--objarena-repeat``, default
-on): survivors of the repeat mean growth (a leak); a repeat that leaves
-nothing means the first run filled a cache. See docs/integrations.md.
+Leak or cache: a cache fills once; a leak grows every time the code runs.
+A candidate test's body runs twice more right away, with the same fixtures,
+each time in a fresh scope (``--objarena-repeat``, within
+``--objarena-repeat-budget`` of the tests' own time): at the end, a test
+whose first run's objects and every repeat's objects are alive is a LEAK and
+reported, with the module global, class attribute or cache that holds them;
+one whose repeats did not all leave objects filled a cache (listed by
+``--objarena-all``). See docs/integrations.md ("What counts as a leak").
 """
 import gc
 import inspect
-import os
 import re
 import sys
 import time

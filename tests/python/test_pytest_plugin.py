@@ -6,7 +6,6 @@ how the plugin is turned on: the pytest11 entry point, --objarena, the ini
 file, the marker without the flag, pytest-xdist."""
 import os
 import re
-import sys
 
 import pytest
 
