@@ -112,7 +112,8 @@ def test_leaks_are_reported_with_the_global_that_holds_them(leak_result):
     assert int(leak.group(4)) >= 1800, text
     assert re.search(r"LEAK test_leak_suite.py::test_leaks_into_a_class_attribute: .*held by "
                      r"test_leak_suite.Handlers.seen\[0\] \(list\)", text), text
-    assert re.search(r"LEAK test_leak_suite.py::test_strict_leak: 50 object\(s\).*\(str 50\); "
+    # 50 strings (and on 3.14 the tuple holding them, which 3.11-3.13 take from a freelist)
+    assert re.search(r"LEAK test_leak_suite.py::test_strict_leak: 5[01] object\(s\).*\(str 50(, tuple 1)?\); "
                      r"held by test_leak_suite.REGISTRY", text), text
 
 
@@ -157,8 +158,8 @@ def test_strict_names_the_tests_own_objects(leak_result):
     out = leak_result.stdout.str()
     # Only what the test body made (50 strings), held by the module global;
     # none of pytest's own objects (log records, dicts of its reports).
-    assert re.search(r"objarena strict: objects made by the test outlived it: 50 object\(s\), [\d.]+ KiB "
-                     r"\(str 50\); held by test_leak_suite.REGISTRY \(list\)", out), out
+    assert re.search(r"objarena strict: objects made by the test outlived it: 5[01] object\(s\), [\d.]+ KiB "
+                     r"\(str 50(, tuple 1)?\); held by test_leak_suite.REGISTRY \(list\)", out), out
 
 
 def test_strict_and_limit_options_apply_to_every_test(leak_suite):
