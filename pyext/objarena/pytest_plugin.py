@@ -1,51 +1,60 @@
-"""pytest plugin: every test body runs in its own scope; what it leaks is reported.
+"""pytest plugin: each test's body in its own objarena scope; what it leaks is reported.
 
-    pytest -p objarena.pytest_plugin
+    pytest --objarena                       # every test; leaks in the summary
+    pytest --objarena --objarena-strict     # a test whose objects outlive it fails
+    pytest --objarena --objarena-limit=50M  # MemoryError past 50 MiB in a test
+    pytest --objarena-poison ...            # released memory PROT_NONE (debug)
 
-Each test's call (the test function, not its fixtures' setup and teardown)
-runs inside ``objarena.scope()``: the plugin's hook is the innermost wrapper
-of pytest's call hook, so pytest's capture, logging and reports run outside
-it. A baseline, the most blocks an empty test left live at its scope's exit
-(run three times through pytest's setup, call and teardown before the first
-test), is subtracted from every test. A test that left more is checked once
-its teardown and reports are done: after a full collection, objects of its
-arena still alive (gc-tracked ones, and untracked ones they hold) are its
-leak. The terminal summary lists those tests (count, bytes by
-``sys.getsizeof``, top types) and the RSS each scope's exit gave back;
-failed tests are not listed (what they leave is their exception).
-``--objarena-all`` lists every test.
+Installed with objarena, the plugin is loaded through the ``pytest11`` entry
+point and does nothing until ``--objarena`` (or ``objarena = true`` in the
+ini file) turns it on; ``-p objarena.pytest_plugin`` also turns it on. The
+``objarena`` marker is always registered, and a marked test gets its scope
+with the marker's options whether or not the flag is given:
 
-A marker makes a test fail on what it keeps or allocates:
-
-    @pytest.mark.objarena(strict=True)        # fails if objects of the test outlive its call
+    @pytest.mark.objarena(strict=True)        # fails if objects of the test outlive it
     @pytest.mark.objarena(limit=50 * 2**20)   # MemoryError past 50 MiB held in the test's scope
-    @pytest.mark.objarena(strict=True, limit=2**20, chunk_size=2**16)   # other scope() options pass through
+    @pytest.mark.objarena(limit=2**20, chunk_size=2**16)   # other scope() options pass through
 
-Objects a test leaves in module globals, caches (``functools.lru_cache``,
-``re``'s cache, interned strings), class attributes or session fixtures
-escape; so do objects other threads take from the freelists while the test
-runs (tests that start threads can be blamed for a few blocks). This is leak
-detection at the cost of a scope per test, plus a full collection and a heap
-walk for each test that left blocks live, not of a tracer.
+What is in the scope: the test function's body (the plugin wraps the
+function pytest calls), not fixtures, pytest's hooks, capture or reports;
+for items without a Python function body (unittest's TestCase methods,
+plugins' items) the item's ``runtest`` (setUp, the test, tearDown).
+
+Cost: per test, a scope and its statistics (``live_blocks_at_exit``), never a
+heap walk. Tests whose scope left blocks live are candidates; the survivors
+of every candidate are found once, at the end of the session, in one full
+collection and one walk of the gc's objects (see docs/integrations.md).
+
+Leak or cache: a cache fills once; a leak grows every time the code runs.
+A candidate test's body runs twice more right away, with the same fixtures,
+each time in a fresh scope (``--objarena-repeat``, within
+``--objarena-repeat-budget`` of the tests' own time): at the end, a test
+whose first run's objects and every repeat's objects are alive is a LEAK and
+reported, with the module global, class attribute or cache that holds them;
+one whose repeats did not all leave objects filled a cache (listed by
+``--objarena-all``). See docs/integrations.md ("What counts as a leak").
 """
 import gc
-import os
+import inspect
+import re
 import sys
+import time
 
 import pytest
 
-from objarena import _objarena
+import objarena
 
-_REPORT_KEY = pytest.StashKey()
-_PHASE_KEY = pytest.StashKey()
-_BASELINE_KEY = pytest.StashKey()
-_BASELINE_RUNS = 3
-_TOP_TYPES = 3
+_STATE_KEY = pytest.StashKey()
+_TOP = 3
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
 
 
-def _rss():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def parse_size(text):
+    """'1048576', '512K', '50M', '2GiB' -> bytes (powers of 1024)."""
+    m = _SIZE.match(str(text))
+    if not m:
+        raise ValueError(f"objarena: size {text!r} is not bytes or a number with K/M/G/T")
+    return int(m.group(1)) * 1024 ** " kmgt".index((m.group(2) or " ").lower())
 
 
 def _size(n):
@@ -56,193 +65,534 @@ def _size(n):
     return f"{n / 2**20:.1f} MiB"
 
 
-def find_survivors(arena_id, collect_first=False):
-    """Live objects allocated in arena ``arena_id``: the gc-tracked ones, and
-    untracked ones (strings, numbers, tuples and dicts of atoms...) that a
-    gc-tracked object, an untracked container it holds, or another survivor
-    refers to. Costs a walk of the gc's objects, and with ``collect_first`` a
-    full collection before it: a scope's exit may collect only the young
-    generations, so a test's garbage in cycles can still be there."""
-    if collect_first:
-        gc.collect()
-    found = {}
-    todo = []
+# ---------------------------------------------------------------- survey
+def survey(arenas, first_modules=()):
+    """Objects alive now in the given arenas, after a full collection, in one
+    walk of the gc's objects: {arena_id: {"objects", "bytes", "types",
+    "holders"}}. Survivors are the gc-tracked objects of these arenas, the
+    untracked ones (str, int, tuples of atoms...) that a tracked object or an
+    untracked container it holds refers to, and what survivors refer to.
+    Holders are the objects outside the survivor's arena that refer to it
+    (named where a module global, class attribute or function's cache holds
+    it). Blocks held only by C code are not found (they are counted in the
+    scope's live_blocks_at_exit)."""
+    arenas = set(arenas)
+    out = {}
+    if not arenas:
+        return out
+    gc.collect()
+    arena_of = objarena.arena_id_of
+    get_referents = gc.get_referents
+    is_tracked = gc.is_tracked
+    found = {}  # id(obj) -> arena (obj kept alive in `keep` meanwhile)
+    keep = []
+    holders = {}  # arena -> {id(holder): [holder, count]}
+    counts = dict.fromkeys(arenas, 0)  # objects found per arena, up to cap
+    cap = max(_SURVEY_MIN, min(_SURVEY_CAP, _SURVEY_TOTAL // len(arenas)))
 
-    def visit(ref):
-        if id(ref) not in found and _objarena.arena_id_of(ref) == arena_id:
-            found[id(ref)] = ref
-            todo.append(ref)
-            return True
-        return False
+    def add(obj, a, holder, holder_arena):
+        n = counts[a]
+        if n >= cap:  # enough to describe it: the rest is not looked at
+            return
+        if holder is not None and holder_arena != a:
+            h = holders.setdefault(a, {})
+            entry = h.get(id(holder))
+            if entry is None:
+                h[id(holder)] = [holder, 1]
+            else:
+                entry[1] += 1
+        if id(obj) not in found:
+            counts[a] = n + 1
+            found[id(obj)] = a
+            keep.append(obj)
 
     for container in gc.get_objects():
-        visit(container)
-        for ref in gc.get_referents(container):
-            if not visit(ref) and not gc.is_tracked(ref):
-                # An untracked container outside the arena (a tuple of
+        ca = arena_of(container)
+        if ca in arenas:
+            add(container, ca, None, ca)
+        for ref in get_referents(container):
+            ra = arena_of(ref)
+            if ra in arenas:
+                add(ref, ra, container, ca)
+            elif not is_tracked(ref):
+                # An untracked container outside the arenas (a tuple of
                 # strings the gc stopped tracking) can hold survivors.
-                for inner in gc.get_referents(ref):
-                    visit(inner)
-    while todo:  # what survivors refer to
-        for ref in gc.get_referents(todo.pop()):
-            visit(ref)
-    return list(found.values())
+                for inner in get_referents(ref):
+                    ia = arena_of(inner)
+                    if ia in arenas:
+                        add(inner, ia, container, ca)
+    i = 0
+    while i < len(keep):  # what survivors refer to
+        obj = keep[i]
+        i += 1
+        for ref in get_referents(obj):
+            ra = arena_of(ref)
+            if ra in arenas:
+                add(ref, ra, obj, found[id(obj)])
+    for obj in keep:
+        a = found[id(obj)]
+        rec = out.get(a)
+        if rec is None:
+            rec = out[a] = {"objects": 0, "bytes": 0, "types": {}, "holders": [], "capped": counts[a] >= cap}
+        rec["objects"] += 1
+        try:
+            rec["bytes"] += sys.getsizeof(obj)
+        except TypeError:
+            pass
+        name = type(obj).__qualname__
+        rec["types"][name] = rec["types"].get(name, 0) + 1
+    named = _name_holders({id(h[0]): h[0] for hs in holders.values() for h in hs.values()}, first_modules)
+    for a, hs in holders.items():
+        if a not in out:
+            continue
+        ranked = sorted(hs.values(), key=lambda e: -e[1])
+        out[a]["holders"] = [(_holder_name(h, a, named), n) for h, n in ranked[:_TOP]]
+    del keep, holders, found
+    return out
 
 
-class TestScope:
-    """One test's scope: what it gave back at exit and what outlived the test."""
+_REPEAT_FLOOR = 0.5  # seconds of repeats always allowed (a small suite's first tests)
+# Survivors looked at per arena: a test that left more is described by a
+# sample ("at least"), so the survey's cost stays near one walk of the heap.
+_SURVEY_CAP = 5000
+_SURVEY_TOTAL = 200_000
+_SURVEY_MIN = 200
+_NAME_DEPTH = 3
+_NAME_BUDGET = 200_000  # objects visited at most while naming holders
 
-    __test__ = False  # not a test class, whatever pytest's collection rules say
 
-    def __init__(self, nodeid, phase, rss_given_back, baseline, failed):
-        stats = phase.stats
-        self.nodeid = nodeid
-        self.blocks = max(0, stats.get("live_blocks_at_exit", 0) - baseline)
-        self.released = stats.get("bytes_released", 0) + stats.get("bytes_pages_released", 0)
-        self.rss_given_back = rss_given_back
-        self.failed = failed
-        self.survivors = {}  # type name -> count, alive after the test's teardown
-        self.survivor_bytes = 0
+def _name_holders(wanted, first_modules=()):
+    """{id: (kind, name)} for the wanted holders reachable from a module's
+    globals in a few steps through containers (a module global, an item of
+    one, a class's dict, a function's lru_cache): breadth first, from the
+    test modules first (deeper), then from every module, so a holder gets
+    its shortest name. Bounded by _NAME_BUDGET objects visited."""
+    names = {}
+    if not wanted:
+        return names
+    seen = set()
+    budget = [_NAME_BUDGET]
+    first = [m for m in first_modules if m in sys.modules]
+    for modnames, depth in ((first, _NAME_DEPTH + 1), (list(sys.modules), _NAME_DEPTH)):
+        roots = []
+        for modname in modnames:
+            d = getattr(sys.modules.get(modname), "__dict__", None)
+            if isinstance(d, dict):
+                if id(d) in wanted:
+                    names[id(d)] = ("module", modname)
+                roots.append((d, modname))
+        if _bfs(roots, depth, wanted, names, seen, budget):
+            break
+    return names
 
-    def settle(self, phase):
-        # After teardown and reporting, what pytest held for the test (log
-        # records, the exception) is gone; what is left outlives the test.
-        if not self.blocks or self.failed:
+
+def _bfs(level, depth, wanted, names, seen, budget):
+    for _ in range(depth):
+        nxt = []
+        for obj, name in level:
+            for key, child in _children(obj, name):
+                if id(child) in seen:
+                    continue
+                seen.add(id(child))
+                budget[0] -= 1
+                if id(child) in wanted:
+                    names[id(child)] = ("attrs" if isinstance(obj, type) and isinstance(child, dict) else "value", key)
+                    if len(names) == len(wanted):
+                        return True
+                if gc.is_tracked(child):
+                    nxt.append((child, key))
+            if budget[0] <= 0:
+                return True
+        level = nxt
+    return False
+
+
+def _children(obj, name):
+    # (name, child) pairs: keys of dicts, items of sequences, what other
+    # objects refer to (a class's dict, a function's cache).
+    if isinstance(obj, dict):
+        module_dict = name in sys.modules and getattr(sys.modules[name], "__dict__", None) is obj
+        for key, value in list(obj.items()):
+            if module_dict or isinstance(key, str):
+                yield (f"{name}.{key}" if module_dict or key.isidentifier() else f"{name}[{key!r:.30}]"), value
+            else:
+                yield f"{name}[{key!r:.30}]", value
+    elif isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj[:1000]):
+            yield f"{name}[{i}]", value
+    elif isinstance(obj, type):
+        for inner in gc.get_referents(obj):
+            if type(inner) is dict:
+                yield name, inner
+    elif type(obj).__name__ == "_lru_cache_wrapper":
+        for inner in gc.get_referents(obj):
+            if type(inner) is dict:
+                yield f"{name} (its lru_cache)", inner
+    elif not isinstance(obj, type(sys)):
+        try:  # an instance's attributes (no __getattr__: it could run code)
+            attrs = object.__getattribute__(obj, "__dict__")
+        except Exception:
             return
-        for obj in find_survivors(phase.arena_id, collect_first=True):
-            name = type(obj).__qualname__
-            self.survivors[name] = self.survivors.get(name, 0) + 1
-            self.survivor_bytes += sys.getsizeof(obj)
+        if isinstance(attrs, dict):
+            yield name, attrs
 
-    @property
-    def leaked(self):
-        return bool(self.survivors)
 
-    def line(self):
-        top = sorted(self.survivors.items(), key=lambda kv: -kv[1])[:_TOP_TYPES]
-        kinds = ", ".join(f"{name} {n}" for name, n in top) or "-"
-        return (
-            f"{self.nodeid}: {self.blocks} block(s) live at scope exit; alive after teardown: "
-            f"{sum(self.survivors.values())} object(s), {_size(self.survivor_bytes)} ({kinds}); "
-            f"{_size(self.rss_given_back)} RSS given back"
+def _holder_name(holder, arena, named):
+    kind, name = named.get(id(holder), (None, None))
+    if isinstance(holder, dict):
+        # Which of its keys holds the survivor.
+        for key, value in list(holder.items()):
+            if objarena.arena_id_of(value) == arena or objarena.arena_id_of(key) == arena:
+                if name is None:
+                    return f"a dict's [{key!r:.40}]"
+                if kind in ("module", "attrs") and isinstance(key, str):
+                    return f"{name}.{key}"
+                return f"{name}[{key!r:.40}]"
+    if name is not None:
+        return f"{name} ({type(holder).__qualname__})"
+    return f"a {type(holder).__qualname__} (not reachable from a module global)"
+
+
+# ---------------------------------------------------------------- state
+class _State:
+    def __init__(self, config):
+        def ini(name):
+            return config.getini(name)
+
+        self.enabled = bool(
+            config.getoption("objarena") or ini("objarena")
+            or "objarena.pytest_plugin" in (config.getoption("plugins", None) or [])
         )
+        self.strict = bool(config.getoption("objarena_strict") or ini("objarena_strict"))
+        self.poison = bool(config.getoption("objarena_poison") or ini("objarena_poison"))
+        limit = config.getoption("objarena_limit") or ini("objarena_limit") or None
+        try:
+            self.limit = parse_size(limit) if limit else None
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        self.show_all = bool(config.getoption("objarena_all"))
+        self.repeat = config.getoption("objarena_repeat")
+        self.repeat_budget = config.getoption("objarena_repeat_budget")
+        self.body_seconds = 0.0  # time of the tests' calls (first runs)
+        self.tests = 0  # tests run in a scope
+        self.failed = 0  # of which failed (not checked)
+        self.candidates = {}  # arena_id -> record (a dict) of tests that left blocks live
+        self.records = []  # all records of candidates, in order
+        self.surveyed = False
+        self.results = []
+        self.repeats = 0  # repeat runs
+        self.repeat_seconds = 0.0
+        self.survey_seconds = 0.0
+        self.worker_results = []
 
-
-class Report:
-    def __init__(self):
-        self.baseline_blocks = None
-        self.baseline_runs = []
-        self.tests = []
-
-
-def _empty_test():
-    pass
+    def scope_options(self, marker):
+        # trim_malloc=False: no malloc_trim per test. The exit collection
+        # stays "auto": "young" skips taking the arena's blocks off CPython's
+        # freelists, and on 3.14 the plugin's own records then came from a
+        # test's arena and were reported as that test's leak.
+        options = {"trim_malloc": False}
+        if self.limit:
+            options["limit"] = self.limit
+        if self.poison:
+            options["poison"] = True
+        strict = self.strict
+        if marker is not None:
+            options.update(marker.kwargs)
+            strict = bool(options.pop("strict", strict))
+        return options, strict
 
 
 def pytest_addoption(parser):
-    group = parser.getgroup("objarena")
-    group.addoption("--objarena-all", action="store_true",
-                    help="objarena: list every test in the summary, not only those whose objects escaped")
+    group = parser.getgroup("objarena", "objarena: a scope per test, leaks reported")
+    group.addoption("--objarena", action="store_true", default=False,
+                    help="run each test's body in its own objarena scope and report what it leaks")
+    group.addoption("--objarena-strict", action="store_true", default=False,
+                    help="fail a test whose objects outlive it (implies a collection and walk per such test)")
+    group.addoption("--objarena-limit", metavar="SIZE", default=None,
+                    help="per-test limit of the scope (bytes, or 512K, 50M, 2G): MemoryError past it")
+    group.addoption("--objarena-poison", action="store_true", default=False,
+                    help="released memory becomes PROT_NONE (debug use-after-release)")
+    group.addoption("--objarena-all", action="store_true", default=False,
+                    help="list every test whose objects survived, caches and warm-ups too")
+    group.addoption("--objarena-repeat", type=int, default=2, metavar="N",
+                    help="run a test that left objects N more times: a leak is objects of every repeat "
+                         "alive at the end (growth), a cache is not (default 2; 0: report every survivor)")
+    group.addoption("--objarena-repeat-budget", type=float, default=0.2, metavar="SHARE",
+                    help="repeats take at most this share of the tests' own time, plus 0.5 s (default 0.2; 0: no "
+                         "repeats); a test past it is not repeated and not reported (--objarena-all lists it)")
+    parser.addini("objarena", type="bool", default=False, help="objarena: turn the plugin on (as --objarena)")
+    parser.addini("objarena_strict", type="bool", default=False, help="objarena: as --objarena-strict")
+    parser.addini("objarena_limit", default="", help="objarena: as --objarena-limit")
+    parser.addini("objarena_poison", type="bool", default=False, help="objarena: as --objarena-poison")
 
 
 def pytest_configure(config):
     config.addinivalue_line(
         "markers",
-        "objarena(strict=False, limit=None, **scope_options): run the test in an objarena scope "
-        "with these options; strict fails the test if blocks escape it (beyond pytest's baseline)",
+        "objarena(strict=False, limit=None, **scope_options): run the test's body in an objarena "
+        "scope with these options (with or without --objarena); strict fails the test if its "
+        "objects outlive it",
     )
-    config.stash[_REPORT_KEY] = Report()
+    config.stash[_STATE_KEY] = _State(config)
 
 
-def _measure_baseline(item, report):
-    # An empty test run through pytest's own setup, call and teardown (without
-    # reports), a few times: the most its scope leaves is pytest's per-test
-    # bookkeeping, subtracted from every test.
-    from _pytest.runner import runtestprotocol
-
-    for i in range(_BASELINE_RUNS):
-        empty = pytest.Function.from_parent(item.parent, name=f"objarena_baseline_{i}", callobj=_empty_test)
-        empty.stash[_BASELINE_KEY] = True
-        runtestprotocol(empty, log=False, nextitem=item)
-    report.baseline_blocks = max(report.baseline_runs, default=0)
+def _plain_function(item):
+    # A pytest Function whose runtest calls item.obj through pytest_pyfunc_call
+    # (not a unittest TestCaseFunction, not an async test).
+    return (isinstance(item, pytest.Function) and type(item).runtest is pytest.Function.runtest
+            and not inspect.iscoroutinefunction(item.obj) and not inspect.isasyncgenfunction(item.obj))
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item, nextitem):
-    report = item.config.stash[_REPORT_KEY]
-    if report.baseline_blocks is None and isinstance(item, pytest.Function):
-        _measure_baseline(item, report)
-    try:
-        return (yield)
-    finally:
-        # Survivors are looked for once the test's teardown and reports are done.
-        entry = item.stash.get(_PHASE_KEY, None)
-        if entry is not None:
-            phase, record = entry
-            record.settle(phase)
-            del item.stash[_PHASE_KEY]
+def _in_scope(fn, phase):
+    def body(*args, **kwargs):
+        with phase:
+            return fn(*args, **kwargs)
+    return body
 
 
 @pytest.hookimpl(wrapper=True, trylast=True)
 def pytest_runtest_call(item):
-    # trylast: the innermost wrapper, so pytest's capture, logging and
-    # reporting wrappers run outside the scope.
-    report = item.config.stash[_REPORT_KEY]
+    # trylast: the innermost wrapper. For plain functions the scope is entered
+    # in a wrapper around the test function itself, so fixtures, pluggy and
+    # pytest's own bookkeeping stay outside it.
+    state = item.config.stash.get(_STATE_KEY, None)
     marker = item.get_closest_marker("objarena")
-    options = dict(marker.kwargs) if marker else {}
-    strict = bool(options.pop("strict", False))  # checked here, against the baseline
-    phase = _objarena.scope(**options)  # a bad marker option fails the test with its error
-    pause = _objarena.paused()  # made outside: a test that hit its limit leaves no room inside
-    error = outcome = rss_in = None
-    with phase:
+    if state is None or (not state.enabled and marker is None):
+        return (yield)
+    options, strict = state.scope_options(marker)
+    phase = objarena.scope(**options)  # a bad option fails the test with its error
+    failed = True
+    t0 = time.perf_counter()
+    try:
+        if _plain_function(item):
+            fn = item.obj
+            item.obj = _in_scope(fn, phase)
+            try:
+                result = yield
+            finally:
+                item.obj = fn
+        else:
+            with phase:
+                result = yield
+        failed = False
+    finally:
+        _record(item, state, phase, failed, time.perf_counter() - t0)
+    if strict:
+        _check_strict(item, phase)
+    return result
+
+
+def _record(item, state, phase, failed, seconds):
+    if phase.state != "exited":
+        return
+    state.tests += 1
+    state.body_seconds += seconds
+    if failed:
+        state.failed += 1  # what a failed test leaves is its exception: not checked
+        return
+    blocks = phase.stats.get("live_blocks_at_exit", 0)
+    if not blocks:
+        return
+    rec = {"nodeid": item.nodeid, "blocks": blocks, "arena": phase.arena_id,
+           "modname": _modname(item), "repeat": None}
+    state.candidates[phase.arena_id] = rec
+    state.records.append(rec)
+    if state.enabled and state.repeat > 0:
+        # The repeats' time is kept within a share of the tests' own time: a
+        # test that would go past it is not repeated ("unchecked").
+        allowed = state.repeat_budget * state.body_seconds + (_REPEAT_FLOOR if state.repeat_budget > 0 else 0)
+        if state.repeat_seconds + state.repeat * seconds > allowed:
+            rec["repeat"] = "budget"
+            return
+        _repeat(item, state, rec, options_marker=item.get_closest_marker("objarena"))
+
+
+def _rerunner(item):
+    """A callable that runs the item's body once more with its fixtures as
+    set up now, or None."""
+    if _plain_function(item):
+        fn = item.obj
+        funcargs = item.funcargs
+        args = {name: funcargs[name] for name in item._fixtureinfo.argnames}
+        return lambda: fn(**args)
+    testcase = getattr(item, "_testcase", None)  # unittest: setUp, the method, tearDown, cleanups
+    if testcase is not None and hasattr(testcase, "run"):
+        import unittest
+
+        def run_case():
+            result = unittest.TestResult()
+            testcase.run(result)
+            if not result.wasSuccessful() or result.skipped:
+                raise AssertionError("objarena: the repeat failed")
+        return run_case
+    return None
+
+
+def _repeat(item, state, rec, options_marker):
+    """Run the test body again in fresh scopes, while its fixtures are still
+    set up: what a repeat leaves is growth (a leak); a first run whose
+    repeats leave nothing filled a cache or warmed something up."""
+    again = _rerunner(item)
+    if again is None:
+        return
+    options, _ = state.scope_options(options_marker)
+    left = []
+    t0 = time.perf_counter()
+    try:
+        _repeat_runs(state, rec, options, again, left)
+    finally:
+        state.repeats += 1
+        state.repeat_seconds += time.perf_counter() - t0
+
+
+def _repeat_runs(state, rec, options, again, left):
+    for _ in range(state.repeat):
+        phase = objarena.scope(**options)
         try:
-            outcome = yield
-        except BaseException as exc:  # noqa: B036 - re-raised below
-            error = exc
-        try:
-            with pause:
-                rss_in = _rss()
-        except MemoryError:
-            pass
-    if item.stash.get(_BASELINE_KEY, False):
-        report.baseline_runs.append(phase.stats.get("live_blocks_at_exit", 0))
-        return outcome
-    given_back = max(0, rss_in - _rss()) if rss_in is not None else 0
-    record = TestScope(item.nodeid, phase, given_back, report.baseline_blocks or 0, error is not None)
-    report.tests.append(record)
-    item.stash[_PHASE_KEY] = (phase, record)
-    if error is not None:
-        raise error
-    if strict and record.blocks:
-        survivors = find_survivors(phase.arena_id, collect_first=True)
-        kinds = {}
-        for obj in survivors:
-            kinds[type(obj).__qualname__] = kinds.get(type(obj).__qualname__, 0) + 1
-        del survivors
-        if not kinds:
-            return outcome
-        pytest.fail(
-            f"objarena strict: {record.blocks} block(s) outlived the test beyond pytest's baseline; "
-            f"alive after a full collection: {kinds}",
-            pytrace=False,
-        )
-    return outcome
+            with phase:
+                again()
+        except BaseException:  # noqa: B036 - a repeat that fails tells nothing
+            rec["repeat"] = "failed"
+            return
+        left.append(phase.stats.get("live_blocks_at_exit", 0))
+        if left[-1]:
+            state.candidates[phase.arena_id] = {"repeat_of": rec, "arena": phase.arena_id}
+    rec["repeat"] = left
+
+
+def _modname(item):
+    module = getattr(item, "module", None)
+    return getattr(module, "__name__", None)
+
+
+def _check_strict(item, phase):
+    if phase.state != "exited" or not phase.stats.get("live_blocks_at_exit", 0):
+        return
+    found = survey([phase.arena_id], [_modname(item)]).get(phase.arena_id)
+    if not found:
+        return
+    pytest.fail(f"objarena strict: objects made by the test outlived it: {_describe(found)}", pytrace=False)
+
+
+def _describe(found):
+    top = sorted(found["types"].items(), key=lambda kv: -kv[1])[:_TOP]
+    kinds = ", ".join(f"{name} {n}" for name, n in top)
+    held = "; ".join(f"{name}" + (f" ({n})" if n > 1 else "") for name, n in found["holders"]) or "C code or nothing found"
+    return f"{found['objects']} object(s), {_size(found['bytes'])} ({kinds}); held by {held}"
+
+
+# ---------------------------------------------------------------- session end
+def _classify(state):
+    """One survey for every candidate arena (first runs and repeats), then a
+    verdict per test whose objects survive: "leak" (its repeats' objects
+    survive too: growth), "cache" (its repeats left nothing: it filled a
+    cache or warmed something up once), or "survivors" (not repeated:
+    --objarena-repeat=0, or an item whose body cannot be run alone). Returns
+    plain dicts (xdist sends them to the controller)."""
+    found = survey(state.candidates, sorted({r["modname"] for r in state.records if r["modname"]}))
+    again = {}  # id(first run's record) -> [objects its repeats left, repeats that left some]
+    for arena, cand in state.candidates.items():
+        first = cand.get("repeat_of")
+        if first is not None:
+            n = found.get(arena, {}).get("objects", 0)
+            entry = again.setdefault(id(first), [0, 0])
+            entry[0] += n
+            entry[1] += bool(n)
+    out = []
+    for rec in state.records:
+        f = found.get(rec["arena"])
+        if f is None:
+            continue  # nothing of it alive now: freed later, or held by C code only
+        repeats = rec["repeat"]
+        left = None
+        if isinstance(repeats, list):
+            # Growth: every repeat left objects that are still alive.
+            left, growing = again.get(id(rec), (0, 0))
+            verdict = "leak" if repeats and growing == len(repeats) else "cache"
+        elif repeats in ("budget", "failed"):
+            verdict = "unchecked"  # could have been told apart, was not: not reported by default
+        else:
+            verdict = "survivors"  # --objarena-repeat=0, or no body to repeat
+        out.append({
+            "nodeid": rec["nodeid"], "verdict": verdict, "objects": f["objects"], "bytes": f["bytes"],
+            "types": sorted(f["types"].items(), key=lambda kv: -kv[1])[:_TOP],
+            "holders": f["holders"], "repeats": len(repeats) if isinstance(repeats, list) else 0,
+            "repeat_objects": left, "capped": f["capped"], "why": repeats if isinstance(repeats, str) else None,
+        })
+    state.candidates.clear()
+    state.records.clear()
+    return out
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session):
+    state = session.config.stash.get(_STATE_KEY, None)
+    if state is None or state.surveyed:
+        return
+    state.surveyed = True
+    t0 = time.perf_counter()
+    state.results = _classify(state)
+    state.survey_seconds = time.perf_counter() - t0
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller reports
+        workeroutput["objarena"] = {"tests": state.tests, "failed": state.failed, "results": state.results,
+                                    "repeats": state.repeats, "repeat_seconds": state.repeat_seconds,
+                                    "survey_seconds": state.survey_seconds}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    # xdist's controller: gather what each worker found.
+    state = node.config.stash.get(_STATE_KEY, None)
+    data = getattr(node, "workeroutput", {}).get("objarena")
+    if state is None or not data:
+        return
+    state.tests += data["tests"]
+    state.failed += data["failed"]
+    state.worker_results.extend(data["results"])
+    state.repeats += data["repeats"]
+    state.repeat_seconds += data["repeat_seconds"]
+    state.survey_seconds += data["survey_seconds"]
+
+
+def _line(r):
+    kinds = ", ".join(f"{name} {n}" for name, n in r["types"])
+    held = "; ".join(name + (f" ({n} refs)" if n > 1 else "") for name, n in r["holders"]) or "not found (C code)"
+    at_least = "at least " if r["capped"] else ""
+    text = f"{r['nodeid']}: {at_least}{r['objects']} object(s), {at_least}{_size(r['bytes'])} ({kinds}); held by {held}"
+    if r["verdict"] == "leak":
+        text += f"; each of its {r['repeats']} repeat(s) left more ({r['repeat_objects']} in all)"
+    elif r["verdict"] == "cache":
+        text += "; its repeats did not all leave more (a cache filled once)"
+    elif r["verdict"] == "unchecked":
+        text += ("; not repeated (past --objarena-repeat-budget)" if r["why"] == "budget"
+                 else "; its repeat failed (cannot tell)")
+    return text
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    report = config.stash.get(_REPORT_KEY, None)
-    if report is None or not report.tests:
+    state = config.stash.get(_STATE_KEY, None)
+    if state is None or not state.tests:
         return
-    leaked = [t for t in report.tests if t.leaked]
-    shown = report.tests if config.getoption("objarena_all") else leaked
+    results = getattr(state, "results", []) + state.worker_results
+    reported = [r for r in results if r["verdict"] in ("leak", "survivors")]
+    caches = [r for r in results if r["verdict"] == "cache"]
+    unchecked = [r for r in results if r["verdict"] == "unchecked"]
     tr = terminalreporter
-    tr.write_sep("=", "objarena: objects that outlived their test")
-    for record in shown:
-        tr.write_line(record.line())
-    released = sum(t.released for t in report.tests)
-    given_back = sum(t.rss_given_back for t in report.tests)
+    if reported or (state.show_all and results):
+        tr.write_sep("=", "objarena: objects that outlived their test")
+        for r in reported:
+            tr.write_line(("LEAK " if r["verdict"] == "leak" else "") + _line(r))
+        if state.show_all:
+            for r in caches + unchecked:
+                tr.write_line(r["verdict"] + " " + _line(r))
+    left = sum(r["bytes"] for r in reported)
     tr.write_line(
-        f"objarena: {len(report.tests)} test(s) in scopes, {len(leaked)} leaked; "
-        f"{_size(released)} released, {_size(given_back)} RSS given back; "
-        f"baseline {report.baseline_blocks} block(s) per test subtracted"
+        f"objarena: {state.tests} test(s) in scopes, {len(reported)} reported ({_size(left)} left alive); "
+        f"{len(caches)} filled a cache once, {len(unchecked)} left objects but were not repeated "
+        f"(neither reported; --objarena-all lists them); {state.failed} failed (not checked)"
+    )
+    tr.write_line(
+        f"objarena: cost: {state.repeats} test(s) run again ({state.repeat_seconds:.2f} s), "
+        f"one survey of the survivors at the end ({state.survey_seconds:.2f} s)"
     )
