@@ -35,14 +35,31 @@
 #include "pyext/freelists.h"
 #include "pyext/layout_check.h"
 
-#ifdef OBJARENA_HAVE_FREELISTS
-
+#if defined(OBJARENA_HAVE_FREELISTS) || defined(OBJARENA_HAVE_GENERIC_FREELISTS)
+/* One walk over CPython's freelists, either layout below. */
 typedef struct walk {
     const arena_t *until; /* stop once it has no live block (NULL: never) */
     uint64_t freed;
 } walk_t;
 
 static bool walk_done(const walk_t *w) { return w->until && arena_live_blocks(w->until) == 0; }
+
+/* False when there is nothing to do (the arena has no live block) or the
+ * running interpreter is not the layout compiled in (layout_check.h): then
+ * a full collection clears the freelists instead, and the skip is counted. */
+static bool walk_may_start(const walk_t *w) {
+    if (walk_done(w))
+        return false;
+    if (!objarena_layout_freelists_ok()) {
+        objarena_layout_count_skipped_walk();
+        return false;
+    }
+    return true;
+}
+#endif
+
+#ifdef OBJARENA_HAVE_FREELISTS
+
 
 static void gc_del(void *p) { PyObject_GC_Del(p); }
 static void object_free(void *p) { PyObject_Free(p); }
@@ -128,14 +145,8 @@ static void walk_array(void **items, int *numfree, void (*free_node)(void *), wa
 
 uint64_t objarena_free_arena_blocks_on_freelists(const arena_t *until_arena) {
     walk_t w = {until_arena, 0};
-    if (walk_done(&w))
+    if (!walk_may_start(&w))
         return 0;
-    if (!objarena_layout_freelists_ok()) {
-        /* Not the layout compiled in (layout_check.h): a full collection
-         * clears the freelists instead. */
-        objarena_layout_count_skipped_walk();
-        return 0;
-    }
     PyInterpreterState *interp = PyInterpreterState_Main();
     /* Most likely holders first: small tuples, lists, dicts, floats. */
     for (int i = TUPLE_FIRST_LIST; i < TUPLE_LISTS; i++)
@@ -206,12 +217,6 @@ bool objarena_freelists_supported(void) { return true; }
  * their type reference), builtin-function objects with PyObject_GC_Del, the
  * non-object kinds (dict keys, writers) with PyMem_Free. object_stack_chunks
  * come from the RAW domain, never from an arena: not walked. */
-typedef struct walk {
-    const arena_t *until; /* stop once it has no live block (NULL: never) */
-    uint64_t freed;
-} walk_t;
-
-static bool walk_done(const walk_t *w) { return w->until && arena_live_blocks(w->until) == 0; }
 
 static void free_object(void *p) {
     PyObject *op = p;
@@ -293,14 +298,8 @@ static void walk_list(struct _Py_freelist *fl, void (*free_node)(void *), walk_t
 
 uint64_t objarena_free_arena_blocks_on_freelists(const arena_t *until_arena) {
     walk_t w = {until_arena, 0};
-    if (walk_done(&w))
+    if (!walk_may_start(&w))
         return 0;
-    if (!objarena_layout_freelists_ok()) {
-        /* Not the layout compiled in (layout_check.h): a full collection
-         * clears the freelists instead. */
-        objarena_layout_count_skipped_walk();
-        return 0;
-    }
     struct _Py_freelists *fls = main_freelists();
     /* Short lists first: the walk stops as soon as the arena has no live
      * block, and on 3.14 a few lists are long with entries older than any

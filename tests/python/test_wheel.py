@@ -100,13 +100,11 @@ def test_installed_wheel_runs_an_example_outside_the_tree(venv, tmp_path):
 
 
 def test_pytest_objarena_from_the_installed_wheel(venv, wheel, tmp_path):
-    # The hook for `pytest --objarena` (helper pytestplug adds the pytest11 entry point to pyproject.toml):
-    # until the wheel has it, say so instead of passing quietly.
+    # `pytest --objarena` comes from the wheel's pytest11 entry point.
     with zipfile.ZipFile(wheel["path"]) as z:
         eps = [n for n in z.namelist() if n.endswith(".dist-info/entry_points.txt")]
         text = z.read(eps[0]).decode() if eps else ""
-    if "[pytest11]" not in text:
-        pytest.skip("this wheel has no pytest11 entry point yet (pyproject.toml [project.entry-points.pytest11])")
+    assert "[pytest11]" in text and "objarena.pytest_plugin" in text, text
     p = subprocess.run([venv, "-m", "pip", "install", "-q", "--disable-pip-version-check", "pytest"],
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]
