@@ -2,23 +2,35 @@
  * generation lists directly: the layout (struct _gc_runtime_state in
  * interp->gc: generations[3].head, permanent_generation, collecting,
  * long_lived_pending; PyGC_Head with flag bits in the low two bits of
- * _gc_prev) is the same in 3.10-3.13 default builds. 3.14 replaced the
- * collector (incremental, young/old spaces): skipped there until verified. */
+ * _gc_prev) is the same in 3.10-3.15 default builds: 3.14.5 reverted the
+ * incremental collector of 3.14.0-3.14.4 (young/old spaces), and 3.14.10's
+ * and 3.15.2's headers have generations[3] again. On 3.14+ the import-time
+ * layout check (layout_check.h) must have found the gc state where this
+ * build reads it, else the exit takes the paced path instead (counted with
+ * the layout's mismatches, reported by version_support()). */
 #define Py_BUILD_CORE 1
 #include <Python.h>
 
 #include "pyext/phase_collect.h"
 
-#if PY_VERSION_HEX >= 0x030A0000 && PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED)
+#if PY_VERSION_HEX >= 0x030A0000 && PY_VERSION_HEX < 0x03100000 && !defined(Py_GIL_DISABLED)
 #include "internal/pycore_gc.h"
 #include "internal/pycore_interp.h"
+
+#include "pyext/layout_check.h"
 
 #define NEXT(g) ((PyGC_Head *)(g)->_gc_next)
 #define PREV(g) ((PyGC_Head *)((g)->_gc_prev & _PyGC_PREV_MASK))
 
 static struct _gc_runtime_state *gc_state(void) { return &PyInterpreterState_Main()->gc; }
 
-bool objarena_phase_collect_supported(void) { return true; }
+bool objarena_phase_collect_supported(void) {
+#if PY_VERSION_HEX >= 0x030E0000
+    return objarena_layout_young_collections_ok();
+#else
+    return true;
+#endif
+}
 
 /* A list head, not an object: one of the generations or the permanent one. */
 static bool is_head(struct _gc_runtime_state *gc, PyGC_Head *g) {
@@ -45,6 +57,8 @@ static void append_node(PyGC_Head *node, PyGC_Head *list) {
 }
 
 PyObject *objarena_phase_mark(void) {
+    if (!objarena_phase_collect_supported())
+        return NULL;
     struct _gc_runtime_state *gc = gc_state();
     if (gc->collecting)
         return NULL; /* a finalizer's scope: the collector owns the lists now */

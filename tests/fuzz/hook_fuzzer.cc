@@ -537,6 +537,10 @@ void NewScope(Model &m, FuzzedDataProvider &in) {
     bool valid = !c || (c >= ARENA_MIN_CHUNK_SIZE && c <= ARENA_MAX_CHUNK_SIZE && !(c & (c - 1)));
     if (o.huge_pages && !o.pool && c && c < ARENA_HUGE_PAGE_SIZE) valid = false;
     if (o.limit && c && !o.pool && o.limit < c) valid = false;
+    // Without a chunk_size, a limit under the smallest chunk the scope can
+    // map (one huge page with huge_pages) is refused too (issue 24).
+    if (o.limit && !c && !o.pool && o.limit < (o.huge_pages ? ARENA_HUGE_PAGE_SIZE : ARENA_MIN_CHUNK_SIZE))
+        valid = false;
     if (!valid) Touch(m);  // a ValueError is a Python object
     objarena_scope_t *s = objarena_scope_new(&o);
     if (!valid) {

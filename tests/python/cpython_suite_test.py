@@ -183,7 +183,11 @@ def test_cpython_tests_pass_with_every_test_in_its_own_scope(modules, scope_kwar
     else:
         assert scoped["quarantined_bytes"] > 0
     if scoped["bad"]:
-        plain = run_suite(scoped["bad"], None)
+        # A subtest's id ("test_x [case]", "test_x (k=1)") cannot be selected
+        # by name: rerun its test, whose plain run reports the same subtest ids
+        # (3.15 from newer-pythons: test_ast's test_stdlib_validates fails its
+        # [sitecustomize.py] subtest plainly too, a dangling Debian symlink).
+        plain = run_suite(sorted({bad.split(" ")[0] for bad in scoped["bad"]}), None)
         assert sorted(set(scoped["bad"]) - set(plain["bad"])) == []
 
 

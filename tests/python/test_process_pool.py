@@ -113,5 +113,7 @@ def test_worker_rss_stays_flat_where_a_plain_worker_keeps_memory():
     plain = worker_growth(concurrent.futures.ProcessPoolExecutor)
     scoped = worker_growth(ProcessPoolExecutor)
     print(f"worker RSS growth over 4 tasks: plain {plain:.1f} MiB, scoped {scoped:.1f} MiB")
-    assert scoped < 3.0, (plain, scoped)
-    assert plain > scoped + 5.0, (plain, scoped)
+    # (3.14/3.15's plain worker keeps less than 3.10-3.13's: 6.9 MiB against
+    # 7.7-8.7 here, 13.5 under CI's load; the scoped one 1.3-3.3 MiB.)
+    assert scoped < 4.0, (plain, scoped)
+    assert scoped < 0.5 * plain, (plain, scoped)
