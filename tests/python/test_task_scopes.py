@@ -235,6 +235,7 @@ async def quiet():
     x = [str(i) for i in range(1000)]
 
 async def main():
+    await quiet()  # (3.10: a code object's first run keeps a frame for later runs; not in a scope)
     loop = asyncio.get_running_loop()
     loop.set_task_factory(oa.task_factory(lambda c: c.__name__ == "big", limit=1 << 20))
     tb, ts = asyncio.create_task(big()), asyncio.create_task(small())
