@@ -42,7 +42,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 from run import base_env, find_lib  # noqa: E402  bench/run.py: a clean child environment, library lookup
 
-from phase_child import EXAMPLES, VARIANTS  # noqa: E402
+from phase_child import EXAMPLES, NOT_APPLYING, VARIANTS  # noqa: E402
 
 CHILD = os.path.join(HERE, "phase_child.py")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -160,6 +160,9 @@ def figures(res):
         f["escaped_blocks"] = sum(s["live_blocks_at_exit"] for s in stats)
         f["phases_with_escapes"] = sum(1 for s in stats if s["live_blocks_at_exit"])
         f["alloc_fallbacks"] = sum(s["alloc_fallbacks"] for s in stats)
+    scopes = [p["scopes"] for p in ph if "scopes" in p]
+    if scopes:  # the example's own scopes (a task scope per request): the stats above are summed over them
+        f["scopes_per_phase"] = statistics.median(scopes)
     return f
 
 
@@ -182,8 +185,10 @@ def pick(seq, k=6):
     return [(i, seq[i]) for i in idx]
 
 
-def example_table(name, figs):
+def example_table(name, figs, variants=VARIANTS):
+    """The example's table; a variant of `variants` that does not apply to it (NOT_APPLYING) gets a row of "—"."""
     base = figs.get("pymalloc")
+    absent = {v: why for v, why in NOT_APPLYING.get(name, {}).items() if v in variants}
     n = next(iter(figs.values()))["phases"]
     cols = ", ".join(str(i + 1) for i, _ in pick(list(range(n))))
     lines = [f"### {name} ({n} phases)", "",
@@ -191,7 +196,11 @@ def example_table(name, figs):
              f"RSS after phases {cols}, MiB | held at end MiB | × pymalloc | RSS at end MiB | released at exit | "
              "escaped blocks |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
-    for v, f in figs.items():
+    for v in [v for v in VARIANTS if v in figs or v in absent] + [v for v in figs if v not in VARIANTS]:
+        if v in absent:
+            lines.append(f"| {v} |" + " — |" * 13)
+            continue
+        f = figs[v]
         after = " ".join(f"{x:.1f}" for _, x in pick(f["rss_after_each_mib"]))
         share = f"{f['released_share']:.1%}" if "released_share" in f else "—"
         esc = (f"{f['escaped_blocks']} in {f['phases_with_escapes']} phase(s)" if f.get("escaped_blocks")
@@ -202,7 +211,12 @@ def example_table(name, figs):
             f"{f['peak_mib']:.1f} | {ratio(f['peak_mib'], base and base['peak_mib'])} | {f['input_mib']:.1f} | "
             f"{after} | {held(f):.1f} | {ratio(held(f), base and held(base), 1.0)} | {f['end_rss_mib']:.1f} | "
             f"{share} | {esc} |")
-    return lines + [""]
+    notes = [f"{v}: does not apply ({why})." for v, why in absent.items()]
+    per = sorted({f["scopes_per_phase"] for f in figs.values() if "scopes_per_phase" in f})
+    if per:
+        notes.append(f"The objarena variants open a scope per task ({', '.join(f'{x:g}' for x in per)} per phase, "
+                     "median): released at exit and escaped blocks are summed over them.")
+    return lines + ([""] + [" ".join(notes)] if notes else []) + [""]
 
 
 HELD_NOTE = ("held: MiB of RSS at the end of the job (after its last phase; a Pool: after closing it) above the same "
@@ -235,7 +249,7 @@ def summary_table(results):
 
 
 LABELS = {"etl": "ETL, CSV + JSON lines", "compiler": "compile a stdlib slice", "worker": "worker, one job per phase",
-          "networkx": "networkx graphs"}
+          "networkx": "networkx graphs", "async": "asyncio service, a scope per request task"}
 
 
 def readme_table(results):
@@ -280,7 +294,8 @@ def verdict(name, figs):
         words = f"{name}: {diff:.1f} MiB less: {both}; phase CPU time {t}, peak {peak}"
     bare = figs.get("objarena.scope")
     if bare and bare.get("phases_with_escapes"):
-        words += (f"; in a bare scope {bare['escaped_blocks']} block(s) escaped in "
+        where = "its task scopes" if "scopes_per_phase" in bare else "a bare scope"
+        words += (f"; in {where} {bare['escaped_blocks']} block(s) escaped in "
                   f"{bare['phases_with_escapes']} of {n} phases")
     return words
 
@@ -325,7 +340,8 @@ def publish(results, verdicts, meta, log_lines, png):
     doc = [f"{run_line(meta)}. The chart is [img/examples.png](img/examples.png), the JSON "
            "[examples-summary.json](examples-summary.json). What it printed:", "", "```"] + log_lines + ["```", ""]
     for name in results:
-        doc += ["#" + line if line.startswith("### ") else line for line in example_table(name, results[name])]
+        doc += ["#" + line if line.startswith("### ") else line
+                for line in example_table(name, results[name], meta["variants_run"])]
     doc += ["Verdicts, as printed:", "", "```"] + verdicts + ["```"]
     replace_between(os.path.join(docs, "examples.md"), DOC_BEGIN, DOC_END, "\n".join(doc))
     log("published: docs/img/examples.png, docs/examples-summary.json, README.md and docs/examples.md tables")
@@ -364,10 +380,13 @@ def main(argv=None):
     todo = plan(variants)
     interval = 0.02 if args.full else 0.005
     results, samples, runs, failures = {}, {}, {}, []
-    k, total = 0, len(examples) * len(todo)
+    k, total = 0, sum(1 for name in examples for v in todo if v not in NOT_APPLYING.get(name, {}))
     for name in examples:
         results[name], samples[name], runs[name] = {}, {}, {}
         for v, env in todo.items():
+            if v in NOT_APPLYING.get(name, {}):
+                note(f"      {name:9s} {v:15s} does not apply: {NOT_APPLYING[name][v]}")
+                continue
             k += 1
             t = time.monotonic()
             try:
@@ -395,7 +414,7 @@ def main(argv=None):
     results = {name: figs for name, figs in results.items() if figs}
     examples = list(results)
     for name in examples:
-        log("\n".join(example_table(name, results[name])))
+        log("\n".join(example_table(name, results[name], list(todo))))
     log("\n".join(summary_table(results)))
     log("Columns: phase time (wall) and CPU time are medians over the phases (CPU time moves less when the machine "
         "is busy); peak RSS is the whole process's VmHWM during the "
@@ -413,6 +432,8 @@ def main(argv=None):
             "size": size, "variants_run": list(todo), "wall_s": round(time.monotonic() - t_start, 1),
             "loadavg_start": round(load_start, 2), "loadavg_end": round(os.getloadavg()[0], 2),
             "checkout": source_revision(),  # what ./tools/run_examples builds objarena from
+            "not_applying": {n: {v: why for v, why in NOT_APPLYING.get(n, {}).items() if v in todo}
+                             for n in examples if NOT_APPLYING.get(n)},
             "timing_note": "one run per variant, no repeats: phase times are single measurements"}
     summary_path = os.path.join(args.out_dir, "summary.json")
     with open(summary_path, "w") as f:

@@ -39,10 +39,21 @@ EXAMPLES = {
     "networkx": ("graph_batches", {"tiny": {"batches": 2, "nodes": 500, "edges": 2000},
                                    "default": {"batches": 6, "nodes": 4000, "edges": 16_000},
                                    "full": {"batches": 10, "nodes": 20_000, "edges": 80_000}}),
+    "async": ("async_service", {"tiny": {"bursts": 2, "requests": 60, "records": 100},
+                                "default": {"bursts": 6, "requests": 150, "records": 200},
+                                "full": {"bursts": 12, "requests": 400, "records": 300}}),
 }
 SIZES = ("tiny", "default", "full")
 # Every variant the child knows; the allocator ones differ only in the parent's environment.
 VARIANTS = ["pymalloc", "objarena.scope", "objarena.run", "objarena.Pool", "glibc", "jemalloc", "mimalloc"]
+# An example whose module defines job_scoped(batch, variant, pool) runs its objarena variants through it (its
+# own form of them: async_service.py opens a scope per request task, not one around the burst), and lists
+# those in SCOPED_VARIANTS; it returns (result, stats: the phase's scopes' statistics summed, "scopes": how
+# many, or None). Variants an example does not apply to are here, with the reason the tables print
+# (compare_phases.py runs no child for them; they show as "—").
+NOT_APPLYING = {
+    "async": {"objarena.run": "objarena.run calls a synchronous function; a request here is an asyncio task"},
+}
 STAT_KEYS = ("peak_mapped", "bytes_released", "bytes_retained", "bytes_pages_released", "chunks_released",
              "chunks_retained", "chunks_parked", "live_blocks_at_exit", "alloc_fallbacks")
 
@@ -70,6 +81,8 @@ def main():
     ap.add_argument("variant", choices=VARIANTS)
     ap.add_argument("--size", choices=SIZES, default="default")
     args = ap.parse_args()
+    if args.variant in NOT_APPLYING.get(args.example, {}):
+        ap.error(f"{args.variant} does not apply to {args.example}: {NOT_APPLYING[args.example][args.variant]}")
     out = {"example": args.example, "variant": args.variant, "pid": os.getpid(), "python": sys.version.split()[0],
            "allocator": allocator_name(), "malloc_libs": mapped_malloc_libs(), "t_start": time.monotonic()}
 
@@ -81,11 +94,14 @@ def main():
     mod.job(batches[0])  # warm-up (lazy imports, caches), outside any scope and before the baseline
     objarena = pool = None
     made = []
+    own = getattr(mod, "job_scoped", None)  # the example's own form of the objarena variants
+    if own is not None and args.variant.startswith("objarena") and args.variant not in mod.SCOPED_VARIANTS:
+        raise SystemExit(f"{args.example}: job_scoped has no {args.variant} (add it to NOT_APPLYING)")
     if args.variant.startswith("objarena"):
         import objarena
         if args.variant == "objarena.Pool":
             pool = objarena.Pool()
-        elif args.variant == "objarena.run":
+        elif args.variant == "objarena.run" and own is None:
             # objarena.run makes its scope through the name `scope` of the module that defines it:
             # record the scopes it makes to read their stats (missing stats show as "—")
             home = sys.modules[objarena.run.__module__]
@@ -105,14 +121,17 @@ def main():
         reset_peak()
         f0 = minflt()
         t0 = time.monotonic()
-        sc = None
-        if args.variant == "objarena.scope":
+        sc = stats = None
+        if own is not None and args.variant.startswith("objarena"):
+            result, stats = own(batch, args.variant, pool)
+            kept.append(result)
+        elif args.variant == "objarena.scope":
             with objarena.scope() as sc:
                 kept.append(mod.job(batch))
         elif args.variant == "objarena.Pool":
             with pool.scope() as sc:
                 kept.append(mod.job(batch))
-        elif args.variant == "objarena.run":
+        elif args.variant == "objarena.run" and own is None:
             kept.append(objarena.run(mod.job, batch))
             sc = made.pop() if made else None
         else:  # pymalloc, glibc, jemalloc, mimalloc: the same code, no scope
@@ -124,6 +143,9 @@ def main():
                "rss_after_kib": status_kib("VmRSS"), "minflt": f1[0] - f0[0]}
         if sc is not None:
             rec["stats"] = {k: sc.stats.get(k, 0) for k in STAT_KEYS}
+        elif stats is not None:  # the example's scopes (a task scope per request): summed over the phase
+            rec["stats"] = {k: stats.get(k, 0) for k in STAT_KEYS}
+            rec["scopes"] = stats["scopes"]
         phases.append(rec)
     out["phases"] = phases
     out["rss_after_last_kib"] = status_kib("VmRSS")

@@ -63,6 +63,10 @@ def draw(path, samples, runs, meta):
         for y, text, color in placed:
             ax.text(xmax * 1.02, y - max(over, 0), text, fontsize=6.5, color=color, va="center")
         ax.axvline(0, color="#999999", lw=0.8, ls="--")
+        absent = meta.get("not_applying", {}).get(name, {})
+        if absent:  # a variant with no line because it does not apply here (the tables show "—")
+            ax.text(0.01, 0.98, "\n".join(f"{v}: does not apply" for v in absent), transform=ax.transAxes,
+                    fontsize=6, color="#555555", va="top")
         ax.set_title(f"{name} ({len(next(iter(runs[name].values()))['phases'])} phases)", fontsize=10)
         ax.set_xlabel("seconds from the first phase (before 0: the input is made)", fontsize=8)
         ax.set_ylabel("RSS, MiB", fontsize=8)
@@ -70,7 +74,12 @@ def draw(path, samples, runs, meta):
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
+    legend = {}  # every variant drawn in any panel (not every example runs every variant)
+    for ax in axes.flat:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, h)
+    labels = sorted(legend, key=lambda v: list(COLORS).index(v) if v in COLORS else len(COLORS))
+    handles = [legend[v] for v in labels]
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
     fig.suptitle(f"objarena examples: RSS of each run's process (dots: phase ends; squares: the job is over, "
                  f"pool closed; right: MiB held above the process before the job) - Python {meta['python']}, "
