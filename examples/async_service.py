@@ -154,8 +154,8 @@ def job_scoped(batch, variant, pool=None):
     finally:
         ev.set_task_factory(previous)
     scopes = [t.get_coro().scope for t in tasks]
-    open_ = [s.state for s in scopes if s is None or s.state != "exited"]
-    if open_:  # every request's scope exits in its task's done callback, before gather returns
+    open_ = ["no scope" if s is None else s.state for s in scopes if s is None or s.state != "exited"]
+    if open_:  # every request has a scope, and it exits in its task's done callback, before gather returns
         raise RuntimeError(f"async_service: {len(open_)} task scope(s) not exited after the burst: {open_[:3]}")
     stats = {k: 0 for k in SUM_KEYS}
     stats["peak_mapped"] = 0

@@ -186,3 +186,44 @@ def test_main_job_tables_json_chart_and_verdicts(tmp_path):
     png = (tmp_path / "examples.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     assert len(json.loads((tmp_path / "samples.json").read_text())["samples"]["worker"]["pymalloc"]) >= 3  # (from before the job to its end)
+
+
+def test_async_service_task_scopes_serve_the_same_responses():
+    # issue 22: a scope per request task (objarena.asyncio.task_factory), 2 bursts of 60 requests
+    args = ["--bursts", "2", "--requests", "60", "--records", "100", "--json", "-"]
+    runs = {v: json.loads(run_example("async_service.py", "--variant", v, *args)) for v in ("plain", "tasks", "pool")}
+    plain = runs["plain"]["bursts"]
+    assert [b["requests"] for b in plain] == [60, 60] and plain[0]["stats"] is None
+    for v in ("tasks", "pool"):
+        bursts = runs[v]["bursts"]
+        # byte for byte the same responses (a hash per request, made outside the scopes)
+        assert [b["responses_sha256"] for b in bursts] == [b["responses_sha256"] for b in plain], v
+        for b in bursts:
+            st = b["stats"]
+            # every request ran in a task scope of its own, and allocated there (~10 blocks per record)
+            assert st["scopes"] == 60 and st["blocks_allocated"] > 60 * 500, (v, st)
+            assert st["alloc_fallbacks"] == 0 and st["bytes_released"] > 0, (v, st)
+        # request 0 (burst 0) and request 100 (burst 1) each put one small dict into the LRU cache: the only
+        # blocks that outlive their task's scope (the responses went to the transports as hashes)
+        assert all(0 < b["stats"]["live_blocks_at_exit"] <= 10 for b in bursts), (v, bursts)
+        assert all(b["stats"]["chunks_retained"] <= 2 for b in bursts), (v, bursts)
+    assert all(b["stats"]["chunks_parked"] > 0 for b in runs["pool"]["bursts"])  # the pool's scopes park chunks
+
+
+def test_main_job_async_service_task_scopes_and_run_not_applying(tmp_path):
+    stdout = run_example("compare_phases.py", "--tiny", "--examples", "async", "--no-chart",
+                         "--variants", "pymalloc,objarena.scope,objarena.run,objarena.Pool", "--out-dir", str(tmp_path))
+    # objarena.run does not apply to a service whose requests are tasks: no child, a row of "—", a note
+    assert re.search(r"^\s+async\s+objarena\.run\s+does not apply: ", stdout, re.M), stdout
+    assert re.search(r"\[ ?3/3\] async\s+objarena.Pool\s+phase", stdout), stdout
+    assert "| objarena.run | — | — |" in stdout and "objarena.run: does not apply (" in stdout
+    res = json.loads((tmp_path / "summary.json").read_text())["results"]["async"]
+    assert set(res) == {"pymalloc", "objarena.scope", "objarena.Pool"}
+    assert "released_share" not in res["pymalloc"]
+    for v in ("objarena.scope", "objarena.Pool"):
+        f = res[v]
+        # the phase's stats are the task scopes' summed (60 requests per burst, a scope each): real releases
+        assert f["phases"] == 2 and f["scopes_per_phase"] == 60, f
+        assert f["released_share"] > 0.5 and f["alloc_fallbacks"] == 0, f
+        assert 0 < f["escaped_blocks"] <= 20, f  # the cache's small dicts (one per 100 requests)
+    assert "in its task scopes" in json.loads((tmp_path / "summary.json").read_text())["verdicts"][0]
