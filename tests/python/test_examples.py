@@ -203,10 +203,12 @@ def test_async_service_task_scopes_serve_the_same_responses():
             # every request ran in a task scope of its own, and allocated there (~10 blocks per record)
             assert st["scopes"] == 60 and st["blocks_allocated"] > 60 * 500, (v, st)
             assert st["alloc_fallbacks"] == 0 and st["bytes_released"] > 0, (v, st)
-        # request 0 (burst 0) and request 100 (burst 1) each put one small dict into the LRU cache: the only
-        # blocks that outlive their task's scope (the responses went to the transports as hashes)
+        # request 0 (burst 0) and request 100 (burst 1) each put one small dict into the LRU cache: it outlives
+        # its task's scope; the responses went to the transports as hashes. A few more blocks at exit are
+        # CPython's freelists' (a float or list freed by one task, reused by another still running: 3.13 and
+        # 3.14 show 4-5 blocks in 2-3 chunks per burst), not responses (60 per burst)
         assert all(0 < b["stats"]["live_blocks_at_exit"] <= 10 for b in bursts), (v, bursts)
-        assert all(b["stats"]["chunks_retained"] <= 2 for b in bursts), (v, bursts)
+        assert all(b["stats"]["chunks_retained"] <= 5 for b in bursts), (v, bursts)
     assert all(b["stats"]["chunks_parked"] > 0 for b in runs["pool"]["bursts"])  # the pool's scopes park chunks
 
 
