@@ -13,6 +13,8 @@ Variants:
   objarena.Pool   each phase in `pool.scope()` of one Pool; the pool is closed after the last phase
   glibc           PYTHONMALLOC=malloc
   jemalloc, mimalloc  PYTHONMALLOC=malloc + LD_PRELOAD, only where `ldconfig -p` lists the library
+An example may run the objarena variants its own way (its module's job_scoped: the async service opens a
+scope per request task) and may not apply to some (phase_child.NOT_APPLYING: no child, "—" in the tables).
 
 While a run goes, this process samples the child's RSS from /proc/<pid>/statm
 (a few hundred times per run; reading it neither takes the child's GIL nor
