@@ -213,7 +213,12 @@ def test_async_service_task_scopes_serve_the_same_responses():
 
 
 def test_main_job_async_service_task_scopes_and_run_not_applying(tmp_path):
-    stdout = run_example("compare_phases.py", "--tiny", "--examples", "async", "--no-chart",
+    try:
+        import matplotlib  # noqa: F401  (requirements-dev.txt installs it: then the panel is drawn too)
+        chart = []
+    except ImportError:
+        chart = ["--no-chart"]
+    stdout = run_example("compare_phases.py", "--tiny", "--examples", "async", *chart,
                          "--variants", "pymalloc,objarena.scope,objarena.run,objarena.Pool", "--out-dir", str(tmp_path))
     # objarena.run does not apply to a service whose requests are tasks: no child, a row of "—", a note
     assert re.search(r"^\s+async\s+objarena\.run\s+does not apply: ", stdout, re.M), stdout
@@ -228,4 +233,9 @@ def test_main_job_async_service_task_scopes_and_run_not_applying(tmp_path):
         assert f["phases"] == 2 and f["scopes_per_phase"] == 60, f
         assert f["released_share"] > 0.5 and f["alloc_fallbacks"] == 0, f
         assert 0 < f["escaped_blocks"] <= 20, f  # the cache's small dicts (one per 100 requests)
-    assert "in its task scopes" in json.loads((tmp_path / "summary.json").read_text())["verdicts"][0]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert "in its task scopes" in summary["verdicts"][0]
+    assert list(summary["meta"]["not_applying"]) == ["async"]
+    assert list(summary["meta"]["not_applying"]["async"]) == ["objarena.run"]
+    if not chart:
+        assert (tmp_path / "examples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
