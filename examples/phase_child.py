@@ -14,9 +14,9 @@ Per phase it records the start and end on time.monotonic() (the parent's
 clock too, for the chart), VmHWM (reset before the phase), VmRSS after it,
 and the scope's stats for the objarena variants (an example with its own
 job_scoped: its scopes' stats summed over the phase, and how many scopes).
-When the job is over (the
-last scope has exited, a pool is closed) it records the RSS at the end
-(rss_end_kib at t_end): the last point of the variant's line on the chart.
+When the job is over (the last scope has exited, a pool is closed) it
+records the RSS at the end (rss_end_kib at t_end): the last point of the
+variant's line on the chart.
 """
 import argparse
 import gc
