@@ -5,6 +5,7 @@
     python bench/engines_bench.py --repeats 3 --only dask
     python bench/engines_bench.py --only dask --workload big_keep          # issue 21 (minutes)
     python bench/engines_bench.py --only dask --workload big_keep --quick  # 30 tasks, one round
+    python bench/engines_bench.py --only dask --workload big_keep --explain  # where a task's time goes
 
 Workloads (both from the engines issue): `small`, 2,000 tasks of about 1 ms
 (8,000 small tuples built and summed), and `big`, 200 tasks that each build
@@ -34,7 +35,10 @@ as ratios to plain's min; worker CPU; per-worker exit statistics (exit
 collections by kind, chunks released / retained, retained and warm bytes);
 and a checksum of the results and of the workers' merged caches, which must
 be the same in every variant and round. Writes
-bench/results/dask-big-keep-<python>.md (not with --quick).
+bench/results/dask-big-keep-<python>.md (not with --quick). `--explain`:
+instead, the per-task breakdown inside one worker (bench/big_keep.py's
+explain(): task body, CPython's collections during it, the scope's exit and
+its collection, exit kinds, chunks released and retained).
 
 Per run: wall time per task, CPU time per task (the worker processes' CPU
 time over the batch: Dask workers' process_time delta; pool children's
@@ -202,10 +206,6 @@ def run_dask_big_keep(variant, n):
 def big_keep_table(quick, rounds):
     n = 30 if quick else 120
     rounds = 1 if quick else rounds
-    # The workers import bench/big_keep.py (the task pickles by reference): spawned
-    # processes get this process's sys.path, and PYTHONPATH covers other start methods.
-    here = os.path.dirname(os.path.abspath(__file__))
-    os.environ["PYTHONPATH"] = os.pathsep.join([here] + [p for p in [os.environ.get("PYTHONPATH")] if p])
     runs = {v: [] for v in BIG_KEEP_VARIANTS}
     loads = [os.getloadavg()[0]]
     for r in range(rounds):
@@ -252,6 +252,32 @@ def big_keep_table(quick, rounds):
     return runs, "\n".join(lines), same and complete
 
 
+def big_keep_explain(rounds):
+    """Where a big_keep task's CPU goes inside one Dask worker (bench/big_keep.py's explain())."""
+    import distributed
+
+    import big_keep
+
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0", silence_logs=40) as lc, distributed.Client(lc) as client:
+        client.run(big_keep.ready)
+        client.gather(client.map(noop_task, range(20)))
+        (out,) = client.run(big_keep.explain, rounds).values()
+    print(json.dumps(out), flush=True)
+    lines = [f"One Dask worker ({out['tracked_objects']:,} tracked objects before), each mode run {rounds} times "
+             f"interleaved on the worker's own thread (client.run), medians, process CPU ms:", "",
+             "| mode | task body | CPython gc in the body (gen 0 / 1 / 2 ms; count of gen 2) | scope exit | "
+             "exit wall ms | of which exit collection (wall) | exit kinds | chunks released / retained at exit | pages released MiB | "
+             "blocks live at exit |", "|---|---:|---|---:|---:|---:|---|---|---:|---:|"]
+    for mode in ("plain", "scoped", "pool_scoped", "detach"):
+        m = out[mode]
+        gs = " / ".join(f"{x * 1e3:.0f}" for x in m["gc_secs"])
+        lines.append(f"| {mode} | {m['body'] * 1e3:.0f} | {gs}; {m['gc_count'][2]:.0f} | {m['exit'] * 1e3:.0f} | "
+                     f"{m['exit_wall'] * 1e3:.0f} | {m['exit_collect'] * 1e3:.0f} | {', '.join(m['kinds'])} | {m['chunks_released']:.0f} / "
+                     f"{m['chunks_retained']:.0f} | {m['pages_released_mib']:.1f} | {m['escaped']:.0f} |")
+    return "\n".join(lines)
+
+
 def big_keep_records():
     import big_keep
 
@@ -272,11 +298,21 @@ def main():
     ap.add_argument("--workload", choices=["small", "big", "big_keep"], action="append",
                     help="default: small and big; big_keep (issue 21) is Dask only and runs on its own")
     ap.add_argument("--rounds", type=int, default=3, help="big_keep: rounds of alternating variants (min of)")
+    ap.add_argument("--explain", action="store_true",
+                    help="big_keep: only the per-task breakdown inside one worker (body, gc, exit; --rounds times)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "engines.md"))
     args = ap.parse_args()
     if args.workload and "big_keep" in args.workload:
         if args.workload != ["big_keep"] or (args.only or ["dask"]) != ["dask"]:
             ap.error("--workload big_keep runs alone, on Dask: --only dask --workload big_keep")
+        # The workers import bench/big_keep.py (the task pickles by reference): spawned
+        # processes get this process's sys.path, and PYTHONPATH covers other start methods.
+        here = os.path.dirname(os.path.abspath(__file__))
+        os.environ["PYTHONPATH"] = os.pathsep.join([here] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+        if args.explain:
+            print(f"CPython {sys.version.split()[0]}, load average {os.getloadavg()[0]:.1f}\n")
+            print(big_keep_explain(args.rounds))
+            return
         runs, table, ok = big_keep_table(args.quick, args.rounds)
         md = (f"Dask big tasks that keep a little (issue 21), {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, "
               f"CPython {sys.version.split()[0]}, {os.cpu_count()} cores{' (quick)' if args.quick else ''}; "
