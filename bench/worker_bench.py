@@ -148,27 +148,11 @@ print(json.dumps({"before": before, "after_tasks": after_tasks, "after_collect":
 """
 
 
-BIG_CHILD = COMMON + r"""
-import zlib
+# The task itself is bench/big_keep.py's, shared with the Dask benchmark
+# (bench/engines_bench.py --only dask --workload big_keep).
+BIG_CHILD = COMMON + f"sys.path.insert(0, {HERE!r})\n" + r"""
+from big_keep import CACHE, digest, keep_detached, keep_plain, task
 mode, records, marks = sys.argv[1], int(sys.argv[2]), [int(m) for m in sys.argv[3].split(",")]
-CACHE = {}
-
-def task(i, keep):
-    rows = [{"id": j, "name": "rec%d" % j, "score": j * 0.5 + i, "tags": [j % 7]} for j in range(records)]
-    totals = {}
-    for r in rows:
-        t = r["tags"][0]
-        totals[t] = totals.get(t, 0.0) + r["score"]
-    for r in rows[::500]:
-        keep((i, r["id"]), r)
-    return sum(totals.values())
-
-def keep_plain(key, row):
-    CACHE[key] = row
-
-def keep_detached(key, row):
-    with objarena.paused():
-        CACHE[objarena.detach(key)] = objarena.detach(row)
 
 pool = objarena.Pool() if mode == "pool" else None
 gc.collect()
@@ -176,22 +160,22 @@ base_rss, base_cpu = rss_mib(), time.process_time()
 out, results = [], []
 for i in range(1, marks[-1] + 1):
     if mode == "plain":
-        results.append(task(i, keep_plain))
+        results.append(task(i, keep_plain, records))
     elif mode == "pool":
         with pool.scope():
-            results.append(task(i, keep_plain))
+            results.append(task(i, keep_plain, records))
     elif mode == "bare":
         with objarena.scope():
-            results.append(task(i, keep_plain))
+            results.append(task(i, keep_plain, records))
     else:  # the result is kept too: detached as well
         with objarena.scope():
-            result = task(i, keep_detached)
+            result = task(i, keep_detached, records)
             with objarena.paused():
                 results.append(objarena.detach(result))
             del result
     if i in marks:
         out.append({"tasks": i, "cpu": time.process_time() - base_cpu, "rss_growth_mib": rss_mib() - base_rss})
-digest = zlib.crc32(repr((results, sorted(CACHE.items()))).encode())
+digest = digest(results, CACHE.items())
 info = objarena.info()
 print(json.dumps({"marks": out, "digest": digest, "kept": len(CACHE), "retained_chunks": info["retained_chunks"],
                   "exit_collections_phase": info.get("exit_collections_phase", 0),
@@ -233,7 +217,7 @@ def big_table(quick):
                      " | " + " | ".join(f"{best(x, i, 'rss_growth_mib') / p:.2f}x" for x in ("bare", "pool", "detach"))
                      + " |")
     last = {m: runs[m][-1] for m in BIG_MODES}
-    lines += ["", f"Results and cache identical in every mode: {'yes' if same else 'NO: ' + repr(digests)}; rows kept "
+    lines += ["", f"Results and cache identical in every mode: {'yes (checksum %d)' % runs['plain'][0]['digest'] if same else 'NO: ' + repr(digests)}; rows kept "
               f"{last['plain']['kept']}; retained chunks at the end (bare, pool, detach): "
               f"{last['bare']['retained_chunks']}, {last['pool']['retained_chunks']}, {last['detach']['retained_chunks']}; "
               f"exits with a phase collection (bare): {last['bare']['exit_collections_phase']}, with a full one: "
