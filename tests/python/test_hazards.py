@@ -1287,8 +1287,8 @@ def check_all():
 def drop():
     for k in range(0, N, 2):
         KEPT[k] = None
-# (the survivors sit in the tasks' 64 KiB first chunks, which only an arena of
-# that chunk size would adopt: none does)
-after(check_all, drop, adopt=False)
+# (the survivors sit in the tasks' 64 KiB first chunks: with adoption the later
+# task scopes refill them, around the survivors)
+after(check_all, drop)
 print("DONE")
 """)
