@@ -150,7 +150,14 @@ bool adopt_pool_retained(struct arena *a, size_t block) {
 
 bool adopt_retained_chunk(struct arena *a, size_t block) {
     char *start, *end;
-    chunk_t *c = retained_adoptable_find(a->chunk_size, retained_span_lines(block), &start, &end);
+    chunk_t *c = NULL;
+    /* An arena about to map its small first chunk (a task scope's) takes a
+     * retained chunk of that size first: else every task that kept a little
+     * would hold a first chunk of its own that no arena ever refills. */
+    if (a->first_chunk_size && a->chunks_mapped == 0 && block <= a->first_chunk_size / 4)
+        c = retained_adoptable_find(a->first_chunk_size, retained_span_lines(block), &start, &end);
+    if (!c)
+        c = retained_adoptable_find(a->chunk_size, retained_span_lines(block), &start, &end);
     if (!c)
         return false;
     adopt_take(a, c, start, end);

@@ -34,7 +34,8 @@ bool adopt_next_span(struct arena *a, size_t block);
  * with a span of at least `block` bytes. false: none. */
 bool adopt_pool_retained(struct arena *a, size_t block);
 
-/* Takes an adoptable retained chunk (of a's chunk size) with a span of at
+/* Takes an adoptable retained chunk (of a's first chunk size while a has
+ * mapped nothing and the block fits one, else of a's chunk size) with a span of at
  * least `block` bytes into arena a and makes the span current. false:
  * none (a is unchanged). */
 bool adopt_retained_chunk(struct arena *a, size_t block);

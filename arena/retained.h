@@ -42,7 +42,9 @@
  * chunk whose free lines may be worth taking is on the adoptable list
  * (listed at release and by any later free in it; taken off when a search
  * finds no free line). An adopting arena whose bump pointer runs out takes,
- * before mapping a fresh chunk, a listed chunk of its chunk size and
+ * before mapping a fresh chunk, a listed chunk of its chunk size (or, when
+ * it is about to map its small first chunk, one of that size first: a task
+ * scope's 64 KiB first chunks would otherwise never be refilled) and
  * bump-allocates through its runs of free lines ("spans") in address
  * order: holes around survivors as well as handed-back pages, which fault
  * back in as they are written. Rules that keep every survivor intact:
