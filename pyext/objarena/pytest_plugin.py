@@ -26,8 +26,8 @@ of every candidate are found once, at the end of the session, in one full
 collection and one walk of the gc's objects (see docs/integrations.md).
 
 Leak or cache: a cache fills once; a leak grows every time the code runs.
-A candidate test's body runs twice more right away, with the same fixtures,
-each time in a fresh scope (``--objarena-repeat``, within
+A candidate test's body runs twice more right away (once, if that repeat
+left nothing), with the same fixtures, each time in a fresh scope (``--objarena-repeat``, within
 ``--objarena-repeat-budget`` of the tests' own time): at the end, a test
 whose first run's objects and every repeat's objects are alive is a LEAK and
 reported, with the module global, class attribute or cache that holds them;
@@ -151,7 +151,7 @@ def survey(arenas, first_modules=()):
     return out
 
 
-_REPEAT_FLOOR = 0.5  # seconds of repeats always allowed (a small suite's first tests)
+_REPEAT_FLOOR = 0.25  # seconds of repeats always allowed (a small suite's first tests)
 # Survivors looked at per arena: a test that left more is described by a
 # sample ("at least"), so the survey's cost stays near one walk of the heap.
 _SURVEY_CAP = 5000
@@ -317,8 +317,8 @@ def pytest_addoption(parser):
     group.addoption("--objarena-repeat", type=int, default=2, metavar="N",
                     help="run a test that left objects N more times: a leak is objects of every repeat "
                          "alive at the end (growth), a cache is not (default 2; 0: report every survivor)")
-    group.addoption("--objarena-repeat-budget", type=float, default=0.2, metavar="SHARE",
-                    help="repeats take at most this share of the tests' own time, plus 0.5 s (default 0.2; 0: no "
+    group.addoption("--objarena-repeat-budget", type=float, default=0.1, metavar="SHARE",
+                    help="repeats take at most this share of the tests' own time, plus 0.25 s (default 0.1; 0: no "
                          "repeats); a test past it is not repeated and not reported (--objarena-all lists it)")
     parser.addini("objarena", type="bool", default=False, help="objarena: turn the plugin on (as --objarena)")
     parser.addini("objarena_strict", type="bool", default=False, help="objarena: as --objarena-strict")
@@ -455,8 +455,12 @@ def _repeat_runs(state, rec, options, again, left):
             rec["repeat"] = "failed"
             return
         left.append(phase.stats.get("live_blocks_at_exit", 0))
-        if left[-1]:
-            state.candidates[phase.arena_id] = {"repeat_of": rec, "arena": phase.arena_id}
+        if not left[-1]:
+            # A repeat that left nothing settles it (a cache, not growth):
+            # the verdict needs every repeat to leave objects, so the rest
+            # would not change it.
+            break
+        state.candidates[phase.arena_id] = {"repeat_of": rec, "arena": phase.arena_id}
     rec["repeat"] = left
 
 

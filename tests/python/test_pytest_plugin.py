@@ -295,3 +295,35 @@ def test_unittest_cases_are_repeated_too(pytester):
     assert re.search(r"LEAK test_cases.py::Cases::test_leak: .*held by test_cases.KEPT", text), text
     assert "test_cases.py::Cases::test_cache:" not in text and "Cases::test_clean:" not in text, text
     assert "objarena: 3 test(s) in scopes, 1 reported" in text, text
+
+
+RUN_COUNT_SUITE = """
+MEMO = {}
+RUNS = [0, 0]
+
+
+def test_fills_a_cache_once():
+    RUNS[0] += 1  # small ints: no allocation
+    if "names" not in MEMO:
+        MEMO["names"] = [str(i) * 3 for i in range(200)]
+
+
+def test_leaks_each_run():
+    RUNS[1] += 1
+    MEMO.setdefault("grow", []).extend(str(i) * 3 for i in range(200))
+
+
+def test_zz_run_counts():
+    # A cache test's first repeat leaves nothing: that settles it, no second
+    # repeat. A leaking test runs 1 + 2 times.
+    assert RUNS == [2, 3], RUNS
+"""
+
+
+def test_a_repeat_that_leaves_nothing_ends_the_repeats(pytester):
+    pytester.makepyfile(test_run_counts=RUN_COUNT_SUITE)
+    result = pytester.runpytest_subprocess("--objarena", *RUN)
+    result.assert_outcomes(passed=3)
+    text = summary(result)
+    assert "LEAK test_run_counts.py::test_leaks_each_run" in text, text
+    assert "test_run_counts.py::test_fills_a_cache_once:" not in text, text
