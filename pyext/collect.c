@@ -23,16 +23,14 @@
  * leaves live is a true escape, or pinned by a freelist (cleared only by a
  * full collection) or garbage promoted to gen 2 during a long phase: for
  * those a full collection runs when it fits the pace (at most ~1/PACE of the
- * wall time, as the trim), when it costs at most a tenth of the phase's
- * own time (a quarter until issue 21's big tasks: a task that keeps a
- * little paid a full collection at every exit, 18-34% of its time, to find
- * true escapes), or when the scope is strict; otherwise it is
+ * wall time, as the trim), when it costs at most a quarter of the phase's
+ * own time, or when the scope is strict; otherwise it is
  * deferred, and the chunks are released by their last block's free whenever
  * a later collection (CPython's own, a later exit's, objarena.collect())
  * frees them. gc thresholds, gc.freeze() and gc.enable state are untouched:
  * explicit gc.collect(n) runs whatever they say. */
 #define FULL_COLLECT_PACE 50
-#define FULL_COLLECT_PHASE_SHARE 10
+#define FULL_COLLECT_PHASE_SHARE 4
 static struct {
     objarena_pace_t pace;
     objarena_collect_stats_t stats;
@@ -210,7 +208,7 @@ void objarena_exit_collect(const objarena_scope_options_t *options, const long c
  * the rule "nested + cost <= own / SHARE" is "SHARE * cost <= elapsed -
  * (SHARE + 1) * nested", which objarena_exit_collect's test reads with the
  * entry time moved later by (SHARE + 1) * nested. So the collections that N
- * nested exits run together stay within a tenth of the time of the work
+ * nested exits run together stay within a quarter of the time of the work
  * they enclose, and unwinding is linear. Before (issue 24), every one of
  * them found the others' collections, and the time spent entering the
  * inner scopes, in its own time: unwinding 2,000 nested scopes ran 1,552

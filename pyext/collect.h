@@ -60,12 +60,12 @@ void objarena_exit_collect(const struct objarena_scope_options *options, const l
                            objarena_exit_collection_t *out);
 
 /* Pacing across nested scopes. A full collection is due at exit when it
- * costs at most a tenth of the phase's own time; the exit collections of
+ * costs at most a quarter of the phase's own time; the exit collections of
  * the scopes nested in the phase (`nested` seconds, on the phase's thread:
  * the caller counts them) ran inside that time and already spent from that
- * tenth. Returns the entry time to pass to objarena_exit_collect so that
+ * quarter. Returns the entry time to pass to objarena_exit_collect so that
  * its rule reads "the nested collections plus this one cost at most a
- * tenth of the phase's own time, not counting the nested collections". */
+ * quarter of the phase's own time, not counting the nested collections". */
 double objarena_exit_pacing_start(double entered_at, double nested);
 
 /* Frees CPython's caches that pin phase memory: full gc (even when gc is

@@ -118,7 +118,7 @@ def make_and_drop_freelist_fodder():
 def test_a_long_phase_pays_for_its_own_full_collection(clean_gc):
     # objarena.collect() just ran a full collection, so the process-wide
     # pace defers the next one; a phase lasting far longer than that
-    # collection's cost (x10) gets it anyway: its promoted garbage (a cycle
+    # collection's cost (x4) gets it anyway: its promoted garbage (a cycle
     # through an old object, which the phase collection cannot prove dead)
     # goes back at exit, not at some later collection. The phase sleeps 6x
     # the required share of the measured cost (at least 1 s), so a loaded
@@ -133,7 +133,7 @@ def test_a_long_phase_pays_for_its_own_full_collection(clean_gc):
         tie_to_old(old, bytes(4 << 20))
         gc.collect(1)
         del old
-        time.sleep(min(30.0, max(1.0, 6 * 10 * cost)))
+        time.sleep(min(30.0, max(1.0, 6 * 4 * cost)))
     st = phase.stats
     assert st["objects_promoted"] and st["exit_collection"] == "full", st
     assert not st["full_collection_deferred"] and st["bytes_retained"] < (4 << 20), st
