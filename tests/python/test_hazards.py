@@ -755,6 +755,10 @@ def after(check, drop, adopt=True):
     assert objarena.info()["retained_blocks"] < before, (before, objarena.info())   # the dead ones' blocks went
     assert MODE == "poison" or not adopt or adopted >= 1, adopted   # the survivors' chunks were written around
     print("adopted", adopted)
+
+
+class Boom(Exception):  # what the async cases' tasks raise
+    pass
 """
 
 
@@ -938,9 +942,6 @@ def test_async_objects_escape_into_a_futures_result(child, mode):
     # through another. One waiter already waits; another awaits only after
     # the setter's scope has been released.
     check_async(child, mode, """
-class Boom(Exception):
-    pass
-
 async def setter(out, exc, handoff):
     task_scope("setter")
     churn()
@@ -1027,9 +1028,6 @@ def test_async_exception_caught_by_another_task(child, mode):
     # scopes are released: args, cause, notes, the traceback's frames and
     # their locals.
     check_async(child, mode, """
-class Boom(Exception):
-    pass
-
 def deep(n, k):
     if n == 0:
         local_payload = [make("local", i) for i in range(20)]
