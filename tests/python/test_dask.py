@@ -115,7 +115,11 @@ def test_two_threads_per_worker_get_a_scope_per_task():
         assert list(cluster_stats(client).values()) == [{"registered": False}]
     assert depths == [1] * 20
     assert stats["tasks"] == 20 + 100 + 4 + 8 and stats["tasks_failed"] == 0
-    assert stats["warm_bytes"] > 0  # the worker's pool keeps chunks warm between tasks
+    # The worker's pool keeps memory warm between tasks: empty chunks parked,
+    # or retained chunks whose free pages stay resident (the big tasks keep
+    # rows, so with two threads the last exits can leave no empty chunk:
+    # warm_bytes 0 in one CI run on 3.11).
+    assert stats["warm_bytes"] + stats["warm_retained_bytes"] > 0, stats
     if not ASAN:
         # the warm chunks and the retained chunks' resident free pages, nothing else
         assert max(scoped.values()) - (stats["warm_bytes"] + stats["warm_retained_bytes"]) / 2**20 < 4.0
