@@ -9,36 +9,11 @@
 #include "arena/os_mem.h"
 #include "arena/track.h"
 
-/* --- slot bitmap (region lock held) --- */
-
-static bool slot_is_used(size_t i) {
-    return (arena_region.slot_used[i / 64] >> (i % 64)) & 1;
-}
-
-static void slots_mark(size_t first, size_t count, bool used) {
-    for (size_t i = first; i < first + count; i++) {
-        uint64_t bit = (uint64_t)1 << (i % 64);
-        if (used)
-            arena_region.slot_used[i / 64] |= bit;
-        else
-            arena_region.slot_used[i / 64] &= ~bit;
-    }
-}
-
-/* First-fit search for `count` free slots starting at a multiple of
- * `align_slots`. Returns the first slot index or SIZE_MAX. */
-static size_t slots_find(size_t count, size_t align_slots) {
-    size_t total = arena_region.slot_count;
-    size_t i = (arena_region.first_free_hint + align_slots - 1) / align_slots * align_slots;
-    while (i + count <= total) {
-        size_t j = i;
-        while (j < i + count && !slot_is_used(j))
-            j++;
-        if (j == i + count)
-            return i;
-        i = (j + 1 + align_slots - 1) / align_slots * align_slots;
-    }
-    return SIZE_MAX;
+unsigned long long arena_testing_slot_reads(void) {
+    pthread_mutex_lock(&arena_region.lock);
+    unsigned long long reads = arena_region.slots.reads;
+    pthread_mutex_unlock(&arena_region.lock);
+    return reads;
 }
 
 /* --- metadata pool (region lock held) --- */
@@ -72,13 +47,10 @@ chunk_t *chunk_map(size_t size, size_t align, chunk_kind_t kind, bool huge_pages
         return NULL;
     size_t count = size >> REGION_SLOT_SHIFT;
     pthread_mutex_lock(&arena_region.lock);
-    size_t first = slots_find(count, align >> REGION_SLOT_SHIFT);
+    size_t first = slot_map_find(&arena_region.slots, count, align >> REGION_SLOT_SHIFT);
     chunk_t *c = first == SIZE_MAX ? NULL : metadata_get();
-    if (c) {
-        slots_mark(first, count, true);
-        if (first == arena_region.first_free_hint)
-            arena_region.first_free_hint = first + count;
-    }
+    if (c)
+        slot_map_take(&arena_region.slots, first, count);
     pthread_mutex_unlock(&arena_region.lock);
     if (!c)
         return NULL;
@@ -86,9 +58,7 @@ chunk_t *chunk_map(size_t size, size_t align, chunk_kind_t kind, bool huge_pages
     char *base = (char *)arena_ownership.base + (first << REGION_SLOT_SHIFT);
     if (!os_commit(base, size)) {
         pthread_mutex_lock(&arena_region.lock);
-        slots_mark(first, count, false);
-        if (first < arena_region.first_free_hint)
-            arena_region.first_free_hint = first;
+        slot_map_give(&arena_region.slots, first, count);
         metadata_put(c);
         pthread_mutex_unlock(&arena_region.lock);
         return NULL;
@@ -155,9 +125,7 @@ void chunk_unmap(chunk_t *c) {
     if (c->poison) {
         g->quarantined_bytes += c->size; /* slots stay marked: never reused */
     } else {
-        slots_mark(first, c->size >> REGION_SLOT_SHIFT, false);
-        if (first < arena_region.first_free_hint)
-            arena_region.first_free_hint = first;
+        slot_map_give(&arena_region.slots, first, c->size >> REGION_SLOT_SHIFT);
     }
     g->bytes_mapped -= c->size;
     if (c->kind == CHUNK_LARGE)

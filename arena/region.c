@@ -57,8 +57,7 @@ static void region_init(void) {
         arena_region.page_cross_live = arena_region.page_state + pages;
         uintptr_t aligned = ((uintptr_t)raw + ARENA_MAX_CHUNK_SIZE - 1) & ~(uintptr_t)(ARENA_MAX_CHUNK_SIZE - 1);
         arena_region.slot_owner = (_Atomic(struct chunk *) *)tables;
-        arena_region.slot_used = (uint64_t *)(tables + table_bytes);
-        arena_region.slot_count = slots;
+        slot_map_init(&arena_region.slots, (uint64_t *)(tables + table_bytes), slots);
         pthread_mutex_lock(&arena_region.lock); /* the stats' lock: arena_global_stats reads them */
         arena_region.stats.reserve_bytes = reserve;
         pthread_mutex_unlock(&arena_region.lock);

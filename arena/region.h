@@ -30,6 +30,7 @@
 
 #include "arena/arena.h"
 #include "arena/assert.h"
+#include "arena/slots.h"
 
 #define ARENA_LIKELY(x) __builtin_expect(!!(x), 1)
 #define ARENA_UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -73,10 +74,8 @@ typedef struct region {
     uint64_t *block_bits;    /* two bits per 16-byte granule: a block starts there, it is dead (see below) */
     uint32_t *page_cross;    /* per region page: 1 + page index where the block crossing into it starts */
     uint8_t *page_cross_live; /* per region page: the block crossing out of it may be live (see pages.h) */
-    uint64_t *slot_used;     /* bitmap: slot mapped or quarantined (chunk.c) */
-    size_t slot_count;
-    size_t first_free_hint;  /* no free slot below this index */
-    pthread_mutex_t lock;    /* guards slot_used, stats, the retained lists, the metadata pool */
+    slot_map_t slots;        /* taken: slot mapped or quarantined (chunk.c places chunks with it) */
+    pthread_mutex_t lock;    /* guards slots, stats, the retained lists, the metadata pool */
     struct chunk *retained;  /* chunks of released arenas that still hold blocks (retained.c) */
     struct chunk *adoptable; /* the retained chunks that may have free lines (retained.c) */
     struct chunk *free_metadata; /* recycled chunk_t structs (chunk.c) */

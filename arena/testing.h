@@ -22,6 +22,11 @@ const char *arena_testing_check_lists(void);
  * cost a test bounds by pages, whatever the phase's block count. */
 unsigned long long arena_testing_sieve_reads(void);
 
+/* Words of the slot bitmap that chunk placements (first-fit searches,
+ * arena/slots.h) have read since the process started: a test bounds a
+ * placement's cost by the holes it looks at, whatever the chunks held. */
+unsigned long long arena_testing_slot_reads(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -19,6 +19,7 @@
 
 #include "arena/arena.h"
 #include "arena/size_class.h"
+#include "arena/slots.h"
 #include "arena/testing.h"
 
 namespace {
@@ -378,6 +379,104 @@ TEST(ArenaChunks, BlocksAroundAndBeyondChunkSize) {
     }
     EXPECT_EQ(Global().large_live, before_large);
     for (char *b : blocks) arena_free(b);
+}
+
+// Placing a chunk costs in proportion to the holes it looks at, not to the
+// chunks the process holds. Before, the first-fit search started at the
+// lowest free slot and read the slot bitmap a bit at a time, so when that
+// slot began a hole too small for the request (a 64 KiB first chunk's slot,
+// freed among held ones), every map read every slot held above it: 10,000
+// open asyncio task scopes made each new chunk cost ~10,000 reads.
+TEST(ArenaChunks, PlacingAChunkReadsWordsNotEverySlotHeld) {
+    constexpr int kHeld = 4096;
+    std::vector<arena_t *> held;
+    std::vector<void *> blocks;
+    for (int i = 0; i < kHeld; i++) {  // one 64 KiB chunk each, mapped while its arena is open
+        arena_t *a = MakeArena(kChunk);
+        blocks.push_back(arena_alloc(a, 64));
+        ASSERT_NE(blocks.back(), nullptr);
+        held.push_back(a);
+    }
+    for (int i = 0; i < kHeld; i += 2) {  // a one-slot hole every other slot
+        arena_free(blocks[i]);
+        arena_destroy(held[i]);
+    }
+    constexpr int kMaps = 256;
+    arena_t *b = MakeArena(kChunk);
+    std::vector<void *> large;
+    unsigned long long reads = arena_testing_slot_reads();
+    for (int i = 0; i < kMaps; i++) {  // two slots each: fits in none of the holes
+        void *p = arena_alloc(b, 2 * kChunk);
+        ASSERT_NE(p, nullptr);
+        large.push_back(p);
+    }
+    reads = arena_testing_slot_reads() - reads;
+    // The first map looks at every hole (a few reads each); the others
+    // start where it stopped. Before: ~kHeld reads each, ~1M in all.
+    EXPECT_LE(reads, 4ull * kHeld + 16ull * kMaps) << kMaps << " maps";
+    // Still first fit: a one-slot map takes the lowest hole again.
+    std::vector<uintptr_t> holes;
+    for (int i = 0; i < kHeld; i += 2) {
+        arena_t *c = MakeArena(kChunk);
+        void *p = arena_alloc(c, 64);
+        ASSERT_NE(p, nullptr);
+        holes.push_back(ChunkOf(p));
+        held[i] = c;
+    }
+    for (size_t i = 1; i < holes.size(); i++) EXPECT_LT(holes[i - 1], holes[i]) << i;
+    for (void *p : large) arena_free(p);
+    for (arena_t *a : held) arena_destroy(a);
+    arena_destroy(b);
+}
+
+// The slot map's placement is exactly first fit, whatever its hints
+// remember: random takes and gives of the shapes chunk_map asks for (one
+// slot, aligned runs of 16, unaligned runs of a few to a few hundred),
+// against a plain bit-by-bit first fit.
+TEST(SlotMap, PlacesExactlyAsFirstFit) {
+    constexpr size_t kSlots = 1000;  // (not a multiple of 64: the last word is partial)
+    std::vector<uint64_t> words((kSlots + 63) / 64, 0);
+    slot_map_t map;
+    slot_map_init(&map, words.data(), kSlots);
+    std::vector<bool> model(kSlots, false);
+    auto model_find = [&](size_t count, size_t align) -> size_t {
+        for (size_t i = 0; i + count <= kSlots; i += align) {
+            size_t j = i;
+            while (j < i + count && !model[j]) j++;
+            if (j == i + count) return i;
+        }
+        return SIZE_MAX;
+    };
+    struct Run { size_t first, count; };
+    std::vector<Run> runs;
+    std::mt19937 rng(12345);
+    const std::pair<size_t, size_t> shapes[] = {{1, 1}, {16, 16}, {2, 1}, {5, 1}, {32, 32}, {300, 1}, {16, 16}};
+    size_t found = 0, failed = 0;
+    for (int step = 0; step < 200000; step++) {
+        if (runs.empty() || rng() % 100 < 55) {
+            auto [count, align] = shapes[rng() % (sizeof shapes / sizeof shapes[0])];
+            size_t want = model_find(count, align);
+            size_t got = slot_map_find(&map, count, align);
+            ASSERT_EQ(got, want) << "step " << step << ": " << count << " slots aligned " << align;
+            if (got == SIZE_MAX) {
+                failed++;
+                continue;
+            }
+            found++;
+            slot_map_take(&map, got, count);
+            for (size_t i = got; i < got + count; i++) model[i] = true;
+            runs.push_back({got, count});
+        } else {
+            size_t k = rng() % runs.size();
+            slot_map_give(&map, runs[k].first, runs[k].count);
+            for (size_t i = runs[k].first; i < runs[k].first + runs[k].count; i++) model[i] = false;
+            runs[k] = runs.back();
+            runs.pop_back();
+        }
+    }
+    EXPECT_GT(found, 10000u);
+    EXPECT_GT(failed, 100u);  // the map was full at times: searches that fail were exercised
+    for (size_t i = 0; i < kSlots; i++) ASSERT_EQ((words[i / 64] >> (i % 64)) & 1, model[i] ? 1u : 0u) << i;
 }
 
 TEST(ArenaChunks, LargeMappingReturnedWhenItsBlockIsFreed) {

@@ -14,7 +14,7 @@ set -u
 # to top. A .c file has its header's layer; TOP files implement the public
 # API on everything below and are included by no one.
 declare -A LAYER=(
-  [arena.h]=0 [assert.h]=0 [os_mem.h]=0 [size_class.h]=0 [testing.h]=0 [track.h]=0
+  [arena.h]=0 [assert.h]=0 [os_mem.h]=0 [size_class.h]=0 [slots.h]=0 [testing.h]=0 [track.h]=0
   [region.h]=1
   [pages.h]=2
   [chunk.h]=3
