@@ -17,11 +17,14 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "pyext/scope.h"
 
-enum { PAIRS = 2000000, BATCH = 64 };
+enum { BATCH = 64 };
+/* 2M pairs a pass; OBJARENA_HOOK_BENCH_PAIRS=N for a shorter run. */
+static long PAIRS = 2000000;
 static void *ptrs[BATCH];
 
 static double now_ns(void) {
@@ -141,6 +144,64 @@ static timing_t in_scope(objarena_scope_options_t *o) {
     return t;
 }
 
+/* Instruction counts (OBJARENA_HOOK_BENCH_COUNT=1 under callgrind): each
+ * count_* function runs the pattern once, untimed, through one path, so
+ * its inclusive cost / pairs is the path's instructions per malloc+free
+ * pair, which load does not move (docs/benchmarks.md, "The allocation
+ * path"):
+ *   OBJARENA_HOOK_BENCH_COUNT=1 OBJARENA_HOOK_BENCH_PAIRS=640000 \
+ *     valgrind --tool=callgrind --callgrind-out-file=cg bazel-bin/bench/hook_bench
+ *   callgrind_annotate --inclusive=yes cg | grep count_ */
+static __attribute__((noinline)) void count_loop(alloc_fn alloc, free_fn release) {
+    for (long i = 0; i < PAIRS / BATCH; i++) {
+        for (int j = 0; j < BATCH; j++)
+            ptrs[j] = alloc(16 + (size_t)(j & 7) * 16);
+        for (int j = 0; j < BATCH; j++)
+            release(ptrs[j]);
+    }
+}
+/* (Each stores its own tag, so the compiler cannot fold them into one.) */
+static volatile int count_tag;
+static __attribute__((noinline)) void count_pymalloc(void) { count_tag = 1; count_loop(PyObject_Malloc, PyObject_Free); }
+static __attribute__((noinline)) void count_scope_reuse(void) { count_tag = 2; count_loop(PyObject_Malloc, PyObject_Free); }
+static __attribute__((noinline)) void count_pool_scope_reuse(void) { count_tag = 3; count_loop(PyObject_Malloc, PyObject_Free); }
+static __attribute__((noinline)) void count_arena_alone(void) { count_tag = 4; count_loop(direct_alloc, arena_free); }
+
+static void in_scope_count(objarena_scope_options_t *o, void (*count)(void)) {
+    objarena_scope_t *s = objarena_scope_new(o);
+    if (!s || objarena_scope_enter(s) < 0)
+        return;
+    count_loop(PyObject_Malloc, PyObject_Free); /* (the first pass maps and bump-allocates) */
+    count();
+    objarena_scope_exit(s);
+    objarena_scope_free(s);
+}
+
+static int count_paths(void) {
+    count_pymalloc();
+    arena_config_t config;
+    arena_config_init(&config);
+    config.reuse = true;
+    if (arena_create(&config, &direct_arena) != ARENA_OK)
+        return 1;
+    count_loop(direct_alloc, arena_free);
+    count_arena_alone();
+    arena_destroy(direct_arena);
+    objarena_scope_options_t o;
+    objarena_scope_options_init(&o);
+    o.collect = false;
+    o.reuse = true;
+    in_scope_count(&o, count_scope_reuse);
+    arena_pool_t *pool;
+    if (arena_pool_create(NULL, &pool) != ARENA_OK)
+        return 1;
+    o.pool = pool;
+    in_scope_count(&o, count_pool_scope_reuse); /* (warms the pool) */
+    in_scope_count(&o, count_pool_scope_reuse);
+    printf("counted %ld pairs a path (the pool's twice): read count_* in callgrind's inclusive costs\n", PAIRS);
+    return 0;
+}
+
 static void row(const char *path, timing_t t, timing_t base) {
     printf("| %s | %.2f | %.2fx | %.2f | %.2f |\n", path, t.pair, t.pair / base.pair, t.malloc, t.free);
 }
@@ -152,7 +213,12 @@ static void row_pair_only(const char *path, timing_t t, timing_t base) {
 }
 
 int main(void) {
+    const char *pairs_env = getenv("OBJARENA_HOOK_BENCH_PAIRS");
+    if (pairs_env && atol(pairs_env) >= BATCH)
+        PAIRS = atol(pairs_env) / BATCH * BATCH;
     Py_Initialize();
+    if (getenv("OBJARENA_HOOK_BENCH_COUNT"))
+        return count_paths();
     measure_clock_cost();
     timing_t base = pairs();
     timing_t no_work = floor_pairs();
