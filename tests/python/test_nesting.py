@@ -67,7 +67,11 @@ def test_nested_exits_run_few_full_collections(child):
     # At most a small share of the exits run one, in proportion to the
     # work; before, most of the exits of a deep stack did.
     assert small <= 1000 // 40 and large <= 4000 // 40, result.stdout
-    assert large <= 4 * max(small, 1) + 16, result.stdout
+    # Roughly 4x the work, 4x the collections; but they are paced by wall
+    # time, so under ASan on a loaded 2-core machine the counts move a lot
+    # between runs of the same build (3.11.7, ASan: 3/15, 2/25, 9/59), hence
+    # the slack. Quadratic unwinding is what the bound above catches.
+    assert large <= 6 * max(small, 1) + 40, result.stdout
     assert small_seen <= small + 2 and large_seen <= large + 2, result.stdout
 
 
