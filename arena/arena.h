@@ -199,24 +199,51 @@ struct arena_ownership_map {
 };
 extern struct arena_ownership_map arena_ownership;
 
-/* ptr's offset from the region's base: huge for pointers below it, and
- * never under the size (0) before the region exists. */
+/* ptr's offset from the region's base: huge for pointers below it. Only
+ * meaningful after a load of the size that was not 0 (arena_region_size). */
 static inline uintptr_t arena_region_offset(const void *ptr) {
     return (uintptr_t)ptr - __atomic_load_n(&arena_ownership.base, __ATOMIC_RELAXED);
+}
+
+/* The test-only probe between the two loads of an ownership check
+ * (tests/c/ownership_init_race_test.cc builds the library with it). */
+#ifdef ARENA_TESTING_OWNERSHIP_PROBE
+void arena_testing_between_ownership_loads(void);
+#define ARENA_BETWEEN_OWNERSHIP_LOADS() arena_testing_between_ownership_loads()
+#else
+#define ARENA_BETWEEN_OWNERSHIP_LOADS() ((void)0)
+#endif
+
+/* The region's size, to compare an offset with: loaded BEFORE the base.
+ * region_ensure stores the base, then the size (release), so a reader that
+ * sees a size also sees the base. In the other order a reader could pair a
+ * base of 0, read before the region existed, with the size read after it
+ * (descheduled between the two loads while another thread made the region
+ * and its first chunks): NULL and every pointer under the size would look
+ * up the slot table at offset ptr, and NULL would be "owned" by the chunk in
+ * slot 0. (Seen in CI under ASan and load: a reader's arena_block_arena_id
+ * read the line owner of NULL, 2^64 - base bytes into the region.) Two
+ * plain moves on x86 in either order. */
+static inline size_t arena_region_size(void) {
+    size_t size = __atomic_load_n(&arena_ownership.size, __ATOMIC_ACQUIRE);
+    ARENA_BETWEEN_OWNERSHIP_LOADS();
+    return size;
 }
 
 /* Is ptr inside the region's address range (mapped or not)? The first half
  * of arena_owns: a pass-through free tests this alone, and looks the slot
  * up out of line for the rare pointer inside. */
 static inline bool arena_in_region(const void *ptr) {
-    return arena_region_offset(ptr) < __atomic_load_n(&arena_ownership.size, __ATOMIC_ACQUIRE);
+    size_t size = arena_region_size();
+    return arena_region_offset(ptr) < size;
 }
 
 /* The chunk holding ptr (opaque), or NULL: arena_owns's lookup, for a
  * caller that frees the block next (arena_free_owned). */
 static inline void *arena_owner_of(const void *ptr) {
+    size_t size = arena_region_size();
     uintptr_t offset = arena_region_offset(ptr);
-    if (offset >= __atomic_load_n(&arena_ownership.size, __ATOMIC_ACQUIRE))
+    if (offset >= size)
         return NULL;
     return __atomic_load_n(&arena_ownership.slot_owner[offset >> 16], __ATOMIC_ACQUIRE);
 }
