@@ -337,9 +337,12 @@ void AddBlock(Model &m, unsigned char *p, size_t size, Domain d, uint64_t origin
 // counts against.
 objarena_scope_t *Innermost(Model &m) { return Capturing(m, kObj, 0); }
 
-// The innermost scope's counters before a request: what the request may move.
+// The innermost scope's counters before a request: what the request may
+// move; and every scope's refusals on the stack (a realloc's growth is
+// checked against the limit of the scope that owns the block's charge).
 struct Counters {
     uint64_t limit_hits = 0, grace_allocs = 0, fallbacks = 0;
+    std::vector<std::pair<objarena_scope_t *, uint64_t>> stack_hits;
 };
 Counters Before(Model &m) {
     Counters c;
@@ -348,6 +351,8 @@ Counters Before(Model &m) {
         c.grace_allocs = top->frame.limit_grace_allocs;
         c.fallbacks = top->frame.alloc_fallbacks;
     }
+    for (objarena_frame_t *f : m.stack)
+        if (f->arena) c.stack_hits.emplace_back(reinterpret_cast<objarena_scope_t *>(f), f->limit_hits);
     return c;
 }
 
@@ -357,6 +362,20 @@ void CheckRefused(Model &m, const void *p, const Counters &before) {
     objarena_scope_t *top = Innermost(m);
     CHECK(top && top->effective_limit, p);
     CHECK(top->frame.limit_hits == before.limit_hits + 1, p, top->frame.limit_hits, before.limit_hits);
+}
+
+// A NULL from a realloc of a live block: refused by the limit of one scope
+// on the stack, the innermost or the one that owns the block's charge
+// (hook.c, charged_realloc: a charge stays with its owner, issue 24), and
+// counted there alone.
+void CheckReallocRefused(const void *p, const Counters &before) {
+    uint64_t counted = 0;
+    for (const auto &[s, hits] : before.stack_hits) {
+        if (s->frame.limit_hits == hits) continue;
+        CHECK(s->frame.limit_hits == hits + 1 && (s->frame.limit || s->effective_limit), p, s->frame.limit_hits, hits);
+        counted++;
+    }
+    CHECK(counted == 1, p, counted, before.stack_hits.size());
 }
 
 // What an allocation the hook served tells: returns the origin to record.
@@ -476,8 +495,8 @@ void Realloc(Model &m, FuzzedDataProvider &in) {
     void *ptr = reinterpret_cast<void *>(old);
     unsigned char *q = static_cast<unsigned char *>(d == kObj ? PyObject_Realloc(ptr, size) : PyMem_Realloc(ptr, size));
     if (!q) {
-        // Only the arena refuses (a limit); the block is untouched and live.
-        CheckRefused(m, ptr, before);
+        // Only a limit refuses; the block is untouched and live.
+        CheckReallocRefused(ptr, before);
         CheckBlock(old, b, true);
         return;
     }
