@@ -1,0 +1,114 @@
+"""Where a request's task scope spends its time (issue 22), in one process.
+
+    python bench/asgi_cost.py [--requests 2000] [--concurrency 100] [--variants plain,scoped,pool]
+
+The handler of bench/asgi_service.py (1,000 records, a 1 ms sleep mid-work,
+1 request in 100 keeping a small object in an LRU cache, a JSON body), run
+--concurrency at a time on one event loop without a server: each request
+plain, in a task scope (objarena.asyncio.ScopedCoroutine, as
+objarena.asgi.ScopeMiddleware drives it) or in a task scope of one Pool.
+Each variant in its own process (the collector's counters are per
+process). Printed per variant: wall time, CPU time, collections per
+generation with their total time (gc.callbacks), and minor page faults:
+what separates the scoped runs from plain's.
+"""
+import argparse
+import asyncio
+import collections
+import gc
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+
+def records(seed, n=1000):
+    return [{"id": seed * 1000 + i, "name": "user-%d" % i, "score": (i * 7919) % 1000 / 10.0,
+             "tags": ["t%d" % (i % 5), "g%d" % (i % 3)], "active": bool(i % 2)} for i in range(n)]
+
+
+CACHE = collections.OrderedDict()
+COUNT = [0]
+
+
+async def handler(seed):
+    rows = records(seed % 97)
+    await asyncio.sleep(0.001)
+    summary = {"count": len(rows), "total": sum(r["score"] for r in rows),
+               "by_tag": collections.Counter(t for r in rows for t in r["tags"])}
+    COUNT[0] += 1
+    if COUNT[0] % 100 == 0:
+        CACHE[seed] = {"seed": seed, "top": rows[0]["name"]}
+        if len(CACHE) > 4096:
+            CACHE.popitem(last=False)
+    return len(json.dumps({"rows": rows, "summary": summary}).encode())
+
+
+async def serve(n, conc, variant):
+    import objarena
+    from objarena.asyncio import ScopedCoroutine
+
+    pool = objarena.Pool() if variant == "pool" else None
+    sem = asyncio.Semaphore(conc)
+
+    async def one(i):
+        async with sem:
+            if variant == "plain":
+                return await handler(i)
+            with objarena.paused():  # the wrapper and the scope outlive the request's arena
+                step = ScopedCoroutine(handler(i), objarena.scope(pool=pool) if pool else objarena.scope())
+            return await step
+
+    return sum(await asyncio.gather(*[one(i) for i in range(n)]))
+
+
+def child(args):
+    per_gen, started = {}, [0.0]
+
+    def cb(phase, info):
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            s = per_gen.setdefault(info["generation"], [0, 0.0])
+            s[0] += 1
+            s[1] += time.perf_counter() - started[0]
+
+    gc.callbacks.append(cb)
+    r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    total = asyncio.run(serve(args.requests, args.concurrency, args.variant))
+    wall, r1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
+    gc.callbacks.remove(cb)
+    print(json.dumps({"wall": wall, "cpu": r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime,
+                      "faults": r1.ru_minflt - r0.ru_minflt, "gc": per_gen, "check": total}))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--concurrency", type=int, default=100)
+    ap.add_argument("--variants", default="plain,scoped,pool")
+    ap.add_argument("--variant", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.variant:
+        return child(args)
+    print(f"python {sys.version.split()[0]}, load {os.getloadavg()[0]:.1f}, "
+          f"{args.requests} requests at {args.concurrency} concurrent")
+    print(f"{'variant':8} {'wall s':>7} {'cpu s':>6} {'cpu x':>6} {'faults':>8} "
+          f"{'gen0 n/s':>12} {'gen1 n/s':>12} {'gen2 n/s':>11}")
+    base, check = None, None
+    for v in args.variants.split(","):
+        out = subprocess.run([sys.executable, __file__, "--variant", v, "--requests", str(args.requests),
+                              "--concurrency", str(args.concurrency)], check=True, capture_output=True, text=True)
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        base = base or r["cpu"]
+        check = check or r["check"]
+        assert r["check"] == check, "responses differ"
+        g = {int(k): val for k, val in r["gc"].items()}
+        cols = " ".join(f"{g.get(k, [0, 0])[0]:>6}/{g.get(k, [0, 0])[1]:<5.2f}" for k in range(3))
+        print(f"{v:8} {r['wall']:>7.2f} {r['cpu']:>6.2f} {r['cpu'] / base:>6.2f} {r['faults']:>8} {cols}")
+
+
+if __name__ == "__main__":
+    main()
