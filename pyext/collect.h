@@ -53,10 +53,14 @@ void objarena_gc_collections(long out[3]);
  * whose arena is `arena` (capture off, not released yet); collections_at_enter
  * from objarena_gc_collections at entry, entered_at its monotonic time,
  * phase_sentinel from objarena_phase_mark at entry (NULL: none; AUTO uses it
- * when the phase's objects were promoted and no full collection ran). Fills
- * *out. A pending exception is kept aside while finalizers run. */
+ * when the phase's objects were promoted and no full collection ran).
+ * interleaved: other work ran on the thread between the phase's steps (a
+ * task scope); once a collection ran during such a phase, its young
+ * generations hold the other work's objects too and the exit collects no
+ * generation (collect.c says why). Fills *out. A pending exception is kept
+ * aside while finalizers run. */
 void objarena_exit_collect(const struct objarena_scope_options *options, const long collections_at_enter[3],
-                           double entered_at, const arena_t *arena, PyObject *phase_sentinel,
+                           double entered_at, const arena_t *arena, PyObject *phase_sentinel, bool interleaved,
                            objarena_exit_collection_t *out);
 
 /* Pacing across nested scopes. A full collection is due at exit when it

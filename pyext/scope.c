@@ -244,7 +244,8 @@ int objarena_scope_enter(objarena_scope_t *s) {
     /* Before the push: gc.get_stats() allocates, and not into the arena. */
     if (s->options.collect == OBJARENA_COLLECT_AUTO || s->options.collect == OBJARENA_COLLECT_YOUNG)
         objarena_gc_collections(s->gc_collections_at_enter);
-    if (s->options.collect == OBJARENA_COLLECT_AUTO) {
+    /* A task scope's exit never runs the phase collection (collect.h). */
+    if (s->options.collect == OBJARENA_COLLECT_AUTO && !s->task_scope) {
         /* The marker outside every arena: in a nested scope the enclosing
          * one is still capturing here, and its limit would be charged a
          * chunk for it. */
@@ -283,7 +284,7 @@ static void finish_exit(objarena_scope_t *s) {
                       : objarena_exit_pacing_start(s->entered_at,
                                                    thread_exit_collect_seconds - s->collect_seconds_at_enter);
     objarena_exit_collect(&s->options, s->gc_collections_at_enter, pacing_start, s->frame.arena,
-                          s->phase_sentinel, &s->exit_collection);
+                          s->phase_sentinel, s->task_scope, &s->exit_collection);
     thread_exit_collect_seconds += s->exit_collection.seconds;
     objarena_phase_unmark(s->phase_sentinel);
     s->phase_sentinel = NULL;
