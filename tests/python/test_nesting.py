@@ -65,8 +65,11 @@ def test_nested_exits_run_few_full_collections(child):
     runs = [line.split() for line in result.stdout.splitlines() if line.startswith("N ")]
     (small, small_seen), (large, large_seen) = [(int(r[3]), int(r[5])) for r in runs]
     # At most a small share of the exits run one, in proportion to the
-    # work; before, most of the exits of a deep stack did.
-    assert small <= 1000 // 40 and large <= 4000 // 40, result.stdout
+    # work; before, most of the exits of a deep stack did (2,000 nested:
+    # 1,552). The pace is a share of wall time, so a slower exit (ASan, a
+    # loaded machine) leaves room for more: 3.12.1 under ASan in a CI run
+    # with two shards in parallel ran 54 and 159 (a bound of N/40 failed).
+    assert small <= 1000 // 8 and large <= 4000 // 8, result.stdout
     # Roughly 4x the work, 4x the collections; but they are paced by wall
     # time, so under ASan on a loaded 2-core machine the counts move a lot
     # between runs of the same build (3.11.7, ASan: 3/15, 2/25, 9/59), hence
