@@ -2,7 +2,7 @@
 
     python bench/asgi_cost.py [--requests 2000] [--concurrency 100] [--variants plain,scoped,pool]
 
-The handler of bench/asgi_service.py (1,000 records, a 1 ms sleep mid-work,
+The request of bench/asgi_service.py (bench/asgi_work.py: 1,000 records, a 1 ms sleep mid-work,
 1 request in 100 keeping a small object in an LRU cache, a JSON body), run
 --concurrency at a time on one event loop without a server: each request
 plain, in a task scope (objarena.asyncio.ScopedCoroutine, as
@@ -14,7 +14,6 @@ what separates the scoped runs from plain's.
 """
 import argparse
 import asyncio
-import collections
 import gc
 import json
 import os
@@ -23,27 +22,11 @@ import subprocess
 import sys
 import time
 
-
-def records(seed, n=1000):
-    return [{"id": seed * 1000 + i, "name": "user-%d" % i, "score": (i * 7919) % 1000 / 10.0,
-             "tags": ["t%d" % (i % 5), "g%d" % (i % 3)], "active": bool(i % 2)} for i in range(n)]
-
-
-CACHE = collections.OrderedDict()
-COUNT = [0]
+from asgi_work import respond
 
 
 async def handler(seed):
-    rows = records(seed % 97)
-    await asyncio.sleep(0.001)
-    summary = {"count": len(rows), "total": sum(r["score"] for r in rows),
-               "by_tag": collections.Counter(t for r in rows for t in r["tags"])}
-    COUNT[0] += 1
-    if COUNT[0] % 100 == 0:
-        CACHE[seed] = {"seed": seed, "top": rows[0]["name"]}
-        if len(CACHE) > 4096:
-            CACHE.popitem(last=False)
-    return len(json.dumps({"rows": rows, "summary": summary}).encode())
+    return len(await respond(seed))
 
 
 async def serve(n, conc, variant):

@@ -32,23 +32,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 APP = '''
-import asyncio, collections, json, os, objarena
+import json, os
 
-class LRU:
-    def __init__(self, size):
-        self.size, self.d = size, collections.OrderedDict()
-    def put(self, k, v):
-        self.d[k] = v
-        self.d.move_to_end(k)
-        if len(self.d) > self.size:
-            self.d.popitem(last=False)
-
-CACHE = LRU(4096)
-COUNT = [0]
-
-def records(seed, n=1000):
-    return [{"id": seed * 1000 + i, "name": "user-%d" % i, "score": (i * 7919) % 1000 / 10.0,
-             "tags": ["t%d" % (i % 5), "g%d" % (i % 3)], "active": bool(i % 2)} for i in range(n)]
+from asgi_work import respond
 
 async def handler(scope, receive, send):
     if scope["type"] == "lifespan":
@@ -64,15 +50,7 @@ async def handler(scope, receive, send):
             rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
         body = json.dumps({"rss": rss}).encode()
     else:
-        seed = int(scope["query_string"] or b"0")
-        rows = records(seed % 97)
-        await asyncio.sleep(0.001)             # tasks interleave here
-        summary = {"count": len(rows), "total": sum(r["score"] for r in rows),
-                   "by_tag": collections.Counter(t for r in rows for t in r["tags"])}
-        COUNT[0] += 1
-        if COUNT[0] % 100 == 0:
-            CACHE.put(seed, {"seed": seed, "top": rows[0]["name"]})
-        body = json.dumps({"rows": rows, "summary": summary}).encode()
+        body = await respond(int(scope["query_string"] or b"0"))
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
     await send({"type": "http.response.body", "body": body})
 
@@ -124,7 +102,7 @@ def run_variant(variant, args, appdir):
     import httpx
 
     port = free_port()
-    env = dict(os.environ, BENCH_VARIANT=variant, PYTHONPATH=os.pathsep.join([appdir, *[p for p in sys.path if p]]))
+    env = dict(os.environ, BENCH_VARIANT=variant, PYTHONPATH=os.pathsep.join([appdir, HERE, *[p for p in sys.path if p]]))
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "bench_app:app", "--host", "127.0.0.1", "--port",
                              str(port), "--log-level", "warning", "--no-access-log", "--loop", "asyncio", "--timeout-keep-alive", "300",
                              "--http", "h11" if args.h11 else "auto"], env=env)
