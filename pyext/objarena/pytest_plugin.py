@@ -17,13 +17,15 @@ with the marker's options whether or not the flag is given:
 
 What is in the scope: the test function's body (the plugin wraps the
 function pytest calls), not fixtures, pytest's hooks, capture or reports;
-for items without a Python function body (unittest's TestCase methods,
-plugins' items) the item's ``runtest`` (setUp, the test, tearDown).
+for unittest TestCase methods the method alone (pytest binds ``item.obj``
+on the case: setUp and tearDown stay outside, as fixtures); for other items
+(async cases, plugins' items) the item's ``runtest``.
 
 Cost: per test, a scope and its statistics (``live_blocks_at_exit``), never a
 heap walk. Tests whose scope left blocks live are candidates; the survivors
-of every candidate are found once, at the end of the session, in one full
-collection and one walk of the gc's objects (see docs/integrations.md).
+of every candidate whose verdict can be reported are found once, at the end
+of the session, in one full collection and one walk of the gc's objects
+(none at all if there is no such candidate; see docs/integrations.md).
 
 Leak or cache: a cache fills once; a leak grows every time the code runs.
 A candidate test's body runs twice more right away (once, if that repeat
@@ -66,10 +68,12 @@ def _size(n):
 
 
 # ---------------------------------------------------------------- survey
-def survey(arenas, first_modules=()):
+def survey(arenas, first_modules=(), named=True):
     """Objects alive now in the given arenas, after a full collection, in one
     walk of the gc's objects: {arena_id: {"objects", "bytes", "types",
-    "holders"}}. Survivors are the gc-tracked objects of these arenas, the
+    "holders"}}. With named=False the holders are left as [(object, refs)]
+    for name_holders() to name later (naming walks module globals: only
+    what is reported needs it). Survivors are the gc-tracked objects of these arenas, the
     untracked ones (str, int, tuples of atoms...) that a tracked object or an
     untracked container it holds refers to, and what survivors refer to.
     Holders are the objects outside the survivor's arena that refer to it
@@ -141,17 +145,27 @@ def survey(arenas, first_modules=()):
             pass
         name = type(obj).__qualname__
         rec["types"][name] = rec["types"].get(name, 0) + 1
-    named = _name_holders({id(h[0]): h[0] for hs in holders.values() for h in hs.values()}, first_modules)
     for a, hs in holders.items():
-        if a not in out:
-            continue
-        ranked = sorted(hs.values(), key=lambda e: -e[1])
-        out[a]["holders"] = [(_holder_name(h, a, named), n) for h, n in ranked[:_TOP]]
+        if a in out:
+            out[a]["holders"] = [(h, n) for h, n in sorted(hs.values(), key=lambda e: -e[1])[:_TOP]]
     del keep, holders, found
+    if named:
+        name_holders(out.items(), first_modules)
     return out
 
 
-_REPEAT_FLOOR = 0.25  # seconds of repeats always allowed (a small suite's first tests)
+def name_holders(recs, first_modules=()):
+    """Replaces the holder objects of survey records [(arena_id, record)]
+    by their names, in one walk for all of them."""
+    recs = list(recs)
+    named = _name_holders({id(h): h for _, rec in recs for h, _ in rec["holders"]}, first_modules)
+    for a, rec in recs:
+        # In place: the list may be shared with a result already made.
+        rec["holders"][:] = [(_holder_name(h, a, named), n) for h, n in rec["holders"]]
+
+
+_REPORTED = ("leak", "survivors")  # verdicts reported by default
+_REPEAT_FLOOR = 0.1  # seconds of repeats always allowed (a small suite's first tests)
 # Survivors looked at per arena: a test that left more is described by a
 # sample ("at least"), so the survey's cost stays near one walk of the heap.
 _SURVEY_CAP = 5000
@@ -318,7 +332,7 @@ def pytest_addoption(parser):
                     help="run a test that left objects N more times: a leak is objects of every repeat "
                          "alive at the end (growth), a cache is not (default 2; 0: report every survivor)")
     group.addoption("--objarena-repeat-budget", type=float, default=0.1, metavar="SHARE",
-                    help="repeats take at most this share of the tests' own time, plus 0.25 s (default 0.1; 0: no "
+                    help="repeats take at most this share of the tests' own time, plus 0.1 s (default 0.1; 0: no "
                          "repeats); a test past it is not repeated and not reported (--objarena-all lists it)")
     parser.addini("objarena", type="bool", default=False, help="objarena: turn the plugin on (as --objarena)")
     parser.addini("objarena_strict", type="bool", default=False, help="objarena: as --objarena-strict")
@@ -343,6 +357,19 @@ def _plain_function(item):
             and not inspect.iscoroutinefunction(item.obj) and not inspect.isasyncgenfunction(item.obj))
 
 
+def _unittest_method(item):
+    # A unittest TestCase's method run by pytest's TestCaseFunction, whose
+    # runtest binds item.obj on the instance before unittest calls it (so a
+    # wrapper there runs the method alone: setUp, tearDown, unittest's and
+    # pytest's bookkeeping stay outside the scope, as fixtures do).
+    try:
+        from _pytest.unittest import TestCaseFunction
+    except ImportError:  # a pytest without it: the whole runtest is scoped
+        return False
+    return (isinstance(item, TestCaseFunction) and type(item).runtest is TestCaseFunction.runtest
+            and not inspect.iscoroutinefunction(item.obj))
+
+
 def _in_scope(fn, phase):
     def body(*args, **kwargs):
         with phase:
@@ -364,7 +391,7 @@ def pytest_runtest_call(item):
     failed = True
     t0 = time.perf_counter()
     try:
-        if _plain_function(item):
+        if _plain_function(item) or _unittest_method(item):
             fn = item.obj
             item.obj = _in_scope(fn, phase)
             try:
@@ -408,24 +435,35 @@ def _record(item, state, phase, failed, seconds):
 
 
 def _rerunner(item):
-    """A callable that runs the item's body once more with its fixtures as
-    set up now, or None."""
+    """A callable that runs the item's body once more, in the given scope,
+    with its fixtures as set up now, or None."""
     if _plain_function(item):
         fn = item.obj
         funcargs = item.funcargs
         args = {name: funcargs[name] for name in item._fixtureinfo.argnames}
-        return lambda: fn(**args)
+        return lambda phase: _in_scope(fn, phase)(**args)
     testcase = getattr(item, "_testcase", None)  # unittest: setUp, the method, tearDown, cleanups
-    if testcase is not None and hasattr(testcase, "run"):
-        import unittest
+    if testcase is None or not hasattr(testcase, "run"):
+        return None
+    import unittest
 
-        def run_case():
-            result = unittest.TestResult()
-            testcase.run(result)
-            if not result.wasSuccessful() or result.skipped:
-                raise AssertionError("objarena: the repeat failed")
-        return run_case
-    return None
+    method = getattr(item, "name", None) if _unittest_method(item) else None
+    fn = item.obj
+
+    def run_case(phase):
+        result = unittest.TestResult()
+        if method is None:
+            with phase:
+                testcase.run(result)
+        else:  # the method alone in the scope, as in the first run
+            setattr(testcase, method, _in_scope(fn, phase))
+            try:
+                testcase.run(result)
+            finally:
+                delattr(testcase, method)
+        if not result.wasSuccessful() or result.skipped or phase.state != "exited":
+            raise AssertionError("objarena: the repeat failed")
+    return run_case
 
 
 def _repeat(item, state, rec, options_marker):
@@ -449,8 +487,7 @@ def _repeat_runs(state, rec, options, again, left):
     for _ in range(state.repeat):
         phase = objarena.scope(**options)
         try:
-            with phase:
-                again()
+            again(phase)
         except BaseException:  # noqa: B036 - a repeat that fails tells nothing
             rec["repeat"] = "failed"
             return
@@ -486,6 +523,15 @@ def _describe(found):
 
 
 # ---------------------------------------------------------------- session end
+def _may_report(rec):
+    # A first run's record whose verdict may be "leak" or "survivors": every
+    # repeat left blocks, or it was not repeated because it cannot be.
+    repeats = rec["repeat"]
+    if isinstance(repeats, list):
+        return bool(repeats) and all(repeats)
+    return repeats is None
+
+
 def _classify(state):
     """One survey for every candidate arena (first runs and repeats), then a
     verdict per test whose objects survive: "leak" (its repeats' objects
@@ -493,7 +539,13 @@ def _classify(state):
     cache or warmed something up once), or "survivors" (not repeated:
     --objarena-repeat=0, or an item whose body cannot be run alone). Returns
     plain dicts (xdist sends them to the controller)."""
-    found = survey(state.candidates, sorted({r["modname"] for r in state.records if r["modname"]}))
+    modules = sorted({r["modname"] for r in state.records if r["modname"]})
+    # Only arenas whose verdict can be reported are surveyed (all with
+    # --objarena-all): a test whose repeat left nothing filled a cache and
+    # one past the budget is unchecked, whatever is alive now; with no
+    # arena left to look at, no collection and no walk run at all.
+    wanted = {a for a, cand in state.candidates.items() if state.show_all or _may_report(cand.get("repeat_of", cand))}
+    found = survey(wanted, modules, named=False)
     again = {}  # id(first run's record) -> [objects its repeats left, repeats that left some]
     for arena, cand in state.candidates.items():
         first = cand.get("repeat_of")
@@ -503,11 +555,17 @@ def _classify(state):
             entry[0] += n
             entry[1] += bool(n)
     out = []
+    shown = []  # (arena, survey record) of what the report names
     for rec in state.records:
+        repeats = rec["repeat"]
         f = found.get(rec["arena"])
+        if f is None and rec["arena"] not in wanted:
+            # Not surveyed: its verdict is known from the repeats alone.
+            if not isinstance(repeats, list) and repeats not in ("budget", "failed"):
+                continue
+            f = {"objects": None, "bytes": 0, "types": {}, "holders": [], "capped": False}
         if f is None:
             continue  # nothing of it alive now: freed later, or held by C code only
-        repeats = rec["repeat"]
         left = None
         if isinstance(repeats, list):
             # Growth: every repeat left objects that are still alive.
@@ -517,12 +575,20 @@ def _classify(state):
             verdict = "unchecked"  # could have been told apart, was not: not reported by default
         else:
             verdict = "survivors"  # --objarena-repeat=0, or no body to repeat
+        if verdict in _REPORTED or state.show_all:
+            shown.append((rec["arena"], f))
         out.append({
             "nodeid": rec["nodeid"], "verdict": verdict, "objects": f["objects"], "bytes": f["bytes"],
             "types": sorted(f["types"].items(), key=lambda kv: -kv[1])[:_TOP],
             "holders": f["holders"], "repeats": len(repeats) if isinstance(repeats, list) else 0,
             "repeat_objects": left, "capped": f["capped"], "why": repeats if isinstance(repeats, str) else None,
         })
+    # Only what is shown is named (a walk from module globals); the rest
+    # drop their holders.
+    name_holders(shown, modules)
+    for r in out:
+        if r["verdict"] not in _REPORTED and not state.show_all:
+            r["holders"] = []
     state.candidates.clear()
     state.records.clear()
     return out
@@ -579,7 +645,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if state is None or not state.tests:
         return
     results = getattr(state, "results", []) + state.worker_results
-    reported = [r for r in results if r["verdict"] in ("leak", "survivors")]
+    reported = [r for r in results if r["verdict"] in _REPORTED]
     caches = [r for r in results if r["verdict"] == "cache"]
     unchecked = [r for r in results if r["verdict"] == "unchecked"]
     tr = terminalreporter
@@ -593,8 +659,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     left = sum(r["bytes"] for r in reported)
     tr.write_line(
         f"objarena: {state.tests} test(s) in scopes, {len(reported)} reported ({_size(left)} left alive); "
-        f"{len(caches)} filled a cache once, {len(unchecked)} left objects but were not repeated "
-        f"(neither reported; --objarena-all lists them); {state.failed} failed (not checked)"
+        f"{len(caches)} left objects that a repeat did not (a cache filled once, or a warm-up), "
+        f"{len(unchecked)} left objects but were not repeated "
+        f"(neither reported; --objarena-all lists those still alive); {state.failed} failed (not checked)"
     )
     tr.write_line(
         f"objarena: cost: {state.repeats} test(s) run again ({state.repeat_seconds:.2f} s), "
