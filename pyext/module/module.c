@@ -1,10 +1,12 @@
 /* The `objarena._objarena` extension module: its functions and initialisation. The
  * types live beside it, one file each (scope_type.c, paused_type.c,
  * pool_type.c), as do info() (info.c), the tracemalloc guards
- * (tracemalloc_guard.c), the thread guard (thread_guard.c) and the escape
- * search (escapes.c). The public Python API is the `objarena` package,
- * which re-exports these. The module is a client of the C API in pyext/
- * (scope.h, hook.h, collect.h...), never the other way round. */
+ * (tracemalloc_guard.c), the thread guard (thread_guard.c), the escape
+ * search (escapes.c), and the pytest plugin's survey walk (survey_walk.c)
+ * and holder names (holder_names.c).
+ * The public Python API is the `objarena` package, which re-exports these.
+ * The module is a client of the C API in pyext/ (scope.h, hook.h,
+ * collect.h...), never the other way round. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -14,11 +16,13 @@
 #include "pyext/module/version_support.h"
 #include "pyext/gc_counts.h"
 #include "pyext/module/escapes.h"
+#include "pyext/module/holder_names.h"
 #include "pyext/module/info.h"
 #include "pyext/module/paused_type.h"
 #include "pyext/module/pool_type.h"
 #include "pyext/module/scope_type.h"
 #include "pyext/module/scoped_coroutine_type.h"
+#include "pyext/module/survey_walk.h"
 #include "pyext/module/thread_guard.h"
 #include "pyext/module/tracemalloc_guard.h"
 #include "pyext/scope.h"
@@ -108,6 +112,14 @@ static PyObject *objarena_task_stats_py(PyObject *Py_UNUSED(module), PyObject *P
 static PyMethodDef module_methods[] = {
     {"current_scope", objarena_current_scope, METH_NOARGS,
      "current_scope() -> scope | None\n\nThe scope this thread allocates into now (inside a task: the task's)."},
+    {"_survey_edges", objarena_survey_edges, METH_VARARGS,
+     "_survey_edges(objects, arena_ids) -> [(obj, arena, holder, holder_arena)]\n\n"
+     "The pytest plugin's survey walk: objects of the list, and what they refer to, that live in\n"
+     "one of the arenas (survey_walk.h)."},
+    {"_holder_paths", objarena_holder_paths, METH_VARARGS,
+     "_holder_paths(passes, wanted, budget) -> {id: (kind, module, steps)}\n\n"
+     "The pytest plugin's holder names: paths from module globals to the wanted objects\n"
+     "(holder_names.h)."},
     {"_task_stats", objarena_task_stats_py, METH_NOARGS, "Task-scope counters: steps, parks, discarded, base_lost."},
     {"info", objarena_info, METH_NOARGS,
      "info() -> dict\n\nProcess-wide state: hook installed and on top, arenas, retained chunks/bytes/blocks."},

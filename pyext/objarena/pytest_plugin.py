@@ -45,6 +45,7 @@ import time
 import pytest
 
 import objarena
+from objarena import _objarena
 
 _STATE_KEY = pytest.StashKey()
 _TOP = 3
@@ -87,7 +88,6 @@ def survey(arenas, first_modules=(), named=True):
     gc.collect()
     arena_of = objarena.arena_id_of
     get_referents = gc.get_referents
-    is_tracked = gc.is_tracked
     found = {}  # id(obj) -> arena (obj kept alive in `keep` meanwhile)
     keep = []
     holders = {}  # arena -> {id(holder): [holder, count]}
@@ -110,21 +110,12 @@ def survey(arenas, first_modules=(), named=True):
             found[id(obj)] = a
             keep.append(obj)
 
-    for container in gc.get_objects():
-        ca = arena_of(container)
-        if ca in arenas:
-            add(container, ca, None, ca)
-        for ref in get_referents(container):
-            ra = arena_of(ref)
-            if ra in arenas:
-                add(ref, ra, container, ca)
-            elif not is_tracked(ref):
-                # An untracked container outside the arenas (a tuple of
-                # strings the gc stopped tracking) can hold survivors.
-                for inner in get_referents(ref):
-                    ia = arena_of(inner)
-                    if ia in arenas:
-                        add(inner, ia, container, ca)
+    # One walk of the gc's objects in C (survey_walk.h): each object in the
+    # arenas, each reference into them (through an untracked container
+    # outside them too, such as a tuple of strings the gc stopped tracking),
+    # in the order a Python walk with get_referents() would find them.
+    for obj, a, holder, holder_arena in _objarena._survey_edges(gc.get_objects(), arenas):
+        add(obj, a, holder, holder_arena)
     i = 0
     while i < len(keep):  # what survivors refer to
         obj = keep[i]
@@ -178,77 +169,37 @@ _NAME_BUDGET = 200_000  # objects visited at most while naming holders
 def _name_holders(wanted, first_modules=()):
     """{id: (kind, name)} for the wanted holders reachable from a module's
     globals in a few steps through containers (a module global, an item of
-    one, a class's dict, a function's lru_cache): breadth first, from the
-    test modules first (deeper), then from every module, so a holder gets
-    its shortest name. Bounded by _NAME_BUDGET objects visited."""
-    names = {}
+    one, a class's dict, an instance's attributes, a function's lru_cache):
+    breadth first, from the test modules first (deeper), then from every
+    module, so a holder gets its shortest name. Bounded by _NAME_BUDGET
+    objects visited. The search is in C (holder_names.h, which lists the
+    steps); only the names of what it finds are made here."""
     if not wanted:
-        return names
-    seen = set()
-    budget = [_NAME_BUDGET]
-    first = [m for m in first_modules if m in sys.modules]
-    for modnames, depth in ((first, _NAME_DEPTH + 1), (list(sys.modules), _NAME_DEPTH)):
+        return {}
+    passes = []
+    for modnames, depth in (([m for m in first_modules if m in sys.modules], _NAME_DEPTH + 1),
+                            (list(sys.modules), _NAME_DEPTH)):
         roots = []
         for modname in modnames:
             d = getattr(sys.modules.get(modname), "__dict__", None)
-            if isinstance(d, dict):
-                if id(d) in wanted:
-                    names[id(d)] = ("module", modname)
+            if isinstance(d, dict) and isinstance(modname, str):
                 roots.append((d, modname))
-        if _bfs(roots, depth, wanted, names, seen, budget):
-            break
-    return names
+        passes.append((roots, depth))
+    paths = _objarena._holder_paths(passes, set(wanted), _NAME_BUDGET)
+    return {i: (kind, _path_name(module, steps)) for i, (kind, module, steps) in paths.items()}
 
 
-def _bfs(level, depth, wanted, names, seen, budget):
-    for _ in range(depth):
-        nxt = []
-        for obj, name in level:
-            for key, child in _children(obj, name):
-                if id(child) in seen:
-                    continue
-                seen.add(id(child))
-                budget[0] -= 1
-                if id(child) in wanted:
-                    names[id(child)] = ("attrs" if isinstance(obj, type) and isinstance(child, dict) else "value", key)
-                    if len(names) == len(wanted):
-                        return True
-                if gc.is_tracked(child):
-                    nxt.append((child, key))
-            if budget[0] <= 0:
-                return True
-        level = nxt
-    return False
-
-
-def _children(obj, name):
-    # (name, child) pairs: keys of dicts, items of sequences, what other
-    # objects refer to (a class's dict, a function's cache).
-    if isinstance(obj, dict):
-        module_dict = name in sys.modules and getattr(sys.modules[name], "__dict__", None) is obj
-        for key, value in list(obj.items()):
-            if module_dict or isinstance(key, str):
-                yield (f"{name}.{key}" if module_dict or key.isidentifier() else f"{name}[{key!r:.30}]"), value
-            else:
-                yield f"{name}[{key!r:.30}]", value
-    elif isinstance(obj, (list, tuple)):
-        for i, value in enumerate(obj[:1000]):
-            yield f"{name}[{i}]", value
-    elif isinstance(obj, type):
-        for inner in gc.get_referents(obj):
-            if type(inner) is dict:
-                yield name, inner
-    elif type(obj).__name__ == "_lru_cache_wrapper":
-        for inner in gc.get_referents(obj):
-            if type(inner) is dict:
-                yield f"{name} (its lru_cache)", inner
-    elif not isinstance(obj, type(sys)):
-        try:  # an instance's attributes (no __getattr__: it could run code)
-            attrs = object.__getattribute__(obj, "__dict__")
-        except Exception:
-            return
-        if isinstance(attrs, dict):
-            yield name, attrs
+def _path_name(module, steps):
+    name = module
+    for how, key in steps:
+        if how == ".":
+            name = f"{name}.{key}"
+        elif how == "[]":
+            name = f"{name}[{key!r:.30}]"
+        elif how == "lru":
+            name = f"{name} (its lru_cache)"
+        # "=": a class's or an instance's dict takes its owner's name
+    return name
 
 
 def _holder_name(holder, arena, named):

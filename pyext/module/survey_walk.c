@@ -1,0 +1,151 @@
+/* The survey's heap walk (survey_walk.h). */
+#define PY_SSIZE_T_CLEAN
+#include "pyext/module/survey_walk.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "arena/arena.h"
+
+typedef struct edge {
+    PyObject *obj; /* strong */
+    uint64_t obj_arena;
+    PyObject *holder; /* strong, or NULL */
+    uint64_t holder_arena;
+} edge_t;
+
+typedef struct walk {
+    const uint64_t *ids; /* sorted */
+    Py_ssize_t n_ids;
+    edge_t *edges; /* PyMem_RawMalloc'd: the raw domain, never a gc object */
+    Py_ssize_t n_edges, cap_edges;
+    PyObject *holder; /* the gc object being traversed */
+    uint64_t holder_arena;
+    int depth; /* 1 inside an untracked referent's traverse */
+    int failed;
+} walk_t;
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The arena of ptr if it is one of the wanted ones, else 0. */
+static uint64_t wanted_arena(const walk_t *w, const void *ptr) {
+    uint64_t id = arena_block_arena_id(ptr);
+    if (id == 0)
+        return 0;
+    Py_ssize_t lo = 0, hi = w->n_ids;
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        if (w->ids[mid] < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < w->n_ids && w->ids[lo] == id ? id : 0;
+}
+
+static void record(walk_t *w, PyObject *obj, uint64_t obj_arena, PyObject *holder, uint64_t holder_arena) {
+    if (w->n_edges == w->cap_edges) {
+        Py_ssize_t cap = w->cap_edges ? 2 * w->cap_edges : 256;
+        edge_t *grown = PyMem_RawRealloc(w->edges, (size_t)cap * sizeof *grown);
+        if (!grown) {
+            w->failed = 1;
+            return;
+        }
+        w->edges = grown;
+        w->cap_edges = cap;
+    }
+    Py_INCREF(obj);
+    Py_XINCREF(holder);
+    w->edges[w->n_edges++] = (edge_t){obj, obj_arena, holder, holder_arena};
+}
+
+static int visit(PyObject *ref, void *arg) {
+    walk_t *w = arg;
+    if (!ref || w->failed)
+        return 0;
+    uint64_t a = wanted_arena(w, ref);
+    if (a) {
+        record(w, ref, a, w->holder, w->holder_arena);
+    } else if (w->depth == 0 && !(PyObject_IS_GC(ref) && PyObject_GC_IsTracked(ref))) {
+        traverseproc traverse = Py_TYPE(ref)->tp_traverse;
+        if (traverse && PyObject_IS_GC(ref)) {
+            w->depth = 1;
+            traverse(ref, visit, w);
+            w->depth = 0;
+        }
+    }
+    return 0;
+}
+
+PyObject *objarena_survey_edges(PyObject *Py_UNUSED(module), PyObject *args) {
+    PyObject *objects, *ids_arg;
+    if (!PyArg_ParseTuple(args, "O!O:_survey_edges", &PyList_Type, &objects, &ids_arg))
+        return NULL;
+    PyObject *ids_seq = PySequence_Fast(ids_arg, "_survey_edges: arena_ids must be iterable");
+    if (!ids_seq)
+        return NULL;
+    Py_ssize_t n_ids = PySequence_Fast_GET_SIZE(ids_seq);
+    uint64_t *ids = PyMem_RawMalloc((size_t)(n_ids ? n_ids : 1) * sizeof *ids);
+    if (!ids) {
+        Py_DECREF(ids_seq);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n_ids; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(ids_seq, i);
+        if (!PyLong_Check(item)) {
+            PyErr_SetString(PyExc_TypeError, "_survey_edges: arena ids must be ints");
+            ids[i] = 0;
+        } else {
+            ids[i] = PyLong_AsUnsignedLongLong(item);
+        }
+        if (PyErr_Occurred()) {
+            PyMem_RawFree(ids);
+            Py_DECREF(ids_seq);
+            return NULL;
+        }
+    }
+    Py_DECREF(ids_seq);
+    qsort(ids, (size_t)n_ids, sizeof *ids, cmp_u64);
+
+    /* The list is held for the walk: its items stay alive, and nothing in
+     * the walk runs code that could change it (no allocation but raw). */
+    Py_INCREF(objects);
+    walk_t w = {ids, n_ids, NULL, 0, 0, NULL, 0, 0, 0};
+    for (Py_ssize_t i = 0; !w.failed && i < PyList_GET_SIZE(objects); i++) {
+        PyObject *obj = PyList_GET_ITEM(objects, i);
+        uint64_t a = wanted_arena(&w, obj);
+        if (a)
+            record(&w, obj, a, NULL, 0);
+        traverseproc traverse = Py_TYPE(obj)->tp_traverse;
+        if (traverse && PyObject_IS_GC(obj) && !w.failed) {
+            w.holder = obj;
+            w.holder_arena = arena_block_arena_id(obj);
+            traverse(obj, visit, &w);
+        }
+    }
+    Py_DECREF(objects);
+    PyMem_RawFree(ids);
+
+    PyObject *out = w.failed ? NULL : PyList_New(w.n_edges);
+    for (Py_ssize_t i = 0; out && i < w.n_edges; i++) {
+        edge_t *e = &w.edges[i];
+        PyObject *t = Py_BuildValue("(OKOK)", e->obj, (unsigned long long)e->obj_arena,
+                                    e->holder ? e->holder : Py_None, (unsigned long long)e->holder_arena);
+        if (!t) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyList_SET_ITEM(out, i, t);
+    }
+    for (Py_ssize_t i = 0; i < w.n_edges; i++) {
+        Py_DECREF(w.edges[i].obj);
+        Py_XDECREF(w.edges[i].holder);
+    }
+    PyMem_RawFree(w.edges);
+    if (w.failed && !PyErr_Occurred())
+        PyErr_NoMemory();
+    return out;
+}
