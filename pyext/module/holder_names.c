@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pyext/module/ptr_set.h"
+
 enum { HOW_ROOT, HOW_ATTR, HOW_ITEM, HOW_SAME, HOW_LRU };
 static const char *const how_names[] = {"", ".", "[]", "=", "lru"};
 #define SEQUENCE_ITEMS_MAX 1000 /* items of a list or tuple looked at */
@@ -23,8 +25,7 @@ typedef struct node {
 typedef struct search {
     node_t *nodes; /* raw allocation: the walk makes no gc object */
     Py_ssize_t n_nodes, cap_nodes;
-    uintptr_t *seen; /* open addressing, 0 = empty; capacity a power of 2 */
-    size_t n_seen, cap_seen;
+    ptr_set_t seen;
     uintptr_t *wanted; /* sorted */
     Py_ssize_t n_wanted, n_found;
     Py_ssize_t *found_node; /* per wanted: its node, or -1 */
@@ -48,41 +49,6 @@ static Py_ssize_t wanted_index(const search_t *s, const void *p) {
             hi = mid;
     }
     return lo < s->n_wanted && s->wanted[lo] == key ? lo : -1;
-}
-
-static size_t slot_of(uintptr_t p, size_t cap) {
-    return (size_t)(((uint64_t)(p >> 4) * 0x9E3779B97F4A7C15ull) >> 20) & (cap - 1);
-}
-
-/* 1 if p was not seen (and is now), 0 if it was, -1 out of memory. */
-static int see(search_t *s, const void *ptr) {
-    uintptr_t p = (uintptr_t)ptr;
-    if (2 * (s->n_seen + 1) > s->cap_seen) {
-        size_t cap = s->cap_seen ? 2 * s->cap_seen : 4096;
-        uintptr_t *grown = PyMem_RawCalloc(cap, sizeof *grown);
-        if (!grown)
-            return -1;
-        for (size_t i = 0; i < s->cap_seen; i++) {
-            if (s->seen[i]) {
-                size_t j = slot_of(s->seen[i], cap);
-                while (grown[j])
-                    j = (j + 1) & (cap - 1);
-                grown[j] = s->seen[i];
-            }
-        }
-        PyMem_RawFree(s->seen);
-        s->seen = grown;
-        s->cap_seen = cap;
-    }
-    size_t j = slot_of(p, s->cap_seen);
-    while (s->seen[j]) {
-        if (s->seen[j] == p)
-            return 0;
-        j = (j + 1) & (s->cap_seen - 1);
-    }
-    s->seen[j] = p;
-    s->n_seen++;
-    return 1;
 }
 
 static Py_ssize_t push(search_t *s, PyObject *obj, Py_ssize_t parent, int how, PyObject *key, Py_ssize_t index,
@@ -111,7 +77,7 @@ static int done(const search_t *s) {
 static void step(search_t *s, Py_ssize_t parent, PyObject *child, int how, PyObject *key, Py_ssize_t index) {
     if (s->failed || !child || !PyObject_IS_GC(child) || !PyObject_GC_IsTracked(child))
         return;
-    int fresh = see(s, child);
+    int fresh = ptr_set_add(&s->seen, child);
     if (fresh <= 0) {
         s->failed = fresh < 0;
         return;
@@ -291,7 +257,7 @@ finally:
         Py_XDECREF(s.nodes[i].key);
     }
     PyMem_RawFree(s.nodes);
-    PyMem_RawFree(s.seen);
+    ptr_set_free(&s.seen);
     PyMem_RawFree(s.wanted);
     PyMem_RawFree(s.found_node);
     Py_DECREF(wanted_seq);

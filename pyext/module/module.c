@@ -113,7 +113,7 @@ static PyMethodDef module_methods[] = {
     {"current_scope", objarena_current_scope, METH_NOARGS,
      "current_scope() -> scope | None\n\nThe scope this thread allocates into now (inside a task: the task's)."},
     {"_survey_edges", objarena_survey_edges, METH_VARARGS,
-     "_survey_edges(objects, arena_ids) -> [(obj, arena, holder, holder_arena)]\n\n"
+     "_survey_edges(objects, arena_ids, cap) -> [(obj, arena, holder, holder_arena)]\n\n"
      "The pytest plugin's survey walk: objects of the list, and what they refer to, that live in\n"
      "one of the arenas (survey_walk.h)."},
     {"_holder_paths", objarena_holder_paths, METH_VARARGS,

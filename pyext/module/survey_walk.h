@@ -9,7 +9,7 @@
 
 #include <Python.h>
 
-/* _survey_edges(objects, arena_ids) -> [(obj, obj_arena, holder, holder_arena)]
+/* _survey_edges(objects, arena_ids, cap) -> [(obj, obj_arena, holder, holder_arena)]
  *
  * objects: a list (gc.get_objects()); arena_ids: an iterable of ints. For
  * each object, in order: (obj, its arena, None, 0) if it lives in one of
@@ -17,10 +17,14 @@
  * in one of them, (ref, ref's arena, obj, obj's arena); and for a referent
  * outside them that the gc does not track (a tuple of strings the gc
  * stopped tracking), the same for what that referent refers to, with obj
- * as holder. Every edge is listed (no deduplication: the caller counts).
+ * as holder. Every edge is listed (the caller counts holders), except that
+ * once `cap` distinct objects of an arena are listed, no further edge into
+ * that arena is (a sample describes a test that left more; the list stays
+ * bounded by cap times the arenas, plus their holders' edges).
  * The walk runs no Python code and allocates no gc object: what it finds
- * is recorded with a strong reference in a raw array first, and the tuples
- * are made after. TypeError for a non-list or a non-int id; MemoryError. */
+ * is recorded with a strong reference in raw memory first, and the tuples
+ * are made after. TypeError for a non-list or a non-int id, ValueError for
+ * a negative cap; MemoryError. */
 PyObject *objarena_survey_edges(PyObject *module, PyObject *args);
 
 #endif

@@ -113,8 +113,9 @@ def survey(arenas, first_modules=(), named=True):
     # One walk of the gc's objects in C (survey_walk.h): each object in the
     # arenas, each reference into them (through an untracked container
     # outside them too, such as a tuple of strings the gc stopped tracking),
-    # in the order a Python walk with get_referents() would find them.
-    for obj, a, holder, holder_arena in _objarena._survey_edges(gc.get_objects(), arenas):
+    # in the order a Python walk with get_referents() would find them, and
+    # none into an arena past the cap (add() would drop them).
+    for obj, a, holder, holder_arena in _objarena._survey_edges(gc.get_objects(), arenas, cap):
         add(obj, a, holder, holder_arena)
     i = 0
     while i < len(keep):  # what survivors refer to

@@ -41,7 +41,7 @@ def test_survey_edges_finds_arena_objects_and_their_holders():
     gc.collect()                                 # ...that the gc stops tracking
     assert not gc.is_tracked(atoms) and objarena.arena_id_of(atoms) != arena
     outer = [atoms]                              # a tracked list holds the untracked tuple
-    edges = _objarena._survey_edges(gc.get_objects(), [arena])
+    edges = _objarena._survey_edges(gc.get_objects(), [arena], 1000)
 
     # The tracked arena object is found as itself (no holder) and as the
     # holder's referent.
@@ -59,17 +59,40 @@ def test_survey_edges_finds_arena_objects_and_their_holders():
 def test_survey_edges_finds_nothing_of_other_arenas():
     arena, tracked, untracked, inner = made_in_a_scope()
     keep = [tracked, untracked, inner]
-    assert _objarena._survey_edges(gc.get_objects(), []) == []
-    assert _objarena._survey_edges(gc.get_objects(), [arena + 10**6]) == []
+    assert _objarena._survey_edges(gc.get_objects(), [], 1000) == []
+    assert _objarena._survey_edges(gc.get_objects(), [arena + 10**6], 1000) == []
     assert keep
 
 
+def test_survey_edges_stops_at_the_cap_per_arena():
+    # 50 objects of one arena, each held by two lists: with cap 10, ten
+    # distinct objects are listed (with every edge found before the cap),
+    # and none after; another arena's objects are not cut by it.
+    with objarena.scope():
+        many = [Holder() for _ in range(50)]
+    with objarena.scope():
+        few = [Holder() for _ in range(5)]
+    a, b = objarena.arena_id_of(many[0]), objarena.arena_id_of(few[0])
+    assert a and b and a != b
+    first, second, others = list(many), list(many), list(few)
+    edges = _objarena._survey_edges(gc.get_objects(), [a, b], 10)
+    listed_a = {id(o) for o, arena, h, ha in edges if arena == a}
+    listed_b = {id(o) for o, arena, h, ha in edges if arena == b}
+    assert len(listed_a) == 10
+    assert listed_b == {id(o) for o in few}
+    uncapped = _objarena._survey_edges(gc.get_objects(), [a, b], 10**6)
+    assert {id(o) for o, arena, h, ha in uncapped if arena == a} == {id(o) for o in many}
+    assert not _objarena._survey_edges(gc.get_objects(), [a], 0)
+    assert first and second and others
+
+
 @pytest.mark.parametrize("args, error", [
-    (((), [1]), TypeError),                 # objects must be a list
-    (([], 5), TypeError),                   # ids must be iterable
-    (([], ["1"]), TypeError),               # ids must be ints
-    (([], [-1]), OverflowError),            # and fit an arena id
-    (([],), TypeError),
+    (((), [1], 10), TypeError),             # objects must be a list
+    (([], 5, 10), TypeError),               # ids must be iterable
+    (([], ["1"], 10), TypeError),           # ids must be ints
+    (([], [-1], 10), OverflowError),        # and fit an arena id
+    (([], [1], -1), ValueError),            # the cap is >= 0
+    (([], [1]), TypeError),
 ])
 def test_survey_edges_refuses_malformed_input(args, error):
     with pytest.raises(error):
