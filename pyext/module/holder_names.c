@@ -3,10 +3,10 @@
 #include "pyext/module/holder_names.h"
 
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "pyext/module/ptr_set.h"
+#include "pyext/module/sorted_ids.h"
 
 enum { HOW_ROOT, HOW_ATTR, HOW_ITEM, HOW_SAME, HOW_LRU };
 static const char *const how_names[] = {"", ".", "[]", "=", "lru"};
@@ -26,29 +26,15 @@ typedef struct search {
     node_t *nodes; /* raw allocation: the walk makes no gc object */
     Py_ssize_t n_nodes, cap_nodes;
     ptr_set_t seen;
-    uintptr_t *wanted; /* sorted */
+    uint64_t *wanted; /* addresses, sorted */
     Py_ssize_t n_wanted, n_found;
     Py_ssize_t *found_node; /* per wanted: its node, or -1 */
     Py_ssize_t budget;
     int failed;
 } search_t;
 
-static int cmp_uptr(const void *a, const void *b) {
-    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
-    return (x > y) - (x < y);
-}
-
 static Py_ssize_t wanted_index(const search_t *s, const void *p) {
-    Py_ssize_t lo = 0, hi = s->n_wanted;
-    uintptr_t key = (uintptr_t)p;
-    while (lo < hi) {
-        Py_ssize_t mid = lo + (hi - lo) / 2;
-        if (s->wanted[mid] < key)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < s->n_wanted && s->wanted[lo] == key ? lo : -1;
+    return sorted_ids_index(s->wanted, s->n_wanted, (uint64_t)(uintptr_t)p);
 }
 
 static Py_ssize_t push(search_t *s, PyObject *obj, Py_ssize_t parent, int how, PyObject *key, Py_ssize_t index,
@@ -226,12 +212,12 @@ PyObject *objarena_holder_paths(PyObject *Py_UNUSED(module), PyObject *args) {
         goto finally;
     }
     for (Py_ssize_t i = 0; i < s.n_wanted; i++) {
-        s.wanted[i] = (uintptr_t)PyLong_AsVoidPtr(PyList_GET_ITEM(wanted_seq, i));
+        s.wanted[i] = (uint64_t)(uintptr_t)PyLong_AsVoidPtr(PyList_GET_ITEM(wanted_seq, i));
         s.found_node[i] = -1;
         if (PyErr_Occurred())
             goto finally;
     }
-    qsort(s.wanted, (size_t)s.n_wanted, sizeof *s.wanted, cmp_uptr);
+    sorted_ids_sort(s.wanted, s.n_wanted);
     Py_INCREF(passes); /* holds the roots and module names the nodes borrow */
     for (Py_ssize_t p = 0; p < PyList_GET_SIZE(passes) && !done(&s); p++) {
         if (run_pass(&s, PyList_GET_ITEM(passes, p)) < 0) {
@@ -243,7 +229,7 @@ PyObject *objarena_holder_paths(PyObject *Py_UNUSED(module), PyObject *args) {
     for (Py_ssize_t w = 0; out && w < s.n_wanted; w++) {
         if (s.found_node[w] < 0)
             continue;
-        PyObject *key = PyLong_FromVoidPtr((void *)s.wanted[w]);
+        PyObject *key = PyLong_FromVoidPtr((void *)(uintptr_t)s.wanted[w]);
         PyObject *path = key ? path_of(&s, s.found_node[w]) : NULL;
         if (!path || PyDict_SetItem(out, key, path) < 0)
             Py_CLEAR(out);

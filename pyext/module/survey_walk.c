@@ -3,10 +3,10 @@
 #include "pyext/module/survey_walk.h"
 
 #include <stdint.h>
-#include <stdlib.h>
 
 #include "arena/arena.h"
 #include "pyext/module/ptr_set.h"
+#include "pyext/module/sorted_ids.h"
 
 typedef struct edge {
     PyObject *obj; /* strong */
@@ -29,25 +29,10 @@ typedef struct walk {
     int failed;
 } walk_t;
 
-static int cmp_u64(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
 /* The index in ids of ptr's arena if it is one of the wanted ones, else -1. */
 static Py_ssize_t wanted_arena(const walk_t *w, const void *ptr) {
     uint64_t id = arena_block_arena_id(ptr);
-    if (id == 0)
-        return -1;
-    Py_ssize_t lo = 0, hi = w->n_ids;
-    while (lo < hi) {
-        Py_ssize_t mid = lo + (hi - lo) / 2;
-        if (w->ids[mid] < id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < w->n_ids && w->ids[lo] == id ? lo : -1;
+    return id == 0 ? -1 : sorted_ids_index(w->ids, w->n_ids, id);
 }
 
 /* An edge into arena ids[a], unless that arena has `cap` distinct objects
@@ -131,7 +116,7 @@ PyObject *objarena_survey_edges(PyObject *Py_UNUSED(module), PyObject *args) {
         }
     }
     Py_DECREF(ids_seq);
-    qsort(ids, (size_t)n_ids, sizeof *ids, cmp_u64);
+    sorted_ids_sort(ids, n_ids);
 
     /* The list is held for the walk: its items stay alive, and nothing in
      * the walk runs code that could change it (no allocation but raw). */
