@@ -15,6 +15,7 @@
 #include "pyext/layout_check.h"
 #include "pyext/module/version_support.h"
 #include "pyext/gc_counts.h"
+#include "pyext/module/call_in.h"
 #include "pyext/module/escapes.h"
 #include "pyext/module/holder_names.h"
 #include "pyext/module/info.h"
@@ -112,6 +113,10 @@ static PyObject *objarena_task_stats_py(PyObject *Py_UNUSED(module), PyObject *P
 static PyMethodDef module_methods[] = {
     {"current_scope", objarena_current_scope, METH_NOARGS,
      "current_scope() -> scope | None\n\nThe scope this thread allocates into now (inside a task: the task's)."},
+    {"_call_in", (PyCFunction)(void (*)(void))objarena_call_in, METH_FASTCALL | METH_KEYWORDS,
+     "_call_in(scope, fn, /, *args, **kwargs) -> fn(*args, **kwargs) inside scope\n\n"
+     "As `with scope: return fn(*args, **kwargs)`, with no Python frame of its own, so fn's\n"
+     "frames sit on CPython's data stack where they would without the scope (call_in.h)."},
     {"_survey_edges", objarena_survey_edges, METH_VARARGS,
      "_survey_edges(objects, arena_ids, cap) -> [(obj, arena, holder, holder_arena)]\n\n"
      "The pytest plugin's survey walk: objects of the list, and what they refer to, that live in\n"

@@ -344,3 +344,45 @@ def test_a_repeat_that_leaves_nothing_ends_the_repeats(pytester):
     text = summary(result)
     assert "LEAK test_run_counts.py::test_leaks_each_run" in text, text
     assert "test_run_counts.py::test_fills_a_cache_once:" not in text, text
+
+
+CALLER_SUITE = """
+import sys
+import unittest
+
+
+def test_function():
+    print("CALLER function", sys._getframe(1).f_code.co_name, sys._getframe(2).f_code.co_name)
+    KEEP.append([str(i) for i in range(20)])  # a leak: the test is repeated
+
+
+class Case(unittest.TestCase):
+    def test_method(self):
+        print("CALLER method", sys._getframe(1).f_code.co_name, sys._getframe(2).f_code.co_name)
+
+
+KEEP = []
+"""
+
+
+def test_the_scope_adds_no_frame_under_the_test(pytester):
+    # A Python wrapper's frame under each test moves the test's frames on
+    # CPython's data stack, and a test recursing around a stack chunk's edge
+    # then maps and unmaps a chunk at every crossing (pyparsing's random
+    # nested-expression tests: 4x the mmap calls, +40% time). In its run
+    # (repeats are called from the plugin) a test body's two callers must be
+    # those of a run without the plugin.
+    pytester.makepyfile(test_caller=CALLER_SUITE)
+    plain = pytester.runpytest_subprocess("-p", "no:objarena", "-p", "no:cacheprovider", "-s")
+    scoped = pytester.runpytest_subprocess("--objarena", *REPORTING, "-s", *RUN)
+    plain.assert_outcomes(passed=2)
+    scoped.assert_outcomes(passed=2)
+    assert "objarena:" not in plain.stdout.str() and "test(s) run again" in scoped.stdout.str()
+
+    def first_callers(result):
+        lines = re.findall(r"CALLER (\w+) (.*)$", result.stdout.str(), re.M)
+        return {kind: next(c for k, c in lines if k == kind) for kind in ("function", "method")}
+
+    assert first_callers(plain)["function"].startswith("pytest_pyfunc_call ")
+    assert first_callers(plain)["method"].startswith("_callTestMethod ")
+    assert first_callers(scoped) == first_callers(plain), scoped.stdout.str()
