@@ -122,6 +122,58 @@ def test_entry_errors_propagate_and_fn_is_not_called():
     assert calls == []
 
 
+def outcome(run):
+    """What a run ended with: ("ok", result) or the exception's type, its
+    context's type and the scope's state afterwards."""
+    phase = objarena.scope()
+    try:
+        return ("ok", run(phase), phase.state)
+    except BaseException as exc:  # noqa: BLE001 - compared below
+        return (type(exc), type(exc.__context__), phase.state)
+    finally:
+        if phase.state == "active":
+            phase.__exit__(None, None, None)
+
+
+def exits_itself(phase):
+    phase.__exit__(None, None, None)
+    return "exited early"
+
+
+def exits_itself_then_fails(phase):
+    phase.__exit__(None, None, None)
+    raise ValueError("after exiting")
+
+
+def enters_again(phase):
+    phase.__enter__()
+
+
+class Interrupt(BaseException):
+    pass
+
+
+def interrupted(phase):
+    raise Interrupt()
+
+
+def c_function_fails(phase):
+    return len(5)
+
+
+@pytest.mark.parametrize("body", [exits_itself, exits_itself_then_fails, enters_again, interrupted,
+                                  c_function_fails])
+def test_odd_bodies_end_as_under_a_with_statement(body):
+    def with_statement(phase):
+        with phase:
+            return body(phase)
+
+    def call_in(phase):
+        return _objarena._call_in(phase, body, phase)
+
+    assert outcome(call_in) == outcome(with_statement)
+
+
 @pytest.mark.parametrize("args, message", [
     ((), "needs a scope and a callable"),
     ((objarena.scope(),), "needs a scope and a callable"),
