@@ -329,8 +329,10 @@ def _in_scope(fn, phase):
     # stack, and a test recursing around a stack chunk's edge would then map
     # and unmap a chunk at every crossing (pyparsing's random nested
     # expression tests: 4x the mmap calls, +40% time, with the wrapper
-    # alone; call_in.h).
-    return functools.partial(_objarena._call_in, phase, fn)
+    # alone; call_in.h). The function's attributes are copied over, as a
+    # decorator would: unittest reads @expectedFailure's and @skip's marks
+    # off the method it calls, which is this wrapper.
+    return functools.update_wrapper(functools.partial(_objarena._call_in, phase, fn), fn)
 
 
 @pytest.hookimpl(wrapper=True, trylast=True)

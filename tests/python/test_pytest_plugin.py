@@ -386,3 +386,44 @@ def test_the_scope_adds_no_frame_under_the_test(pytester):
     assert first_callers(plain)["function"].startswith("pytest_pyfunc_call ")
     assert first_callers(plain)["method"].startswith("_callTestMethod ")
     assert first_callers(scoped) == first_callers(plain), scoped.stdout.str()
+
+
+DECORATED_SUITE = """
+import unittest
+
+import pytest
+
+
+class Case(unittest.TestCase):
+    @unittest.expectedFailure
+    def test_expected_failure(self):
+        self.assertEqual(1, 2)
+
+    @unittest.expectedFailure
+    def test_unexpected_success(self):
+        pass
+
+    @unittest.skip("skipped by unittest")
+    def test_skipped(self):
+        raise AssertionError("not run")
+
+    def test_passes(self):
+        pass
+
+
+@pytest.mark.xfail(strict=True)
+def test_xfail_function():
+    assert 1 == 2
+"""
+
+
+def test_unittest_decorators_keep_their_meaning_under_the_scope(pytester):
+    # unittest reads @expectedFailure's and @skip's marks off the method it
+    # calls, which is the plugin's wrapper: the wrapper carries them.
+    pytester.makepyfile(test_decorated=DECORATED_SUITE)
+    plain = pytester.runpytest_subprocess("-p", "no:objarena", "-p", "no:cacheprovider", "-rA")
+    scoped = pytester.runpytest_subprocess("--objarena", *REPORTING, "-rA", *RUN)
+    expected = dict(passed=1, skipped=1, xfailed=2, failed=1)  # the unexpected success fails
+    plain.assert_outcomes(**expected)
+    scoped.assert_outcomes(**expected)
+    assert "objarena: 4 test(s) in scopes" in scoped.stdout.str(), scoped.stdout.str()
