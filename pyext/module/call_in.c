@@ -62,7 +62,17 @@ PyObject *objarena_call_in(PyObject *Py_UNUSED(module), PyObject *const *args, P
         if (value && tb)
             PyException_SetTraceback(value, tb);
         PyObject *exc[3] = {type ? type : Py_None, value ? value : Py_None, tb ? tb : Py_None};
+        /* As under a with statement, fn's exception is the one being
+         * handled while the exit runs: what sys.exc_info() says to a
+         * finalizer that the exit's collection runs. */
+        PyObject *handled_type, *handled_value, *handled_tb;
+        PyErr_GetExcInfo(&handled_type, &handled_value, &handled_tb);
+        Py_XINCREF(type);
+        Py_XINCREF(value);
+        Py_XINCREF(tb);
+        PyErr_SetExcInfo(type, value, tb); /* steals the three new references */
         exit_result = Scope_exit(scope, exc, 3);
+        PyErr_SetExcInfo(handled_type, handled_value, handled_tb); /* steals */
         if (exit_result)
             PyErr_Restore(type, value, tb); /* the scope's exit never suppresses */
         else

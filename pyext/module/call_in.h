@@ -14,7 +14,8 @@
  *
  * Semantics of the with statement: the scope is entered (its errors
  * propagate, fn is not called); fn's exception is passed to the scope's
- * exit and then re-raised; an exception raised by the exit (an EscapeError
+ * exit, is the handled exception (sys.exc_info()) while the exit runs, and
+ * is then re-raised; an exception raised by the exit (an EscapeError
  * of a strict scope, an exit error) propagates, chained to fn's as its
  * __context__. TypeError if scope is not an objarena.scope or fewer than two
  * positional arguments are given. Needs the GIL. */

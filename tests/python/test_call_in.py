@@ -58,6 +58,35 @@ def test_fn_exception_propagates_unchanged_and_the_scope_exits():
     assert info.traceback[-1].name == "fail"
 
 
+class SeesHandled:
+    """Part of a garbage cycle made in the phase: the exit's collection
+    finalizes it, and it records the exception being handled then."""
+    def __init__(self, seen):
+        self.seen = seen
+        self.cycle = self
+
+    def __del__(self):
+        self.seen.append(sys.exc_info()[1])
+
+
+def test_fn_exception_is_the_handled_one_while_the_scope_exits():
+    def body(seen):
+        SeesHandled(seen)
+        raise KeyError("while exiting")
+
+    seen = {"call_in": [], "with": []}
+    phase = objarena.scope()
+    with pytest.raises(KeyError) as via_call_in:
+        _objarena._call_in(phase, body, seen["call_in"])
+    phase = objarena.scope()
+    with pytest.raises(KeyError) as via_with:
+        with phase:
+            body(seen["with"])
+    assert phase.stats["exit_collection"] != "none"
+    assert seen["with"] == [via_with.value]          # what a with statement does
+    assert seen["call_in"] == [via_call_in.value]
+
+
 def test_a_strict_scope_raises_escape_error_after_fn_returns():
     kept = []
     phase = objarena.scope(strict=True)
