@@ -3,22 +3,6 @@
 
 #include "pyext/module/scope_type.h"
 
-/* The exception being handled when the exit raised another: the exit's
- * becomes current, with fn's as its __context__ (as a with statement
- * chains them). Steals the three references. */
-static void chain_exit_error(PyObject *type, PyObject *value, PyObject *tb) {
-    PyObject *type2, *value2, *tb2;
-    PyErr_Fetch(&type2, &value2, &tb2);
-    PyErr_NormalizeException(&type2, &value2, &tb2);
-    if (value2 && value && value2 != value)
-        PyException_SetContext(value2, value); /* steals value */
-    else
-        Py_XDECREF(value);
-    Py_XDECREF(type);
-    Py_XDECREF(tb);
-    PyErr_Restore(type2, value2, tb2);
-}
-
 PyObject *objarena_call_in(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargsf,
                            PyObject *kwnames) {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
@@ -64,7 +48,8 @@ PyObject *objarena_call_in(PyObject *Py_UNUSED(module), PyObject *const *args, P
         PyObject *exc[3] = {type ? type : Py_None, value ? value : Py_None, tb ? tb : Py_None};
         /* As under a with statement, fn's exception is the one being
          * handled while the exit runs: what sys.exc_info() says to a
-         * finalizer that the exit's collection runs. */
+         * finalizer that the exit's collection runs, and what CPython
+         * chains an error the exit raises to (its __context__). */
         PyObject *handled_type, *handled_value, *handled_tb;
         PyErr_GetExcInfo(&handled_type, &handled_value, &handled_tb);
         Py_XINCREF(type);
@@ -73,10 +58,13 @@ PyObject *objarena_call_in(PyObject *Py_UNUSED(module), PyObject *const *args, P
         PyErr_SetExcInfo(type, value, tb); /* steals the three new references */
         exit_result = Scope_exit(scope, exc, 3);
         PyErr_SetExcInfo(handled_type, handled_value, handled_tb); /* steals */
-        if (exit_result)
+        if (exit_result) {
             PyErr_Restore(type, value, tb); /* the scope's exit never suppresses */
-        else
-            chain_exit_error(type, value, tb);
+        } else { /* the exit's error, already chained to fn's, replaces it */
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(tb);
+        }
     }
     Py_XDECREF(exit_result);
     Py_DECREF(fn);
