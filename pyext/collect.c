@@ -127,6 +127,23 @@ void objarena_exit_collect(const objarena_scope_options_t *options, const long c
     if (options->collect == OBJARENA_COLLECT_NONE)
         return;
     double start = objarena_monotonic_seconds();
+    if (options->collect != OBJARENA_COLLECT_FULL) {
+        /* The phase's dead floats, tuples, dicts... parked on CPython's
+         * freelists are freed first (the walk stops at the arena's last
+         * live block). If nothing of the phase is alive then (no garbage,
+         * no escape), no collection can free anything of its arena: a test
+         * or a task that cleaned up after itself pays no collection at
+         * all. collect="full" still runs the full collection it asks for. */
+        if (arena_live_blocks(arena) > 0)
+            c->freelist_blocks_freed = objarena_free_arena_blocks_on_freelists(arena);
+        if (arena_live_blocks(arena) == 0) {
+            collect_state.stats.freelist_blocks_freed += c->freelist_blocks_freed;
+            collect_state.stats.none++;
+            c->seconds = objarena_monotonic_seconds() - start;
+            collect_state.stats.seconds += c->seconds;
+            return;
+        }
+    }
     /* Keep a pending exception (the one leaving the with block) out of the
      * way of the collection's finalizers. */
     PyObject *type, *value, *tb;
@@ -178,11 +195,11 @@ void objarena_exit_collect(const objarena_scope_options_t *options, const long c
             gc_collect_generation(c->generation);
         }
         if (arena_live_blocks(arena) > 0) {
-            /* The phase's dead floats, tuples, dicts... on CPython's freelists:
-             * freed directly, at the cost of the entries walked. */
-            c->freelist_blocks_freed = objarena_free_arena_blocks_on_freelists(arena);
-            collect_state.stats.freelist_blocks_freed += c->freelist_blocks_freed;
+            /* What the collection put on CPython's freelists: freed
+             * directly, at the cost of the entries walked. */
+            c->freelist_blocks_freed += objarena_free_arena_blocks_on_freelists(arena);
         }
+        collect_state.stats.freelist_blocks_freed += c->freelist_blocks_freed;
         if (arena_live_blocks(arena) > 0) {
             /* A true escape, a cache or old garbage: only a full collection
              * and the cache flushes tell them apart. They cost ~10 us (the
@@ -209,8 +226,10 @@ void objarena_exit_collect(const objarena_scope_options_t *options, const long c
         collect_state.stats.full++;
     else if (c->phase)
         collect_state.stats.phase++;
-    else
+    else if (c->generation >= 0)
         collect_state.stats.young++;
+    else
+        collect_state.stats.none++;
     if (c->full_deferred)
         collect_state.stats.deferred++;
 }

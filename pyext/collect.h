@@ -78,6 +78,8 @@ void objarena_collect_caches(void);
 
 /* Process-wide exit-collection counters (GIL held). */
 typedef struct objarena_collect_stats {
+    uint64_t none;         /* exits that collected nothing: nothing of the phase was alive, or a
+                            * task scope's generations were shared (collect.c) */
     uint64_t young;        /* exits that collected only young generations */
     uint64_t phase;        /* exits that ran the phase collection and no full one */
     uint64_t full;         /* exits that ran a full collection */

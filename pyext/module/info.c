@@ -26,7 +26,7 @@ PyObject *objarena_info(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored
         return NULL;
     PyObject *collect_seconds = PyFloat_FromDouble(cs.seconds);
     if (!collect_seconds || PyDict_SetItemString(d, "exit_collect_seconds", collect_seconds) < 0 ||
-        set_u64(d, "exit_collections_young", cs.young) < 0 ||
+        set_u64(d, "exit_collections_none", cs.none) < 0 || set_u64(d, "exit_collections_young", cs.young) < 0 ||
         set_u64(d, "exit_collections_phase", cs.phase) < 0 || set_u64(d, "exit_collections_full", cs.full) < 0 ||
         set_u64(d, "exit_collections_deferred", cs.deferred) < 0 ||
         set_u64(d, "freelist_blocks_freed", cs.freelist_blocks_freed) < 0 ||

@@ -203,13 +203,61 @@ def test_gc_settings_and_a_users_freeze_are_left_as_they_were():
 def test_info_counts_exit_collections(clean_gc):
     before = objarena.info()
     with objarena.scope(collect="young"):
-        pass
+        a, b = Node(), Node()  # a garbage cycle at exit (instances: no freelist serves them)
+        a.other, b.other = b, a
+        del a, b
     with objarena.scope(collect="full"):
         pass
+    with objarena.scope():
+        pass  # nothing made: nothing collected
     after = objarena.info()
     assert after["exit_collections_young"] == before["exit_collections_young"] + 1
     assert after["exit_collections_full"] == before["exit_collections_full"] + 1
+    assert after["exit_collections_none"] == before["exit_collections_none"] + 1
     assert after["exit_collect_seconds"] > before["exit_collect_seconds"]
+
+
+def test_a_phase_that_left_nothing_alive_runs_no_collection(clean_gc):
+    # Everything the phase made died by reference counting before the exit:
+    # no collection can free any of its memory, so none runs (a test or a
+    # task that cleans up after itself pays nothing at exit), while a phase
+    # that leaves a garbage cycle is still collected.
+    gc_runs = []
+
+    def count(phase, info):
+        if phase == "start":
+            gc_runs.append(info["generation"])
+
+    def build():
+        rows = [{"id": i, "tags": [str(i)]} for i in range(300)]
+        assert sum(len(r["tags"]) for r in rows) == 300
+
+    build()  # 3.10 caches a frame per code object at its first call: outside the scope
+    gc.callbacks.append(count)
+    try:
+        with objarena.scope() as clean:
+            build()
+            at_exit = len(gc_runs)
+        clean_runs = gc_runs[at_exit:]  # the collections the exit ran
+        with objarena.scope() as cyclic:
+            a, b = Node(), Node()
+            a.other, b.other = b, a
+            del a, b
+            at_exit = len(gc_runs)
+        cyclic_runs = gc_runs[at_exit:]
+    finally:
+        gc.callbacks.remove(count)
+    assert clean.stats["exit_collection"] == "none", clean.stats
+    assert clean.stats["live_blocks_at_exit"] == 0 and clean.stats["chunks_retained"] == 0, clean.stats
+    assert clean_runs == [] and clean.stats["freelist_blocks_freed"] > 0, (clean_runs, clean.stats)
+    assert cyclic.stats["exit_collection"] in ("gen0", "gen1"), cyclic.stats
+    assert cyclic_runs and cyclic.stats["live_blocks_at_exit"] == 0, (cyclic_runs, cyclic.stats)
+
+
+def test_collect_full_runs_its_full_collection_even_when_nothing_is_alive(clean_gc):
+    with objarena.scope(collect="full") as phase:
+        pass
+    assert phase.stats["exit_collection"] == "full", phase.stats
 
 
 FALLBACK_CHILD = """

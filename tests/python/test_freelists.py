@@ -70,7 +70,7 @@ for round in range(5):
     with objarena.scope(collect="young") as phase:   # never a full collection at exit
         fill_every_freelist(2000)                    # (its result would be an escape)
     st = phase.stats
-    assert st["exit_collection"] in ("gen0", "gen1"), st
+    assert st["exit_collection"] in ("none", "gen0", "gen1"), st
     assert st["freelist_blocks_freed"] > 100, st
     assert st["chunks_retained"] == 0 and st["live_blocks_at_exit"] == 0, st
 # the freelists hold no freed memory: use them hard (poisoned child: a stale
