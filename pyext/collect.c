@@ -127,27 +127,29 @@ void objarena_exit_collect(const objarena_scope_options_t *options, const long c
     if (options->collect == OBJARENA_COLLECT_NONE)
         return;
     double start = objarena_monotonic_seconds();
-    if (options->collect != OBJARENA_COLLECT_FULL) {
-        /* The phase's dead floats, tuples, dicts... parked on CPython's
-         * freelists are freed first (the walk stops at the arena's last
-         * live block). If nothing of the phase is alive then (no garbage,
-         * no escape), no collection can free anything of its arena: a test
-         * or a task that cleaned up after itself pays no collection at
-         * all. collect="full" still runs the full collection it asks for. */
-        if (arena_live_blocks(arena) > 0)
-            c->freelist_blocks_freed = objarena_free_arena_blocks_on_freelists(arena);
-        if (arena_live_blocks(arena) == 0) {
-            collect_state.stats.freelist_blocks_freed += c->freelist_blocks_freed;
-            collect_state.stats.none++;
-            c->seconds = objarena_monotonic_seconds() - start;
-            collect_state.stats.seconds += c->seconds;
-            return;
-        }
-    }
     /* Keep a pending exception (the one leaving the with block) out of the
      * way of the collection's finalizers. */
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
+    if (options->collect != OBJARENA_COLLECT_FULL) {
+        /* The phase's dead floats, tuples, dicts... parked on CPython's
+         * short freelists are freed first (the walk stops at the arena's
+         * last live block; 3.14's long lists are left to the walk after
+         * the collection, so a phase that keeps something does not walk
+         * them twice). If nothing of the phase is alive then (no garbage,
+         * no escape), no collection can free anything of its arena: a test
+         * or a task that cleaned up after itself pays no collection at
+         * all. collect="full" still runs the full collection it asks for. */
+        if (arena_live_blocks(arena) > 0)
+            c->freelist_blocks_freed = objarena_free_arena_blocks_on_short_freelists(arena);
+        if (arena_live_blocks(arena) == 0) {
+            long now[3]; /* (for the scope's report: did a collection run during the phase) */
+            objarena_gc_collections(now);
+            c->promoted = now[0] < 0 || collections_at_enter[0] < 0 || now[1] != collections_at_enter[1] ||
+                          now[2] != collections_at_enter[2];
+            goto done;
+        }
+    }
     /* A collector that may not be generational (a 3.14.0-3.14.4
      * interpreter, layout_check.h): gc.collect(1) is one increment there,
      * not the phase's generations, so the default exit collects in full
@@ -195,11 +197,10 @@ void objarena_exit_collect(const objarena_scope_options_t *options, const long c
             gc_collect_generation(c->generation);
         }
         if (arena_live_blocks(arena) > 0) {
-            /* What the collection put on CPython's freelists: freed
-             * directly, at the cost of the entries walked. */
+            /* What the collection put on CPython's freelists, and the long
+             * lists: freed directly, at the cost of the entries walked. */
             c->freelist_blocks_freed += objarena_free_arena_blocks_on_freelists(arena);
         }
-        collect_state.stats.freelist_blocks_freed += c->freelist_blocks_freed;
         if (arena_live_blocks(arena) > 0) {
             /* A true escape, a cache or old garbage: only a full collection
              * and the cache flushes tell them apart. They cost ~10 us (the
@@ -219,7 +220,9 @@ void objarena_exit_collect(const objarena_scope_options_t *options, const long c
             }
         }
     }
+done:
     PyErr_Restore(type, value, tb);
+    collect_state.stats.freelist_blocks_freed += c->freelist_blocks_freed;
     c->seconds = objarena_monotonic_seconds() - start;
     collect_state.stats.seconds += c->seconds;
     if (c->generation == 2)

@@ -164,6 +164,10 @@ uint64_t objarena_free_arena_blocks_on_freelists(const arena_t *until_arena) {
     return w.freed;
 }
 
+uint64_t objarena_free_arena_blocks_on_short_freelists(const arena_t *until_arena) {
+    return objarena_free_arena_blocks_on_freelists(until_arena); /* (every list is short here) */
+}
+
 /* The link layouts above are CPython's private business: this checks them
  * against the counters (a chain must end after exactly numfree nodes), so a
  * test run on every interpreter catches a layout this file gets wrong. */
@@ -296,7 +300,7 @@ static void walk_list(struct _Py_freelist *fl, void (*free_node)(void *), walk_t
     }
 }
 
-uint64_t objarena_free_arena_blocks_on_freelists(const arena_t *until_arena) {
+static uint64_t walk_freelists(const arena_t *until_arena, int passes) {
     walk_t w = {until_arena, 0};
     if (!walk_may_start(&w))
         return 0;
@@ -309,7 +313,7 @@ uint64_t objarena_free_arena_blocks_on_freelists(const arena_t *until_arena) {
      * dead dicts, lists, keys and floats are then freed before the long
      * lists are touched, and those are walked only if blocks are left.
      * Budget: 2 x 39 size reads, plus the nodes walked. */
-    for (int pass = 0; pass < 2 && !walk_done(&w); pass++) {
+    for (int pass = 0; pass < passes && !walk_done(&w); pass++) {
         for (int i = 0; i < N_KINDS && !walk_done(&w); i++) {
             struct _Py_freelist *fl = freelist_of(fls, &kinds[i]);
             if ((fl->size > SHORT_LIST) == (pass == 1))
@@ -317,6 +321,12 @@ uint64_t objarena_free_arena_blocks_on_freelists(const arena_t *until_arena) {
         }
     }
     return w.freed;
+}
+
+uint64_t objarena_free_arena_blocks_on_freelists(const arena_t *until_arena) { return walk_freelists(until_arena, 2); }
+
+uint64_t objarena_free_arena_blocks_on_short_freelists(const arena_t *until_arena) {
+    return walk_freelists(until_arena, 1);
 }
 
 /* Every chain must end after exactly `size` nodes (a disabled list, size
@@ -348,6 +358,11 @@ bool objarena_freelists_supported(void) { return true; }
 #else
 
 uint64_t objarena_free_arena_blocks_on_freelists(const arena_t *until_arena) {
+    (void)until_arena;
+    return 0;
+}
+
+uint64_t objarena_free_arena_blocks_on_short_freelists(const arena_t *until_arena) {
     (void)until_arena;
     return 0;
 }
