@@ -10,6 +10,7 @@
 #define PY_SSIZE_T_CLEAN
 #include "pyext/module/scoped_coroutine_type.h"
 
+#include "pyext/coro_finalizer.h"
 #include "pyext/module/scope_type.h"
 #include "pyext/task_scope.h"
 
@@ -21,6 +22,7 @@ typedef struct {
     bool started;
     bool finished;
     bool defer_exit;  /* the scope exits in finish() (the task's done callback), not in the last step */
+    bool finalizer_held; /* coro's own finalizer is held back until ours has run (coro_finalizer.h) */
 } ScopedCoroutineObject;
 
 /* ---- Ready: an awaitable already done ---- */
@@ -105,6 +107,10 @@ static PyObject *SC_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     Py_INCREF(coro);
     self->coro = coro;
     self->defer_exit = defer_exit;
+    /* Dropped unfinished, the coroutine is closed by SC_finalize inside the
+     * task's scopes; its own finalizer, which the collector may call first
+     * when both die in a cycle, would close it outside them. */
+    self->finalizer_held = objarena_coro_hold_finalizer(coro);
     if (scope != Py_None) {
         Py_INCREF(scope);
         self->scope = scope;
@@ -308,6 +314,12 @@ static void SC_finalize(ScopedCoroutineObject *self) {
         if (!r)
             PyErr_WriteUnraisable((PyObject *)self);
         Py_XDECREF(r);
+    }
+    if (self->finalizer_held && self->coro) {
+        /* Closed above, or never started (its finalizer warns that it was
+         * never awaited), or not closable here: its own finalizer again. */
+        objarena_coro_give_back_finalizer(self->coro);
+        self->finalizer_held = false;
     }
     if (self->seg.top && !self->seg.running)
         objarena_task_discard(&self->seg, release_owner);

@@ -471,6 +471,70 @@ print("discarded", ext._task_stats()["discarded"])
     assert "discarded" in out.stdout
 
 
+def test_tasks_that_never_finish_close_inside_their_scopes_whatever_the_collection_order(child):
+    # As above, but no task scope exits while the tasks are suspended (the
+    # loop waits on a plain future), so nothing collects before the drop:
+    # the collector finds each coroutine before its wrapper and, before
+    # coro_finalizer.c, finalized it first, outside its scope (0-4 of 20
+    # finally blocks ran inside, 3.10-3.14, fa6a533).
+    out = run(child, """
+finals = []
+async def forever(fut):
+    data = [str(i) for i in range(1000)]
+    try:
+        await fut
+    finally:
+        finals.append(objarena.current_scope() is not None and objarena.owns(data[0]))
+
+loop = asyncio.new_event_loop()
+oa.install(loop)
+fut = loop.create_future()
+tasks = [loop.create_task(forever(fut)) for _ in range(20)]
+stop = loop.create_future()
+loop.call_later(0.01, stop.set_result, None)
+loop.run_until_complete(stop)
+loop.close()
+del tasks, fut, stop
+gc.collect()
+assert finals == [True] * 20, finals
+check_released()
+print("ok")
+""")
+    assert "ok" in out.stdout
+
+
+def test_a_wrapped_coroutine_never_started_still_warns_that_it_was_never_awaited(child):
+    # The wrapper holds the coroutine's own finalizer back while it lives and
+    # gives it back when it is dropped: a coroutine that never ran still gets
+    # CPython's RuntimeWarning, whether it dies by reference count or in a cycle.
+    out = run(child, """
+import warnings
+async def never(box):
+    return box
+
+def warned(make_garbage):
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        make_garbage()
+        gc.collect()
+    return sum("never awaited" in str(x.message) for x in w)
+
+def dropped():
+    c = oa.wrap(never(None))
+    del c
+
+def in_a_cycle():  # wrapper -> coroutine -> its argument -> wrapper
+    box = []
+    box.append(oa.wrap(never(box)))
+    del box
+
+assert warned(dropped) == 1
+assert warned(in_a_cycle) == 1
+print("ok")
+""")
+    assert "ok" in out.stdout
+
+
 def test_ten_thousand_parked_tasks_hold_little(child):
     # Each task makes a little and waits: its scope's first chunk is 64 KiB,
     # not 1 MiB, so 10,000 parked tasks do not hold 10,000 MiB-chunks.
