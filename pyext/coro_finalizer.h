@@ -16,8 +16,10 @@
  *
  * Only CPython's own coroutines and generators (exact types) are held: their
  * finalizer is the one that closes them. Reads and writes the collector's
- * per-object finalized bit (internal/pycore_gc.h), outside any collection.
- * GIL held. */
+ * per-object finalized bit (internal/pycore_gc.h): set outside any
+ * collection, cleared from the wrapper's finalizer (possibly inside one,
+ * where CPython itself reads and sets the bit). Meanwhile gc.is_finalized()
+ * reads True for the held coroutine. GIL held. */
 #ifndef OBJARENA_CORO_FINALIZER_H
 #define OBJARENA_CORO_FINALIZER_H
 
