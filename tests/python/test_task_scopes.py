@@ -442,11 +442,9 @@ check_released()
 """)
 
 
-def test_tasks_that_never_finish(child):
-    # The loop is closed with tasks suspended in their scopes: when their
-    # coroutines are dropped, they are closed inside their scopes (finally
-    # blocks run there) and the scopes released; nothing leaks or faults.
-    out = run(child, """
+# A task that waits forever; its finally block records whether it ran
+# inside the task's scope, with the task's data still in the arena.
+NEVER_FINISHING = """
 finals = []
 async def forever(fut):
     data = [str(i) for i in range(1000)]
@@ -454,7 +452,14 @@ async def forever(fut):
         await fut
     finally:
         finals.append(objarena.current_scope() is not None and objarena.owns(data[0]))
+"""
 
+
+def test_tasks_that_never_finish(child):
+    # The loop is closed with tasks suspended in their scopes: when their
+    # coroutines are dropped, they are closed inside their scopes (finally
+    # blocks run there) and the scopes released; nothing leaks or faults.
+    out = run(child, NEVER_FINISHING + """
 loop = asyncio.new_event_loop()
 oa.install(loop)
 fut = loop.create_future()
@@ -477,15 +482,7 @@ def test_tasks_that_never_finish_close_inside_their_scopes_whatever_the_collecti
     # the collector finds each coroutine before its wrapper and, before
     # coro_finalizer.c, finalized it first, outside its scope (0-4 of 20
     # finally blocks ran inside, 3.10-3.14, fa6a533).
-    out = run(child, """
-finals = []
-async def forever(fut):
-    data = [str(i) for i in range(1000)]
-    try:
-        await fut
-    finally:
-        finals.append(objarena.current_scope() is not None and objarena.owns(data[0]))
-
+    out = run(child, NEVER_FINISHING + """
 loop = asyncio.new_event_loop()
 oa.install(loop)
 fut = loop.create_future()
