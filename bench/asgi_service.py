@@ -7,14 +7,19 @@ app whose handler builds a ~10k-object JSON response from records, stores
 one small object in an app-level LRU cache (4,096 entries) on 1 request in
 100, and awaits asyncio.sleep(0.001) in the middle of its work. An httpx
 client sends two bursts of --requests at --concurrency, with --idle seconds
-between and after. Variants, alternated (--rounds): plain, middleware,
-middleware with a Pool. Printed per variant: responses identical to plain's,
-throughput and p50/p99 latency as ratios of plain's in the same round, and
-the server's RSS before, after each burst and after idle, with growth over
-the pre-burst baseline as a ratio of plain's. A second table gives the
-server's own CPU time per request over both bursts (min over rounds, ratio
-to plain's), its minor page faults per request and its collections per
-generation: the client shares the 2 cores and takes about a core itself,
+between and after. Variants, alternated (--rounds): plain, middleware
+(the default: each request's pages go back when it ends), warm
+(ScopeMiddleware(warm=True): a pool of the middleware's own, trimmed when
+the service idles) and pool (a Pool of the caller's, never trimmed). Printed per
+variant: responses identical to plain's, throughput and p50/p99 latency as
+ratios of plain's in the same round, and the server's RSS before, after each
+burst (at once) and after idle, with growth over the pre-burst baseline as a
+ratio of plain's, then the RSS --settle seconds after the second burst and
+its growth ratio (warm=True gives its pages back once no request has been
+in flight for idle_seconds=0.1). A second table gives the server's
+own CPU time per request from before the first burst to the settled reading
+(min over rounds, ratio to plain's), its minor page faults per request and
+its collections per generation, and its peak RSS (VmHWM, min over rounds): the client shares the 2 cores and takes about a core itself,
 so throughput and latency follow how the cores were shared as much as the
 server's cost. Then the step cost of a task
 scope (ns per step: bare coroutine, C wrapper without/with a scope, a
@@ -37,9 +42,15 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 APP = '''
-import gc, json, os, resource
+import gc, json, os, resource, sys
 
 from asgi_work import respond
+
+def peak_rss():
+    # VmHWM: this process's own peak (ru_maxrss starts from the RSS of the
+    # process that forked it: the benchmark's client).
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmHWM:"))
 
 async def handler(scope, receive, send):
     if scope["type"] == "lifespan":
@@ -54,8 +65,10 @@ async def handler(scope, receive, send):
         with open("/proc/self/statm") as f:
             rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
         ru = resource.getrusage(resource.RUSAGE_SELF)
+        oa = sys.modules.get("objarena")  # imported by the variants that use it
         body = json.dumps({"rss": rss, "cpu": ru.ru_utime + ru.ru_stime, "faults": ru.ru_minflt,
-                           "gc": [g["collections"] for g in gc.get_stats()]}).encode()
+                           "peak": peak_rss(),
+                           "exit_young": oa.info()["exit_collections_young"] if oa else 0, "gc": [g["collections"] for g in gc.get_stats()]}).encode()
     else:
         body = await respond(int(scope["query_string"] or b"0"))
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
@@ -67,6 +80,9 @@ if VARIANT == "plain":
 elif VARIANT == "middleware":
     import objarena.asgi
     app = objarena.asgi.ScopeMiddleware(handler)
+elif VARIANT == "warm":
+    import objarena.asgi
+    app = objarena.asgi.ScopeMiddleware(handler, warm=True)
 elif VARIANT == "pool":
     import objarena.asgi
     app = objarena.asgi.ScopeMiddleware(handler, pool=objarena.Pool())
@@ -140,14 +156,21 @@ def run_variant(variant, args, appdir):
                 await asyncio.sleep(args.idle)
                 out["rss_idle"] = await rss()
                 out["tp2"], lat2, _ = await burst(client, base, args.requests, args.concurrency, 100000)
-                out["rss2"] = await rss()
-                # The server's CPU per request over the two bursts: the client shares the
+                out["rss2"] = await rss()  # at once: the last responses have just been sent
+                # And once the service has been idle for a moment (5x the middleware's default
+                # idle_seconds): what a service holds between bursts of traffic.
+                await asyncio.sleep(args.settle)
+                out["rss2_settled"] = await rss()
+                # The server's CPU per request from before the first burst to the settled
+                # reading (idle periods and idle trims included): the client shares the
                 # machine, so throughput also follows the client's share of the cores.
                 n = 2 * args.requests
-                out["cpu_ms"] = 1e3 * ((probes[1]["cpu"] - probes[0]["cpu"]) + (probes[3]["cpu"] - probes[2]["cpu"])) / n
-                out["faults"] = ((probes[1]["faults"] - probes[0]["faults"]) + (probes[3]["faults"] - probes[2]["faults"])) / n
-                out["gc"] = [(probes[1]["gc"][g] - probes[0]["gc"][g]) + (probes[3]["gc"][g] - probes[2]["gc"][g])
-                             for g in range(len(probes[0]["gc"]))]
+                first, last = probes[0], probes[-1]
+                out["cpu_ms"] = 1e3 * (last["cpu"] - first["cpu"]) / n
+                out["faults"] = (last["faults"] - first["faults"]) / n
+                out["gc"] = [last["gc"][g] - first["gc"][g] for g in range(len(first["gc"]))]
+                out["exit_young"] = last["exit_young"] - first["exit_young"]  # gen-0 collections run by task exits
+                out["peak"] = last["peak"]  # the server's peak RSS (VmHWM), bursts included
                 lat = sorted(lat1 + lat2)
                 out["p50"] = lat[len(lat) // 2]
                 out["p99"] = lat[int(len(lat) * 0.99)]
@@ -235,8 +258,10 @@ def main():
     ap.add_argument("--requests", type=int, default=20000)
     ap.add_argument("--concurrency", type=int, default=100)
     ap.add_argument("--idle", type=float, default=5.0)
+    ap.add_argument("--settle", type=float, default=0.5,
+                    help="seconds after the second burst for the 'settled' RSS reading")
     ap.add_argument("--rounds", type=int, default=1)
-    ap.add_argument("--variants", default="plain,middleware,pool")
+    ap.add_argument("--variants", default="plain,middleware,warm")
     ap.add_argument("--h11", action="store_true", help="uvicorn's h11 HTTP parser (default: auto)")
     ap.add_argument("--skip-service", action="store_true")
     args = ap.parse_args()
@@ -253,7 +278,8 @@ def main():
                 results[v].append(run_variant(v, args, appdir))
         plain = results["plain"]
         print(f"{'variant':12} {'same':>5} {'req/s':>8} {'tp x':>6} {'p50 ms':>7} {'p50 x':>6} {'p99 ms':>7} "
-              f"{'p99 x':>6} {'rss0 MiB':>8} {'burst1':>7} {'idle':>7} {'burst2':>7} {'growth x':>8}")
+              f"{'p99 x':>6} {'rss0 MiB':>8} {'burst1':>7} {'idle':>7} {'burst2':>7} {'growth x':>8} "
+              f"{'settled':>7} {'growth x':>8}")
         for v in variants:
             best = None
             for i, r in enumerate(results[v]):
@@ -262,22 +288,27 @@ def main():
                     same=all(r["bodies"][k] == p["bodies"][k] for k in p["bodies"]),
                     tp=r["tp"], tpx=r["tp"] / p["tp"], p50=r["p50"], p50x=r["p50"] / p["p50"], p99=r["p99"],
                     p99x=r["p99"] / p["p99"], rss0=r["rss0"], rss1=r["rss1"], rssi=r["rss_idle"], rss2=r["rss2"],
-                    gx=(r["rss2"] - r["rss0"]) / max(1, p["rss2"] - p["rss0"]),
+                    gx=(r["rss2"] - r["rss0"]) / max(1, p["rss2"] - p["rss0"]), rss2s=r["rss2_settled"],
+                    gsx=(r["rss2_settled"] - r["rss0"]) / max(1, p["rss2_settled"] - p["rss0"]),
                     cpu=r["cpu_ms"], cpux=r["cpu_ms"] / p["cpu_ms"], faults=r["faults"], gc=r["gc"])
                 if best is None or row["tpx"] > best["tpx"]:
                     best = row
             mib = 1 << 20
             print(f"{v:12} {str(best['same']):>5} {best['tp']:8.0f} {best['tpx']:6.2f} {best['p50'] * 1e3:7.1f} "
                   f"{best['p50x']:6.2f} {best['p99'] * 1e3:7.1f} {best['p99x']:6.2f} {best['rss0'] / mib:8.1f} "
-                  f"{best['rss1'] / mib:7.1f} {best['rssi'] / mib:7.1f} {best['rss2'] / mib:7.1f} {best['gx']:8.2f}")
+                  f"{best['rss1'] / mib:7.1f} {best['rssi'] / mib:7.1f} {best['rss2'] / mib:7.1f} {best['gx']:8.2f} "
+                  f"{best['rss2s'] / mib:7.1f} {best['gsx']:8.2f}")
         # The server's own CPU per request (both bursts): what the scopes cost, apart from
         # how the two cores were shared with the client. Min over rounds, ratio to plain's min.
         pmin = min(r["cpu_ms"] for r in plain)
-        print(f"{'variant':12} {'server CPU ms/req':>17} {'x plain':>7} {'faults/req':>10} {'collections gen0/1/2 (both bursts)':>36}")
+        peak_plain = min(r["peak"] for r in plain)
+        print(f"{'variant':12} {'server CPU ms/req':>17} {'x plain':>7} {'faults/req':>10} {'collections gen0/1/2 (both bursts)':>36} "
+              f"{'peak RSS MiB':>12} {'x plain':>7} {'gen0 at task exits':>18}")
         for v in variants:
             r = min(results[v], key=lambda r: r["cpu_ms"])
+            peak = min(r["peak"] for r in results[v])
             print(f"{v:12} {r['cpu_ms']:17.3f} {r['cpu_ms'] / pmin:7.2f} {r['faults']:10.1f} "
-                  f"{'/'.join(str(c) for c in r['gc']):>36}")
+                  f"{'/'.join(str(c) for c in r['gc']):>36} {peak / (1 << 20):12.1f} {peak / peak_plain:7.2f} {r['exit_young']:18}")
     out = subprocess.run([sys.executable, "-c", STEP_BENCH], capture_output=True, text=True, check=True).stdout
     steps = json.loads(out.replace("'", '"'))
     print("step cost, ns per step (min of 7): " + ", ".join(f"{k} {v:.1f}" for k, v in steps.items()))

@@ -17,7 +17,7 @@ pytest.importorskip("starlette")
 httpx = pytest.importorskip("httpx")
 
 APP = '''
-import asyncio, gc, json
+import asyncio, gc, json, os
 import objarena, objarena.asgi
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response
@@ -45,8 +45,10 @@ async def stats(request):
         gc.collect()
         info = objarena.info()
         cached = [v["row"]["name"] for v in CACHE.values()]
+        pool = app.pool.stats if app.pool is not None else None
         return JSONResponse({"arenas_live": info["arenas_live"], "lifespan_scope": LIFESPAN.get("scope"),
-                             "scope_now": scope_now, "cached": cached})
+                             "scope_now": scope_now, "cached": cached, "idle_trims": app.idle_trims,
+                             "warm": pool and pool["warm_bytes"] + pool["warm_retained_bytes"]})
 
 async def ws(websocket):
     await websocket.accept()
@@ -63,7 +65,8 @@ async def lifespan(app):
 
 inner = Starlette(routes=[Route("/work", work), Route("/stats", stats), WebSocketRoute("/ws", ws)],
                   lifespan=lambda app: __import__("contextlib").asynccontextmanager(lifespan)(app))
-app = objarena.asgi.ScopeMiddleware(inner)
+app = objarena.asgi.ScopeMiddleware(inner, warm=os.environ.get("TEST_WARM") == "1",
+                                    idle_seconds=float(os.environ.get("TEST_IDLE_SECONDS", "0.1")))
 '''
 
 
@@ -75,11 +78,24 @@ def free_port():
 
 @pytest.fixture
 def server(tmp_path):
+    # Poison on: a survivor whose memory went back faults. (Poisoned chunks
+    # are never kept warm, so warm=True is tested by warm_server.)
+    yield from run_server(tmp_path, OBJARENA_POISON="1")
+
+
+@pytest.fixture
+def warm_server(tmp_path):
+    # An idle pause of 1 s: the client's pauses between requests stay well below it.
+    yield from run_server(tmp_path, TEST_WARM="1", TEST_IDLE_SECONDS="1.0")
+
+
+def run_server(tmp_path, **env_extra):
     (tmp_path / "asgi_app.py").write_text(textwrap.dedent(APP))
     port = free_port()
     env = dict(os.environ)
+    env.pop("OBJARENA_POISON", None)
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), *[p for p in sys.path if p]])
-    env["OBJARENA_POISON"] = "1"
+    env.update(env_extra)
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "asgi_app:app", "--host", "127.0.0.1", "--port", str(port),
          "--log-level", "warning", "--loop", "asyncio"],
@@ -149,3 +165,84 @@ def test_websocket_connection_has_one_scope(server):
         ids.append(arena.pop())
     assert len(set(ids)) == 3 and "0" not in ids
     assert httpx.get(base + "/stats", timeout=10).json()["arenas_live"] == 1
+
+
+def test_finished_requests_pages_stay_warm_until_the_service_idles(warm_server):
+    base, _, _ = warm_server
+
+    async def drive():
+        async with httpx.AsyncClient(base_url=base, timeout=30, limits=httpx.Limits(max_connections=20)) as client:
+            before = (await client.get("/stats")).json()
+            rs = await asyncio.gather(*[client.get("/work", params={"n": 2000}) for _ in range(40)])
+            during = (await client.get("/stats")).json()  # well within the idle pause
+            await asyncio.sleep(3)
+            after = (await client.get("/stats")).json()
+            return rs, before, during, after
+
+    rs, before, during, after = asyncio.run(asyncio.wait_for(drive(), 120))
+    assert all(r.status_code == 200 and r.json()["total"] == sum(range(2000)) for r in rs)
+    # While requests keep coming, the pages of finished ones stay with the middleware's pool...
+    assert during["warm"] > 0 and during["idle_trims"] == before["idle_trims"], (before, during)
+    # ...and one idle pause later they went back to the OS.
+    assert after["idle_trims"] == during["idle_trims"] + 1 and after["warm"] == 0, (during, after)
+
+
+def test_an_open_websocket_does_not_keep_the_pages_warm(warm_server):
+    # A connection that stays open is not traffic in flight: the idle pause after
+    # the HTTP burst still gives the finished requests' pages back.
+    pytest.importorskip("websockets")
+    from websockets.sync.client import connect
+
+    base, port, _ = warm_server
+    with connect(f"ws://127.0.0.1:{port}/ws", open_timeout=10, close_timeout=10) as ws:
+        ws.send("a")
+        first = ws.recv(timeout=10)                  # the connection's scope is open, parked
+
+        async def drive():
+            async with httpx.AsyncClient(base_url=base, timeout=30, limits=httpx.Limits(max_connections=20)) as client:
+                before = (await client.get("/stats")).json()
+                rs = await asyncio.gather(*[client.get("/work", params={"n": 2000}) for _ in range(40)])
+                during = (await client.get("/stats")).json()
+                await asyncio.sleep(3)
+                return rs, before, during, (await client.get("/stats")).json()
+
+        rs, before, during, after = asyncio.run(asyncio.wait_for(drive(), 120))
+        ws.send("b")
+        ws.send("c")
+        rest = [ws.recv(timeout=10), ws.recv(timeout=10)]
+    assert all(r.status_code == 200 for r in rs)
+    assert during["warm"] > 0 and during["idle_trims"] == before["idle_trims"], (before, during)
+    assert after["idle_trims"] == during["idle_trims"] + 1 and after["warm"] == 0, (during, after)
+    # The connection kept its one scope across the trim.
+    replies = [first, *rest]
+    assert [r.split(":")[0] for r in replies] == ["A", "B", "C"], replies
+    assert len({r.split(":")[1] for r in replies}) == 1 and all(r.endswith(":1") for r in replies), replies
+
+
+def test_middleware_options_are_checked_at_start_up():
+    import objarena
+    import objarena.asgi
+
+    async def app(scope, receive, send):
+        pass
+
+    assert objarena.asgi.ScopeMiddleware(app).pool is None       # default: a bare scope per request
+    own = objarena.asgi.ScopeMiddleware(app, warm=True, chunk_size=1 << 18)
+    assert own.pool is not None and own.scope_options["pool"] is own.pool and "chunk_size" not in own.scope_options
+    assert own.scope_options is not None and own.pool.stats["warm_bytes"] == 0
+    mine = objarena.Pool()
+    assert objarena.asgi.ScopeMiddleware(app, warm=True, pool=mine).pool is None  # the caller's: the caller trims it
+    with pytest.raises(TypeError):
+        objarena.asgi.ScopeMiddleware(app, warm="yes")
+    with pytest.raises(TypeError):
+        objarena.asgi.ScopeMiddleware(app, idle_seconds="1")
+    for bad in (-1, float("nan"), float("inf")):
+        with pytest.raises(ValueError):
+            objarena.asgi.ScopeMiddleware(app, idle_seconds=bad)
+    for warm in (False, True):
+        with pytest.raises(ValueError):
+            objarena.asgi.ScopeMiddleware(app, warm=warm, chunk_size=1000)
+    # A limit below one chunk suits a bare scope, not a pool's: said at start-up, not per request.
+    with pytest.raises(ValueError, match="warm=False"):
+        objarena.asgi.ScopeMiddleware(app, warm=True, limit=300_000)
+    assert objarena.asgi.ScopeMiddleware(app, limit=300_000).pool is None
