@@ -167,19 +167,24 @@ def test_websocket_connection_has_one_scope(server):
     assert httpx.get(base + "/stats", timeout=10).json()["arenas_live"] == 1
 
 
-def test_finished_requests_pages_stay_warm_until_the_service_idles(warm_server):
-    base, _, _ = warm_server
-
+def burst_then_idle(base):
+    """40 requests at once, then 3 s of nothing: the responses, and /stats
+    before the burst, right after it (well within the idle pause) and after
+    the pause."""
     async def drive():
         async with httpx.AsyncClient(base_url=base, timeout=30, limits=httpx.Limits(max_connections=20)) as client:
             before = (await client.get("/stats")).json()
             rs = await asyncio.gather(*[client.get("/work", params={"n": 2000}) for _ in range(40)])
-            during = (await client.get("/stats")).json()  # well within the idle pause
+            during = (await client.get("/stats")).json()
             await asyncio.sleep(3)
-            after = (await client.get("/stats")).json()
-            return rs, before, during, after
+            return rs, before, during, (await client.get("/stats")).json()
 
-    rs, before, during, after = asyncio.run(asyncio.wait_for(drive(), 120))
+    return asyncio.run(asyncio.wait_for(drive(), 120))
+
+
+def test_finished_requests_pages_stay_warm_until_the_service_idles(warm_server):
+    base, _, _ = warm_server
+    rs, before, during, after = burst_then_idle(base)
     assert all(r.status_code == 200 and r.json()["total"] == sum(range(2000)) for r in rs)
     # While requests keep coming, the pages of finished ones stay with the middleware's pool...
     assert during["warm"] > 0 and during["idle_trims"] == before["idle_trims"], (before, during)
@@ -197,16 +202,7 @@ def test_an_open_websocket_does_not_keep_the_pages_warm(warm_server):
     with connect(f"ws://127.0.0.1:{port}/ws", open_timeout=10, close_timeout=10) as ws:
         ws.send("a")
         first = ws.recv(timeout=10)                  # the connection's scope is open, parked
-
-        async def drive():
-            async with httpx.AsyncClient(base_url=base, timeout=30, limits=httpx.Limits(max_connections=20)) as client:
-                before = (await client.get("/stats")).json()
-                rs = await asyncio.gather(*[client.get("/work", params={"n": 2000}) for _ in range(40)])
-                during = (await client.get("/stats")).json()
-                await asyncio.sleep(3)
-                return rs, before, during, (await client.get("/stats")).json()
-
-        rs, before, during, after = asyncio.run(asyncio.wait_for(drive(), 120))
+        rs, before, during, after = burst_then_idle(base)
         ws.send("b")
         ws.send("c")
         rest = [ws.recv(timeout=10), ws.recv(timeout=10)]
