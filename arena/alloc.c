@@ -124,25 +124,38 @@ static void *alloc_large(arena_t *a, size_t size) {
 /* Makes room for a block of `block` bytes: the next span of the current
  * adopted chunk, a warm retained chunk of the pool, a warm chunk of the
  * pool, an adopted retained chunk, or a fresh chunk, in that order
- * (cheapest and least address space first). */
+ * (cheapest and least address space first). An arena with a small first
+ * chunk (a task scope's) takes, for its first one, an adopted retained
+ * chunk, a warm small chunk of the pool, or a fresh small chunk, and skips
+ * the pool's whole chunks:
+ * a task that parks after making little would hold a resident chunk of the
+ * pool's the whole time it waits, and a thousand tasks waiting on a
+ * semaphore would drain the pool before the running ones need it. */
 static bool refill_chunk(arena_t *a, size_t block) {
     if (a->current && a->current->adopted && adopt_next_span(a, block))
         return true;
     if (!within_limit(a, a->chunk_size))
         return false;
-    if (a->pool && a->adopt && a->pool->warm_retained.head && adopt_pool_retained(a, block))
-        return true; /* a retained chunk of the pool's, its free pages still resident */
-    chunk_t *c = a->pool ? pool_take(a->pool) : NULL;
-    if (c)
-        arena_chunk_attach(a, c);
+    bool first_small = a->first_chunk_size && a->chunks_mapped == 0 && block <= a->first_chunk_size / 4;
+    chunk_t *c = NULL;
+    if (a->pool && !first_small) {
+        if (a->adopt && a->pool->warm_retained.head && adopt_pool_retained(a, block))
+            return true; /* a retained chunk of the pool's, its free pages still resident */
+        c = pool_take(a->pool);
+        if (c)
+            arena_chunk_attach(a, c);
+    }
     if (!c && a->adopt && adopt_retained_chunk(a, block))
         return true;
+    if (!c && first_small && a->pool) {
+        c = pool_take_small(a->pool, a->first_chunk_size);
+        if (c)
+            arena_chunk_attach(a, c);
+    }
     if (!c) {
-        /* A small first chunk (arena_config_t.first_chunk_size): only for
-         * the arena's first fresh map, and only if it leaves room for the block. */
-        size_t size = a->chunk_size;
-        if (a->first_chunk_size && a->chunks_mapped == 0 && block <= a->first_chunk_size / 4)
-            size = a->first_chunk_size;
+        /* The small first chunk (arena_config_t.first_chunk_size) only if
+         * it leaves room for the block. */
+        size_t size = first_small ? a->first_chunk_size : a->chunk_size;
         c = chunk_map(size, size, CHUNK_SMALL, a->huge_pages);
         if (c)
             arena_chunk_attach(a, c);

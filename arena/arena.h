@@ -145,8 +145,13 @@ typedef struct arena_config {
      * huge pages, and for a first block above a quarter of it. For arenas
      * of which many are open at once and most make little (a scope per
      * asyncio task, pyext/task_scope.h): 10,000 of them hold 64 KiB chunks,
-     * not 1 MiB ones. The first chunk is never pooled nor adopted (its size
-     * is not the arena's): at release it is unmapped or retained. */
+     * not 1 MiB ones. With a pool the first chunk is still a small one:
+     * an adopted retained chunk of that size, a small chunk the pool keeps
+     * warm, or a fresh one, never one of the pool's whole chunks (an arena
+     * that parks after making little would hold it the whole time). At
+     * release an empty first chunk is parked in the pool if a whole chunk
+     * would still fit in the pool's budget beside it, else unmapped; one
+     * with survivors is retained. */
     size_t first_chunk_size;
 } arena_config_t;
 
@@ -334,7 +339,7 @@ typedef struct arena_global_stats {
     uint64_t blocks_retained;      /* live blocks in retained chunks */
     uint64_t chunks_mapped_total;  /* ever mapped (small+large) */
     uint64_t chunks_unmapped_total;
-    uint64_t retained_unmapped_total; /* retained chunks later freed by their last block */
+    uint64_t retained_unmapped_total; /* retained chunks later freed by their last block (unmapped, or parked in their pool) */
     uint64_t quarantined_bytes;    /* poisoned ranges (debug) */
     uint64_t bytes_pages_released; /* pages handed back inside retained chunks, ever */
     uint64_t warm_bytes;           /* chunks parked in pools (mapped, counted in bytes_mapped) */
@@ -351,7 +356,11 @@ void arena_global_stats(arena_global_stats_t *out);
  * A pool keeps empty chunks of released arenas mapped and faulted in, and
  * the free pages of their retained chunks resident, up to max_warm_bytes,
  * so the next arena that uses the pool allocates into warm memory (no page
- * faults, no syscalls), around the survivors of earlier phases first. Memory stays with the pool until
+ * faults, no syscalls), around the survivors of earlier phases first. A
+ * warm retained chunk keeps the pages its survivors leave as they die, and
+ * the free of its last block parks it in the pool (not unmapped), so
+ * survivors that die soon after their arena's release do not cost the pool
+ * its chunks. Memory stays with the pool until
  * arena_pool_trim() or arena_pool_destroy(). Same serialization contract as
  * arenas. */
 typedef struct arena_pool_config {
@@ -372,6 +381,9 @@ typedef struct arena_pool_stats {
      * arenas; trim hands their free pages back. */
     uint64_t warm_retained_bytes, warm_retained_chunks;
     uint64_t retained_hits;  /* warm retained chunks its arenas adopted */
+    /* Warm retained chunks parked (counted in `parked` too) when the free
+     * of their last block emptied them, instead of being unmapped. */
+    uint64_t parked_emptied;
 } arena_pool_stats_t;
 
 arena_error_t arena_pool_create(const arena_pool_config_t *config, arena_pool_t **out);

@@ -17,7 +17,11 @@ static void free_slow(chunk_t *c, void *ptr) {
         return;
     }
     if (c->retained) {
-        retained_free(c, ptr);
+        /* Its last block: a chunk whose pages a pool kept resident goes back
+         * to that pool, warm, for its next arena (as at a release). */
+        retained_warm_t *warm = retained_free(c, ptr);
+        if (warm && !pool_park_emptied(warm, c))
+            chunk_unmap(c);
         return;
     }
     /* A large block of an open arena. */

@@ -1,6 +1,7 @@
 /* Pools of warm chunks: empty chunks parked mapped and faulted in, handed to
  * the pool's next arenas, given back by trim or destroy. The contract is in
  * pool.h (and arena.h for the public half). */
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "arena/pool.h"
@@ -26,16 +27,28 @@ arena_error_t arena_pool_create(const arena_pool_config_t *config, arena_pool_t 
     return ARENA_OK;
 }
 
+/* A chunk smaller than the pool's (a task scope's first chunk) is parked
+ * only while a whole chunk of the pool's would still fit in the budget: the
+ * small ones never crowd out the chunks the pool is for (the default pool,
+ * whose budget is one chunk, parks none). */
+static bool pool_has_room(const arena_pool_t *pool, const chunk_t *c) {
+    if (c->kind != CHUNK_SMALL || c->poison)
+        return false;
+    if (c->size == pool->chunk_size)
+        return pool->warm_bytes + c->size <= pool->max_warm_bytes;
+    return c->size < pool->chunk_size && pool->warm_bytes + c->size + pool->chunk_size <= pool->max_warm_bytes;
+}
+
 bool pool_park(arena_pool_t *pool, chunk_t *c) {
-    if (c->kind != CHUNK_SMALL || c->poison || c->size != pool->chunk_size ||
-        pool->warm_bytes + c->size > pool->max_warm_bytes)
+    if (!pool_has_room(pool, c))
         return false;
     /* Unpublished: a parked chunk is owned by no arena. */
     chunk_publish(c, NULL);
     c->arena = NULL;
     c->warm = true;
-    c->next = pool->warm;
-    pool->warm = c;
+    chunk_t **list = c->size == pool->chunk_size ? &pool->warm : &pool->warm_small;
+    c->next = *list;
+    *list = c;
     pool->warm_bytes += c->size;
     pool->warm_chunks++;
     pool->parked++;
@@ -45,16 +58,20 @@ bool pool_park(arena_pool_t *pool, chunk_t *c) {
     return true;
 }
 
-chunk_t *pool_take(arena_pool_t *pool) {
-    chunk_t *c = pool->warm;
-    if (!c) {
-        pool->misses++;
-        return NULL;
-    }
-    pool->warm = c->next;
+bool pool_park_emptied(retained_warm_t *warm, chunk_t *c) {
+    arena_pool_t *pool = (arena_pool_t *)((char *)warm - offsetof(arena_pool_t, warm_retained));
+    if (!pool_park(pool, c))
+        return false;
+    pool->parked_emptied++;
+    return true;
+}
+
+/* Takes chunk *link off its list. */
+static chunk_t *unpark(arena_pool_t *pool, chunk_t **link) {
+    chunk_t *c = *link;
+    *link = c->next;
     pool->warm_bytes -= c->size;
     pool->warm_chunks--;
-    pool->hits++;
     pthread_mutex_lock(&arena_region.lock);
     arena_region.stats.warm_bytes -= c->size;
     pthread_mutex_unlock(&arena_region.lock);
@@ -63,26 +80,43 @@ chunk_t *pool_take(arena_pool_t *pool) {
     return c;
 }
 
+chunk_t *pool_take(arena_pool_t *pool) {
+    if (!pool->warm) {
+        pool->misses++;
+        return NULL;
+    }
+    pool->hits++;
+    return unpark(pool, &pool->warm);
+}
+
+chunk_t *pool_take_small(arena_pool_t *pool, size_t size) {
+    for (chunk_t **link = &pool->warm_small; *link; link = &(*link)->next) {
+        if ((*link)->size == size) {
+            pool->hits++;
+            return unpark(pool, link);
+        }
+    }
+    pool->misses++;
+    return NULL;
+}
+
 retained_warm_t *pool_warm_list_for(arena_pool_t *pool, const chunk_t *c) {
-    if (!pool || c->size != pool->chunk_size ||
-        pool->warm_bytes + pool->warm_retained.bytes + c->size > pool->max_warm_bytes)
+    if (!pool || c->size > pool->chunk_size)
+        return NULL;
+    /* A small chunk (a task scope's first) only with a whole chunk to spare, as pool_has_room. */
+    size_t spare = c->size < pool->chunk_size ? pool->chunk_size : 0;
+    if (pool->warm_bytes + pool->warm_retained.bytes + c->size + spare > pool->max_warm_bytes)
         return NULL;
     return &pool->warm_retained;
 }
 
 void arena_pool_trim(arena_pool_t *pool, size_t keep_bytes) {
     retained_warm_trim(&pool->warm_retained, pool->warm_bytes, keep_bytes);
-    while (pool->warm && pool->warm_bytes > keep_bytes) {
-        chunk_t *c = pool->warm;
-        pool->warm = c->next;
-        pool->warm_bytes -= c->size;
-        pool->warm_chunks--;
+    /* The small chunks first: the whole ones are what the pool is for. */
+    while ((pool->warm_small || pool->warm) && pool->warm_bytes > keep_bytes) {
+        chunk_t *c = unpark(pool, pool->warm_small ? &pool->warm_small : &pool->warm);
         pool->trimmed_bytes += c->size;
-        c->next = c->prev = NULL;
-        c->warm = false;
-        pthread_mutex_lock(&arena_region.lock);
-        arena_region.stats.warm_bytes -= c->size;
-        pthread_mutex_unlock(&arena_region.lock);
+        c->prev = NULL;
         chunk_unmap(c); /* on no list now */
     }
 }
@@ -134,4 +168,5 @@ void arena_pool_get_stats(const arena_pool_t *pool, arena_pool_stats_t *out) {
     out->warm_retained_bytes = pool->warm_retained.bytes;
     out->warm_retained_chunks = pool->warm_retained.chunks;
     out->retained_hits = pool->retained_hits;
+    out->parked_emptied = pool->parked_emptied;
 }

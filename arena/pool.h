@@ -23,27 +23,42 @@ struct arena_pool {
     size_t chunk_size;
     size_t max_warm_bytes;
     bool huge_pages;
-    chunk_t *warm;           /* parked chunks, linked through next */
+    chunk_t *warm;           /* parked chunks of chunk_size, linked through next */
+    chunk_t *warm_small;     /* parked smaller chunks (task scopes' first ones), linked through next */
     uint64_t warm_bytes;
     uint64_t warm_chunks;
     uint64_t hits, misses, parked, trimmed_bytes;
     uint64_t arenas_open;
     retained_warm_t warm_retained; /* retained chunks of its arenas whose free pages stay resident */
     uint64_t retained_hits;  /* warm retained chunks its arenas adopted */
+    uint64_t parked_emptied; /* warm retained chunks parked when their last block was freed */
 };
 
 /* Parks chunk c (empty, of a released arena, already off the arena's list)
- * if the pool has room: unpublished, warm, on the pool's list. false: no
- * room, c untouched (the caller unmaps it). */
+ * if the pool has room: unpublished, warm, on the pool's list (a chunk
+ * smaller than the pool's, such as a task scope's first chunk, on its
+ * list of small ones, and only while a whole chunk would still fit in the
+ * budget). false: no room, c untouched (the caller unmaps it). */
 bool pool_park(struct arena_pool *pool, chunk_t *c);
+
+/* Parks chunk c, a retained chunk of warm list `warm` (a pool's
+ * warm_retained) whose last block was just freed and that retained_free
+ * took off every list, in that pool, as pool_park does. false: no room, c
+ * untouched (the caller unmaps it). Counted in the pool's parked_emptied. */
+bool pool_park_emptied(retained_warm_t *warm, chunk_t *c);
 
 /* Takes a parked chunk (its tables still those of its last use; the caller
  * attaches it), or NULL. Counts a hit or a miss. */
 chunk_t *pool_take(struct arena_pool *pool);
 
+/* Takes a parked chunk of `size` (smaller than the pool's chunk size: an
+ * arena's small first chunk), or NULL. Counts a hit or a miss. */
+chunk_t *pool_take_small(struct arena_pool *pool, size_t size);
+
 /* The pool's warm retained list if retained chunk c may keep its free pages
  * resident there (c of the pool's chunk size and the budget has room for
- * its whole size), else NULL. (The default pool too, within its one chunk:
+ * its whole size; a smaller chunk, a task scope's first, only with a whole
+ * chunk to spare beside it), else NULL. (The default pool too, within its one chunk:
  * a worker's scopes often run in a chunk that an earlier survivor keeps,
  * and handing its free pages back at every exit made each task fault them
  * in again.) */

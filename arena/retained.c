@@ -129,10 +129,10 @@ size_t retained_take(chunk_t *c, retained_warm_t *warm) {
     return released;
 }
 
-void retained_free(chunk_t *c, void *ptr) {
+retained_warm_t *retained_free(chunk_t *c, void *ptr) {
     if (c->live_blocks == 0) {
         arena_assert_internal(!"double free of an arena block");
-        return; /* a double free: never let the count wrap */
+        return NULL; /* a double free: never let the count wrap */
     }
     c->live_blocks--;
     if (c->kind == CHUNK_SMALL)
@@ -140,12 +140,14 @@ void retained_free(chunk_t *c, void *ptr) {
     size_t released = 0;
     if (c->live_blocks && c->kind == CHUNK_SMALL) {
         size_t page = region_page_index(ptr);
-        if (--arena_region.page_live[page] == 0) {
-            /* This page, and the pages its blocks crossed into, may be free now. */
+        /* This page, and the pages its blocks crossed into, may be free now;
+         * a warm chunk's stay resident for its pool's next arenas. */
+        if (--arena_region.page_live[page] == 0 && !c->warm_list) {
             size_t end = chunk_first_page(c) + chunk_page_count(c);
             released = release_pages(c, page, pages_emptied_run(page, end));
         }
     }
+    retained_warm_t *warm = c->live_blocks ? NULL : c->warm_list;
     pthread_mutex_lock(&arena_region.lock);
     arena_region.stats.blocks_retained--;
     arena_region.stats.bytes_pages_released += released;
@@ -156,8 +158,9 @@ void retained_free(chunk_t *c, void *ptr) {
         arena_region.stats.retained_unmapped_total++;
     }
     pthread_mutex_unlock(&arena_region.lock);
-    if (c->live_blocks == 0)
+    if (c->live_blocks == 0 && !warm)
         chunk_unmap(c);
+    return warm;
 }
 
 void retained_survivor_free(chunk_t *c, void *ptr) {

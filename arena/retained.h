@@ -10,7 +10,8 @@
  * ------------------------
  * A small chunk that still held live blocks when its arena was released.
  * It belongs to no arena: it sits on the region's retained list until the
- * free of its last live block unmaps it (retained_free), whenever that
+ * free of its last live block unmaps it, or parks it in its pool if its
+ * free pages were kept resident for one (retained_free), whenever that
  * happens. Nothing live in it is ever unmapped, moved or written.
  *
  * What is known about its blocks
@@ -106,8 +107,13 @@ size_t retained_take(chunk_t *c, retained_warm_t *warm);
 void retained_warm_trim(retained_warm_t *warm, size_t other_bytes, size_t keep_bytes);
 
 /* free of a live block of retained chunk c (small or large): marks it dead,
- * unmaps c with its last block, else hands back the pages that emptied. */
-void retained_free(chunk_t *c, void *ptr);
+ * and with its last block takes c off every list and unmaps it; else hands
+ * back the pages that emptied. A chunk on a warm list keeps its emptied
+ * pages resident (the pool counts it whole), and with its last block it is
+ * not unmapped here: the warm list it was on is returned, and the caller
+ * (a layer above pools) parks c in that list's pool or unmaps it. NULL
+ * otherwise. */
+retained_warm_t *retained_free(chunk_t *c, void *ptr);
 
 /* free of an earlier phase's survivor in an adopted chunk (its arena frees
  * its own blocks itself): drops its page's live count and the chunk's

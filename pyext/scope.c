@@ -228,9 +228,12 @@ int objarena_scope_enter(objarena_scope_t *s) {
     config.adopt_retained = s->options.adopt;
     /* A task scope (entered in a task's step, task_scope.h): thousands may
      * be open at once, most making little, so its first chunk is 64 KiB
-     * (measured in docs/benchmarks.md, "Task scopes"). */
+     * (measured in docs/benchmarks.md, "Task scopes"); a pool scope's too
+     * (its chunk_size is the pool's, not the caller's): else each waiting
+     * task holds one of the pool's whole chunks ("A Pool behind task
+     * scopes"). */
     s->task_scope = objarena_task_current() != NULL;
-    if (s->task_scope && !s->chunk_size_given && !s->options.pool && !s->options.huge_pages)
+    if (s->task_scope && (s->options.pool || !s->chunk_size_given) && !s->options.huge_pages)
         config.first_chunk_size = ARENA_MIN_CHUNK_SIZE;
     arena_t *arena = NULL;
     arena_error_t err = arena_create(&config, &arena);

@@ -146,6 +146,7 @@ static PyObject *Pool_get_stats(PoolObject *self, void *Py_UNUSED(closure)) {
         set_u64(d, "warm_retained_bytes", st.warm_retained_bytes) < 0 ||
         set_u64(d, "warm_retained_chunks", st.warm_retained_chunks) < 0 ||
         set_u64(d, "retained_hits", st.retained_hits) < 0 ||
+        set_u64(d, "parked_emptied", st.parked_emptied) < 0 ||
         PyDict_SetItemString(d, "closed", self->pool ? Py_False : Py_True) < 0) {
         Py_DECREF(d);
         return NULL;

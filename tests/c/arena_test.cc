@@ -30,7 +30,7 @@ constexpr size_t kChunk = 64 * 1024;  // small chunks keep the tests quick
 // they map, and survivors that earlier tests left retained must not show up
 // in them. The model test and the ArenaAdopt tests turn it on.
 arena_t *MakeArena(size_t chunk = kChunk, size_t limit = 0, bool poison = false, bool reuse = false,
-                   arena_pool_t *pool = nullptr, bool adopt = false) {
+                   arena_pool_t *pool = nullptr, bool adopt = false, size_t first_chunk = 0) {
     arena_config_t config;
     arena_config_init(&config);
     EXPECT_TRUE(config.adopt_retained);  // the default
@@ -40,6 +40,7 @@ arena_t *MakeArena(size_t chunk = kChunk, size_t limit = 0, bool poison = false,
     config.poison_on_release = poison;
     config.reuse = reuse;
     config.pool = pool;
+    config.first_chunk_size = first_chunk;
     arena_t *a = nullptr;
     EXPECT_EQ(arena_create(&config, &a), ARENA_OK);
     return a;
@@ -1109,6 +1110,18 @@ TEST(ArenaReuse, StaleBlockStartsOfAnEarlierChunkAreCleared) {
 
 // ---- pools of warm chunks ----
 
+// Fills exactly one chunk of arena a with 64-byte blocks and frees all but
+// one block in each of the listed pages; returns those survivors.
+std::vector<char *> LeaveSurvivorsInOneChunk(arena_t *a, std::initializer_list<size_t> pages) {
+    std::vector<char *> blocks, survivors;
+    for (size_t i = 0; i < kChunk / 64; i++) blocks.push_back(static_cast<char *>(arena_alloc(a, 64)));
+    EXPECT_EQ(ChunkOf(blocks.front()), ChunkOf(blocks.back()));
+    for (size_t page : pages) survivors.push_back(blocks[page * (kPage / 64) + 5]);
+    for (char *b : blocks)
+        if (std::find(survivors.begin(), survivors.end(), b) == survivors.end()) arena_free(b);
+    return survivors;
+}
+
 TEST(ArenaPool, ReleasedChunksStayWarmForTheNextArena) {
     arena_pool_config_t pc = {kChunk, 8 * kChunk, false};
     arena_pool_t *pool = nullptr;
@@ -1193,6 +1206,181 @@ TEST(ArenaPool, RetainedChunksKeepTheirFreePagesResidentForThePoolsNextArena) {
     EXPECT_EQ(ListProblem(), "");
     arena_destroy(a);
     arena_destroy(b);
+}
+
+TEST(ArenaPool, AWarmRetainedChunkGoesBackToThePoolWithItsLastBlock) {
+    // Survivors that die soon after their arena's release (a task scope's
+    // future that the event loop drops a moment later) must not cost the
+    // pool its chunk: before, the last free unmapped it, and a pool behind
+    // many such exits mapped fresh chunks for nearly every arena.
+    arena_pool_config_t pc = {kChunk, 4 * kChunk, false};
+    arena_pool_t *pool = nullptr;
+    ASSERT_EQ(arena_pool_create(&pc, &pool), ARENA_OK);
+    arena_t *a = MakeArena(kChunk, 0, false, false, pool);
+    std::vector<char *> survivors = LeaveSurvivorsInOneChunk(a, {2, 9});
+    arena_release(a);
+    arena_pool_stats_t ps;
+    arena_pool_get_stats(pool, &ps);
+    ASSERT_EQ(ps.warm_retained_chunks, 1u);
+    uint64_t released = Global().bytes_pages_released, mapped = Global().bytes_mapped;
+    uint64_t retained = Global().chunks_retained;
+
+    arena_free(survivors[0]);  // its page empties: it stays resident (the pool counts the chunk whole)
+    EXPECT_EQ(Global().bytes_pages_released, released);
+    arena_free(survivors[1]);  // the last block: parked, not unmapped
+    arena_pool_get_stats(pool, &ps);
+    EXPECT_EQ(ps.parked_emptied, 1u);
+    EXPECT_EQ(ps.warm_chunks, 1u);
+    EXPECT_EQ(ps.warm_bytes, kChunk);
+    EXPECT_EQ(ps.warm_retained_chunks, 0u);
+    EXPECT_EQ(Global().bytes_mapped, mapped);
+    EXPECT_EQ(Global().chunks_retained, retained - 1);
+    EXPECT_FALSE(arena_owns(survivors[1]));  // a parked chunk owns no block
+    EXPECT_EQ(ListProblem(), "");
+
+    // The pool's next arena takes it: no fresh mapping.
+    uint64_t mapped_total = Global().chunks_mapped_total;
+    arena_t *b = MakeArena(kChunk, 0, false, false, pool);
+    char *p = static_cast<char *>(arena_alloc(b, 64));
+    EXPECT_EQ(ChunkOf(p), ChunkOf(survivors[1]));
+    EXPECT_EQ(Global().chunks_mapped_total, mapped_total);
+    arena_free(p);
+    arena_release(b);
+    EXPECT_EQ(arena_pool_destroy(pool), ARENA_OK);
+    EXPECT_EQ(Global().bytes_mapped, mapped - kChunk);
+    arena_destroy(a);
+    arena_destroy(b);
+}
+
+TEST(ArenaPool, ARetainedChunkOffTheWarmListIsUnmappedWithItsLastBlock) {
+    // The budget had no room to keep its pages: its last free unmaps it as before.
+    arena_pool_config_t pc = {kChunk, kChunk, false};
+    arena_pool_t *pool = nullptr;
+    ASSERT_EQ(arena_pool_create(&pc, &pool), ARENA_OK);
+    arena_t *a = MakeArena(kChunk, 0, false, false, pool);
+    std::vector<char *> survivors = LeaveSurvivorsInOneChunk(a, {3});
+    arena_t *filler = MakeArena(kChunk, 0, false, false, pool);
+    arena_free(arena_alloc(filler, 64));
+    arena_release(filler);  // parked: the budget is full
+    arena_release(a);
+    arena_pool_stats_t ps;
+    arena_pool_get_stats(pool, &ps);
+    ASSERT_EQ(ps.warm_retained_chunks, 0u);
+    uint64_t mapped = Global().bytes_mapped;
+    arena_free(survivors[0]);
+    arena_pool_get_stats(pool, &ps);
+    EXPECT_EQ(ps.parked_emptied, 0u);
+    EXPECT_EQ(Global().bytes_mapped, mapped - kChunk);
+    EXPECT_EQ(ListProblem(), "");
+    EXPECT_EQ(arena_pool_destroy(pool), ARENA_OK);
+    arena_destroy(filler);
+    arena_destroy(a);
+}
+
+// A task scope's arena: a small (kChunk) first chunk, then the pool's.
+arena_t *MakeSmallFirstArena(arena_pool_t *pool) { return MakeArena(kChunk, 0, false, false, pool, false, kChunk); }
+
+TEST(ArenaPool, ASmallFirstChunkLeavesThePoolsWholeChunksToOthers) {
+    // A task scope's arena (a small first chunk) that makes little and
+    // waits must not hold one of the pool's whole, resident chunks: a
+    // thousand tasks waiting on a semaphore drained a Pool before.
+    constexpr size_t kWhole = 4 * kChunk;
+    arena_pool_config_t pc = {kWhole, 8 * kWhole, false};
+    arena_pool_t *pool = nullptr;
+    ASSERT_EQ(arena_pool_create(&pc, &pool), ARENA_OK);
+    arena_t *w = MakeArena(kWhole, 0, false, false, pool);
+    arena_free(arena_alloc(w, 64));
+    arena_release(w);
+    arena_pool_stats_t ps;
+    arena_pool_get_stats(pool, &ps);
+    ASSERT_EQ(ps.warm_chunks, 1u);
+
+    arena_t *t = MakeSmallFirstArena(pool);
+    void *p = arena_alloc(t, 100);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(Stats(t).bytes_mapped, kChunk);  // a small chunk of its own
+    arena_pool_get_stats(pool, &ps);
+    EXPECT_EQ(ps.warm_chunks, 1u);             // the whole one still there
+    arena_free(p);
+    arena_release(t);                           // its small chunk is parked too
+    arena_pool_get_stats(pool, &ps);
+    EXPECT_EQ(ps.warm_chunks, 2u);
+    EXPECT_EQ(ps.warm_bytes, kWhole + kChunk);
+
+    uint64_t mapped_total = Global().chunks_mapped_total, hits = ps.hits;
+    arena_t *u = MakeSmallFirstArena(pool);
+    void *q = arena_alloc(u, 100);
+    EXPECT_EQ(ChunkOf(q), ChunkOf(p));         // the warm small chunk
+    EXPECT_EQ(Global().chunks_mapped_total, mapped_total);
+    // Its second chunk is the pool's whole one.
+    std::vector<void *> more;
+    while (Stats(u).bytes_mapped == kChunk) more.push_back(arena_alloc(u, 1000));
+    EXPECT_EQ(Stats(u).bytes_mapped, kChunk + kWhole);
+    EXPECT_EQ(Global().chunks_mapped_total, mapped_total);
+    arena_pool_get_stats(pool, &ps);
+    EXPECT_EQ(ps.hits, hits + 2);
+    EXPECT_EQ(ps.warm_chunks, 0u);
+    for (void *m : more) arena_free(m);
+    arena_free(q);
+    arena_release(u);
+    EXPECT_EQ(arena_pool_destroy(pool), ARENA_OK);
+    arena_destroy(w);
+    arena_destroy(t);
+    arena_destroy(u);
+}
+
+TEST(ArenaPool, ASmallFirstChunkWithASurvivorKeepsItsPagesForThePool) {
+    // A task scope's first chunk that a survivor keeps stays resident for
+    // the pool's next first chunk (adopted warm), and goes back to the pool
+    // with its last block, as a whole chunk does. Before, its free pages
+    // were handed back and the next task faulted them in again (3.11.7:
+    // 106,539 faults for 2,000 requests against 34,755).
+    constexpr size_t kWhole = 4 * kChunk;
+    arena_pool_config_t pc = {kWhole, 8 * kWhole, false};
+    arena_pool_t *pool = nullptr;
+    ASSERT_EQ(arena_pool_create(&pc, &pool), ARENA_OK);
+    arena_t *t = MakeSmallFirstArena(pool);
+    std::vector<char *> survivors = LeaveSurvivorsInOneChunk(t, {5});
+    ASSERT_EQ(Stats(t).bytes_mapped, kChunk);
+    arena_release(t);
+    arena_pool_stats_t ps;
+    arena_pool_get_stats(pool, &ps);
+    EXPECT_EQ(ps.warm_retained_chunks, 1u);
+    EXPECT_EQ(ps.warm_retained_bytes, kChunk);
+    EXPECT_EQ(Stats(t).bytes_pages_released, 0u);
+    arena_free(survivors[0]);
+    arena_pool_get_stats(pool, &ps);
+    EXPECT_EQ(ps.parked_emptied, 1u);
+    EXPECT_EQ(ps.warm_chunks, 1u);
+    EXPECT_EQ(ps.warm_bytes, kChunk);
+    EXPECT_EQ(ListProblem(), "");
+    EXPECT_EQ(arena_pool_destroy(pool), ARENA_OK);
+    arena_destroy(t);
+}
+
+TEST(ArenaPool, SmallChunksNeverCrowdOutAWholeOne) {
+    // A pool whose budget is one whole chunk (the default pool's) parks no
+    // small chunk: the whole chunk it keeps is worth more.
+    constexpr size_t kWhole = 4 * kChunk;
+    arena_pool_config_t pc = {kWhole, kWhole, false};
+    arena_pool_t *pool = nullptr;
+    ASSERT_EQ(arena_pool_create(&pc, &pool), ARENA_OK);
+    arena_t *t = MakeSmallFirstArena(pool);
+    arena_free(arena_alloc(t, 100));
+    uint64_t mapped = Global().bytes_mapped;
+    arena_release(t);
+    arena_pool_stats_t ps;
+    arena_pool_get_stats(pool, &ps);
+    EXPECT_EQ(ps.warm_chunks, 0u);
+    EXPECT_EQ(Global().bytes_mapped, mapped - kChunk);
+    arena_t *w = MakeArena(kWhole, 0, false, false, pool);
+    arena_free(arena_alloc(w, 64));
+    arena_release(w);
+    arena_pool_get_stats(pool, &ps);
+    EXPECT_EQ(ps.warm_chunks, 1u);
+    EXPECT_EQ(arena_pool_destroy(pool), ARENA_OK);
+    arena_destroy(t);
+    arena_destroy(w);
 }
 
 // ---- adoption: later arenas allocate around earlier arenas' survivors ----

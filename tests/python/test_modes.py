@@ -68,6 +68,10 @@ def test_bad_domains(domains):
 
 
 def test_pool_reuses_warm_chunks_and_trim_gives_them_back():
+    # (The default pool may hold a chunk an earlier test's survivor gave back
+    # to it when it died: the process-wide count is compared past it.)
+    objarena.collect()
+    elsewhere = objarena.info()["warm_bytes"]
     with objarena.Pool(max_warm_bytes=64 * 2**20) as pool:
         with pool.scope() as first:
             churn(50_000)
@@ -79,7 +83,7 @@ def test_pool_reuses_warm_chunks_and_trim_gives_them_back():
             junk = [fresh(str(i)) for i in range(100_000)]
             del junk
         assert pool.stats["hits"] >= 1
-        assert objarena.info()["warm_bytes"] == pool.stats["warm_bytes"]
+        assert objarena.info()["warm_bytes"] - elsewhere == pool.stats["warm_bytes"]
         before = rss_kib()
         pool.trim()
         assert pool.stats["warm_bytes"] == 0
