@@ -27,16 +27,19 @@ arena_error_t arena_pool_create(const arena_pool_config_t *config, arena_pool_t 
     return ARENA_OK;
 }
 
-/* A chunk smaller than the pool's (a task scope's first chunk) is parked
- * only while a whole chunk of the pool's would still fit in the budget: the
- * small ones never crowd out the chunks the pool is for (the default pool,
- * whose budget is one chunk, parks none). */
+/* Parked and warm retained chunks share max_warm_bytes (before, parking
+ * looked at the parked bytes alone, and a pool behind task scopes held 503
+ * MiB warm with a 256 MiB budget). A chunk smaller than the pool's (a task
+ * scope's first chunk) is parked only while a whole chunk of the pool's
+ * would still fit in the budget: the small ones never crowd out the chunks
+ * the pool is for (the default pool, whose budget is one chunk, parks
+ * none). */
 static bool pool_has_room(const arena_pool_t *pool, const chunk_t *c) {
-    if (c->kind != CHUNK_SMALL || c->poison)
+    if (c->kind != CHUNK_SMALL || c->poison || c->size > pool->chunk_size)
         return false;
-    if (c->size == pool->chunk_size)
-        return pool->warm_bytes + c->size <= pool->max_warm_bytes;
-    return c->size < pool->chunk_size && pool->warm_bytes + c->size + pool->chunk_size <= pool->max_warm_bytes;
+    /* One budget for the parked chunks and the warm retained ones. */
+    size_t spare = c->size < pool->chunk_size ? pool->chunk_size : 0;
+    return pool->warm_bytes + pool->warm_retained.bytes + c->size + spare <= pool->max_warm_bytes;
 }
 
 bool pool_park(arena_pool_t *pool, chunk_t *c) {

@@ -3,7 +3,9 @@
  * A pool (arena.h: arena_pool_*) keeps empty chunks of its arenas'
  * releases mapped and faulted in (parked), and the free pages of their
  * retained chunks resident (a retained_warm_t list), within one budget,
- * max_warm_bytes; its next arenas take them before mapping fresh memory.
+ * max_warm_bytes, that both count against (warm_bytes +
+ * warm_retained.bytes); its next arenas take them before mapping fresh
+ * memory.
  *
  * Ownership: a parked chunk belongs to its pool (on no arena's list,
  * unpublished) until an arena takes it or a trim unmaps it; the warm
