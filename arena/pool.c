@@ -30,16 +30,18 @@ arena_error_t arena_pool_create(const arena_pool_config_t *config, arena_pool_t 
 /* Parked and warm retained chunks share max_warm_bytes (before, parking
  * looked at the parked bytes alone, and a pool behind task scopes held 503
  * MiB warm with a 256 MiB budget). A chunk smaller than the pool's (a task
- * scope's first chunk) is parked only while a whole chunk of the pool's
- * would still fit in the budget: the small ones never crowd out the chunks
- * the pool is for (the default pool, whose budget is one chunk, parks
- * none). */
-static bool pool_has_room(const arena_pool_t *pool, const chunk_t *c) {
-    if (c->kind != CHUNK_SMALL || c->poison || c->size > pool->chunk_size)
+ * scope's first chunk) fits only while a whole chunk of the pool's would
+ * still fit beside it: the small ones never crowd out the chunks the pool
+ * is for (the default pool, whose budget is one chunk, keeps none). */
+static bool budget_fits(const arena_pool_t *pool, size_t size) {
+    if (size > pool->chunk_size)
         return false;
-    /* One budget for the parked chunks and the warm retained ones. */
-    size_t spare = c->size < pool->chunk_size ? pool->chunk_size : 0;
-    return pool->warm_bytes + pool->warm_retained.bytes + c->size + spare <= pool->max_warm_bytes;
+    size_t spare = size < pool->chunk_size ? pool->chunk_size : 0;
+    return pool->warm_bytes + pool->warm_retained.bytes + size + spare <= pool->max_warm_bytes;
+}
+
+static bool pool_has_room(const arena_pool_t *pool, const chunk_t *c) {
+    return c->kind == CHUNK_SMALL && !c->poison && budget_fits(pool, c->size);
 }
 
 bool pool_park(arena_pool_t *pool, chunk_t *c) {
@@ -104,13 +106,7 @@ chunk_t *pool_take_small(arena_pool_t *pool, size_t size) {
 }
 
 retained_warm_t *pool_warm_list_for(arena_pool_t *pool, const chunk_t *c) {
-    if (!pool || c->size > pool->chunk_size)
-        return NULL;
-    /* A small chunk (a task scope's first) only with a whole chunk to spare, as pool_has_room. */
-    size_t spare = c->size < pool->chunk_size ? pool->chunk_size : 0;
-    if (pool->warm_bytes + pool->warm_retained.bytes + c->size + spare > pool->max_warm_bytes)
-        return NULL;
-    return &pool->warm_retained;
+    return pool && budget_fits(pool, c->size) ? &pool->warm_retained : NULL;
 }
 
 void arena_pool_trim(arena_pool_t *pool, size_t keep_bytes) {

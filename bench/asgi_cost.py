@@ -45,7 +45,7 @@ async def serve(n, conc, variant):
         # ones waiting on the semaphore too (objarena.asyncio.install).
         import objarena.asyncio
 
-        objarena.asyncio.install(pool=pool) if pool else objarena.asyncio.install()
+        objarena.asyncio.install(pool=pool)
 
     async def one(i):
         async with sem:

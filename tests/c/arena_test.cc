@@ -1111,12 +1111,16 @@ TEST(ArenaReuse, StaleBlockStartsOfAnEarlierChunkAreCleared) {
 // ---- pools of warm chunks ----
 
 // Fills exactly one chunk of arena a with 64-byte blocks and frees all but
-// one block in each of the listed pages; returns those survivors.
-std::vector<char *> LeaveSurvivorsInOneChunk(arena_t *a, std::initializer_list<size_t> pages) {
+// those in the listed pages (one survivor each, holding `text`).
+std::vector<char *> LeaveSurvivors(arena_t *a, std::initializer_list<size_t> pages, const char *text) {
     std::vector<char *> blocks, survivors;
     for (size_t i = 0; i < kChunk / 64; i++) blocks.push_back(static_cast<char *>(arena_alloc(a, 64)));
     EXPECT_EQ(ChunkOf(blocks.front()), ChunkOf(blocks.back()));
-    for (size_t page : pages) survivors.push_back(blocks[page * (kPage / 64) + 5]);
+    for (size_t page : pages) {
+        char *s = blocks[page * (kPage / 64) + 5];
+        strcpy(s, text);
+        survivors.push_back(s);
+    }
     for (char *b : blocks)
         if (std::find(survivors.begin(), survivors.end(), b) == survivors.end()) arena_free(b);
     return survivors;
@@ -1217,7 +1221,7 @@ TEST(ArenaPool, AWarmRetainedChunkGoesBackToThePoolWithItsLastBlock) {
     arena_pool_t *pool = nullptr;
     ASSERT_EQ(arena_pool_create(&pc, &pool), ARENA_OK);
     arena_t *a = MakeArena(kChunk, 0, false, false, pool);
-    std::vector<char *> survivors = LeaveSurvivorsInOneChunk(a, {2, 9});
+    std::vector<char *> survivors = LeaveSurvivors(a, {2, 9}, "kept");
     arena_release(a);
     arena_pool_stats_t ps;
     arena_pool_get_stats(pool, &ps);
@@ -1258,7 +1262,7 @@ TEST(ArenaPool, ARetainedChunkOffTheWarmListIsUnmappedWithItsLastBlock) {
     arena_pool_t *pool = nullptr;
     ASSERT_EQ(arena_pool_create(&pc, &pool), ARENA_OK);
     arena_t *a = MakeArena(kChunk, 0, false, false, pool);
-    std::vector<char *> survivors = LeaveSurvivorsInOneChunk(a, {3});
+    std::vector<char *> survivors = LeaveSurvivors(a, {3}, "kept");
     arena_t *filler = MakeArena(kChunk, 0, false, false, pool);
     arena_free(arena_alloc(filler, 64));
     arena_release(filler);  // parked: the budget is full
@@ -1340,7 +1344,7 @@ TEST(ArenaPool, ASmallFirstChunkWithASurvivorKeepsItsPagesForThePool) {
     arena_pool_t *pool = nullptr;
     ASSERT_EQ(arena_pool_create(&pc, &pool), ARENA_OK);
     arena_t *t = MakeSmallFirstArena(pool);
-    std::vector<char *> survivors = LeaveSurvivorsInOneChunk(t, {5});
+    std::vector<char *> survivors = LeaveSurvivors(t, {5}, "kept");
     ASSERT_EQ(Stats(t).bytes_mapped, kChunk);
     arena_release(t);
     arena_pool_stats_t ps;
@@ -1366,7 +1370,7 @@ TEST(ArenaPool, ParkedAndWarmRetainedChunksShareOneBudget) {
     arena_pool_t *pool = nullptr;
     ASSERT_EQ(arena_pool_create(&pc, &pool), ARENA_OK);
     arena_t *a = MakeArena(kChunk, 0, false, false, pool);
-    std::vector<char *> survivors = LeaveSurvivorsInOneChunk(a, {1});
+    std::vector<char *> survivors = LeaveSurvivors(a, {1}, "kept");
     arena_t *b = MakeArena(kChunk, 0, false, false, pool);
     std::vector<void *> blocks;
     while (Stats(b).chunks_mapped < 2) blocks.push_back(arena_alloc(b, 1000));
@@ -1417,21 +1421,6 @@ TEST(ArenaPool, SmallChunksNeverCrowdOutAWholeOne) {
 // ---- adoption: later arenas allocate around earlier arenas' survivors ----
 
 
-// Fills exactly one chunk of arena a with 64-byte blocks and frees all but
-// those in the listed pages (one survivor each, holding `text`).
-std::vector<char *> LeaveSurvivors(arena_t *a, std::initializer_list<size_t> pages, const char *text) {
-    std::vector<char *> blocks, survivors;
-    for (size_t i = 0; i < kChunk / 64; i++) blocks.push_back(static_cast<char *>(arena_alloc(a, 64)));
-    EXPECT_EQ(ChunkOf(blocks.front()), ChunkOf(blocks.back()));
-    for (size_t page : pages) {
-        char *s = blocks[page * (kPage / 64) + 5];
-        strcpy(s, text);
-        survivors.push_back(s);
-    }
-    for (char *b : blocks)
-        if (std::find(survivors.begin(), survivors.end(), b) == survivors.end()) arena_free(b);
-    return survivors;
-}
 
 constexpr size_t kLine = 128;  // ARENA_LINE_SHIFT 7 (arena/region.h)
 size_t LineOf(const void *p) { return (reinterpret_cast<uintptr_t>(p) & (kChunk - 1)) / kLine; }
