@@ -99,7 +99,7 @@ void *adopt_overflow_alloc(struct arena *a, size_t size, size_t block) {
         block_start_mark(a->overflow_bump);
     if (block_crosses_page(p, block))
         pages_mark_crossing(p, block);
-    a->blocks_allocated++;
+    a->blocks_carved++;
     a->bytes_requested += size;
     track_mem_undefined(p, block);
     return p;

@@ -19,12 +19,12 @@ static inline char *free_list_pop(arena_t *a, size_t cls, size_t block, size_t s
         return NULL;
     track_mem_undefined(p, block);
     a->free_list[cls] = *(void **)p;
-    block_dead_clear(region_granule_index(p)); /* live again */
-    page_live_inc(p);
+    uintptr_t offset = arena_region_offset(p); /* (one load of the base: atomic loads are not merged) */
+    block_dead_clear(offset >> ARENA_GRANULE_SHIFT); /* live again */
+    page_live_inc_index(offset >> ARENA_PAGE_SHIFT);
     if (ARENA_UNLIKELY(block_crosses_page(p, block)))
-        arena_region.page_cross_live[region_page_index(p)] = 1; /* live again */
+        arena_region.page_cross_live[offset >> ARENA_PAGE_SHIFT] = 1; /* live again */
     a->blocks_reused++;
-    a->blocks_allocated++;
     a->bytes_requested += size;
     return p;
 }
@@ -46,7 +46,7 @@ static __attribute__((noinline)) void *alloc_geometric_class(arena_t *a, size_t 
  * where it starts. */
 static __attribute__((noinline)) void *alloc_bump_crossing(arena_t *a, char *p, size_t block, size_t size) {
     pages_mark_crossing(p, block);
-    a->blocks_allocated++;
+    a->blocks_carved++;
     a->bytes_requested += size;
     track_mem_undefined(p, block);
     return p;
@@ -59,12 +59,13 @@ static void *alloc_bump(arena_t *a, size_t size, size_t block) {
     if (ARENA_LIKELY(size <= a->small_max && block <= (size_t)(a->end - p))) {
         a->bump = p + block;
         a->last_block = p;
-        page_live_inc(p);
-        if (ARENA_LIKELY(a->bump != a->end))
-            block_start_mark(a->bump); /* this block's end, the next one's start (p's is set) */
+        uintptr_t offset = arena_region_offset(p); /* (one load of the base, as in free_list_pop) */
+        page_live_inc_index(offset >> ARENA_PAGE_SHIFT);
+        if (ARENA_LIKELY(a->bump != a->end)) /* this block's end, the next one's start (p's is set) */
+            block_start_set((offset + block) >> ARENA_GRANULE_SHIFT);
         if (ARENA_UNLIKELY(block_crosses_page(p, block)))
             return alloc_bump_crossing(a, p, block, size);
-        a->blocks_allocated++;
+        a->blocks_carved++;
         a->bytes_requested += size;
         track_mem_undefined(p, block);
         return p;
@@ -115,7 +116,7 @@ static void *alloc_large(arena_t *a, size_t size) {
     c->block_size = size;
     c->live_blocks = 1;
     a->large_mappings++;
-    a->blocks_allocated++;
+    a->blocks_carved++;
     a->bytes_requested += size;
     track_mem_undefined(c->base, size);
     return c->base;

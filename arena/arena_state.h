@@ -25,7 +25,9 @@ struct arena {
     chunk_t *current;
     char *last_block;        /* most recent block, for in-place realloc */
     size_t small_max;        /* requests above this get a large chunk */
-    uint64_t blocks_allocated;
+    /* Blocks allocated = carved + reused: a free-list pop counts once
+     * (arena_alloc's fast path budget, alloc.c). */
+    uint64_t blocks_carved;  /* bump, span and large blocks */
     uint64_t bytes_requested;
     uint64_t blocks_freed;
     uint64_t blocks_reused;  /* reuse mode: allocations served from a free list */
@@ -84,7 +86,7 @@ static inline const char *chunk_block_limit(const chunk_t *c, const void *p) {
 /* The size of block p of small chunk c (any arena, open or released): from
  * its bitmap word, else up to the next start. */
 static inline size_t chunk_block_size(const chunk_t *c, const void *p) {
-    size_t block = block_size_in_word(region_granule_index(p));
+    size_t block = block_size_in_two_words(region_granule_index(p));
     if (ARENA_LIKELY(block != 0))
         return block;
     return block_span(p, chunk_block_limit(c, p));
@@ -98,8 +100,8 @@ static inline size_t chunk_readable_size(const chunk_t *c, const char *p) {
 }
 
 /* chunk_free_open's rare half (free.c): a block whose size the start
- * bitmap's word does not give (over 1 KiB, or last before the bump
- * pointer), or that crosses a page. */
+ * bitmap's word does not give (it ends in the next word, is over 512
+ * bytes, or is last before the bump pointer), or that crosses a page. */
 void chunk_free_open_rare(struct arena *a, chunk_t *c, void *ptr, size_t page);
 
 /* Frees block ptr of small chunk c of an open arena (its own block): the

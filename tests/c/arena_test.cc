@@ -1082,6 +1082,38 @@ TEST(ArenaReuse, EveryClassRoundTripsThroughFreeIncludingTheLastBlock) {
     arena_destroy(a);
 }
 
+TEST(ArenaReuse, BlocksEndingInTheNextBitsWordOrAtTheSlotsEndKnowTheirSize) {
+    // A free reads its block's size from the start bits: the next start in
+    // the block's own 64-bit word (512 bytes), else in the next word of the
+    // same 64 KiB slot, else the out-of-line walk. Sizes that do not divide
+    // 512 put block ends in every position of both words; the chunk is filled
+    // to its last byte, so its last block ends at the slot's end (no next
+    // word to read). A wrong size puts a block on another class's list, and
+    // the same request would not get it back.
+    for (size_t size : {48u, 80u, 208u, 496u, 1008u}) {
+        arena_t *a = MakeArena(kChunk, 0, false, true);
+        std::vector<void *> blocks;
+        for (size_t used = 0; used + size <= kChunk; used += size) blocks.push_back(arena_alloc(a, size));
+        ASSERT_EQ(ChunkOf(blocks.front()), ChunkOf(blocks.back())) << size;
+        size_t tail = kChunk - blocks.size() * size;  // the rest of the chunk: one block, to its last byte
+        void *last = tail ? arena_alloc(a, tail) : nullptr;
+        if (last) {
+            ASSERT_EQ(ChunkOf(last), ChunkOf(blocks.front())) << size;
+        }
+        for (void *b : blocks) ASSERT_EQ(arena_block_readable_size(b), size) << size;
+        if (last) {
+            EXPECT_EQ(arena_block_readable_size(last), tail) << size;
+        }
+        for (void *b : blocks) arena_free(b);
+        if (last) arena_free(last);
+        for (size_t i = blocks.size(); i-- > 0;) ASSERT_EQ(arena_alloc(a, size), blocks[i]) << size << " #" << i;
+        if (last) {
+            EXPECT_EQ(arena_alloc(a, tail), last) << size;
+        }
+        arena_destroy(a);
+    }
+}
+
 TEST(ArenaReuse, StaleBlockStartsOfAnEarlierChunkAreCleared) {
     // Arena 1 fills a chunk with 16-byte blocks (a start bit on every
     // granule) and gives it back; arena 2's chunk lands on the same slots
