@@ -184,8 +184,9 @@ static inline size_t block_size_in_word(size_t g) {
 /* The same when the next start lies in g's word or in the next word of the
  * same 64 KiB slot (a slot never holds two chunks), else 0. For the free's
  * out-of-line half: a block of 16-128 bytes ends in the next word in ~14%
- * of frees, which went to the walk (block_span) before: 13.2 instructions
- * a malloc/free pair of hook_bench, 0.9 now (docs/benchmarks.md). */
+ * of frees, which went to the walk (block_span) before: that half took
+ * 67.4M of hook_bench's instructions under callgrind, 37.0M now
+ * (docs/benchmarks.md, "The allocation path in instructions"). */
 #define BLOCK_WORDS_PER_SLOT (REGION_SLOT_SIZE >> (ARENA_GRANULE_SHIFT + 5))
 static inline size_t block_size_in_two_words(size_t g) {
     size_t block = block_size_in_word(g);
