@@ -145,10 +145,13 @@ void arena_destroy(arena_t *a) {
     handle_free(a);
 }
 
+/* A free-list pop counts only blocks_reused (arena_state.h). */
+static uint64_t blocks_allocated(const arena_t *a) { return a->blocks_carved + a->blocks_reused; }
+
 void arena_get_stats(const arena_t *a, arena_stats_t *out) {
     *out = a->at_release;
     out->bytes_requested = a->bytes_requested;
-    out->blocks_allocated = a->blocks_carved + a->blocks_reused;
+    out->blocks_allocated = blocks_allocated(a);
     out->blocks_freed = a->blocks_freed;
     out->bytes_mapped = a->bytes_mapped;
     out->peak_mapped = a->peak_mapped;
@@ -161,7 +164,7 @@ void arena_get_stats(const arena_t *a, arena_stats_t *out) {
 
 uint64_t arena_id(const arena_t *a) { return a->id; }
 
-uint64_t arena_live_blocks(const arena_t *a) { return a->blocks_carved + a->blocks_reused - a->blocks_freed; }
+uint64_t arena_live_blocks(const arena_t *a) { return blocks_allocated(a) - a->blocks_freed; }
 
 uint64_t arena_bytes_mapped(const arena_t *a) { return a->bytes_mapped; }
 

@@ -32,7 +32,6 @@
 extern unsigned long long arena_sieve_reads;
 
 static inline void page_live_inc_index(size_t page) { arena_region.page_live[page]++; }
-static inline void page_live_inc(const void *p) { page_live_inc_index(region_page_index(p)); }
 
 /* The sum of the live counts of pages [first, first + count). */
 uint64_t pages_sum_live(size_t first, size_t count);
