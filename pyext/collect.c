@@ -117,6 +117,18 @@ void objarena_collect_caches(void) {
     clear_caches();
 }
 
+/* The freelist walk with capture off: an exit nested in an outer scope
+ * still captures into the outer arena, and the walk's copies of arena
+ * entries (freelists.h) belong on the heap, not in the outer arena. */
+static uint64_t walk_freelists_uncaptured(uint64_t (*walk)(const arena_t *), const arena_t *arena) {
+    objarena_frame_t pause = {0};
+    bool paused = objarena_thread_capture() && objarena_pause_enter(&pause) == 0;
+    uint64_t freed = walk(arena);
+    if (paused && objarena_pause_exit(&pause) < 0)
+        PyErr_Clear();
+    return freed;
+}
+
 void objarena_collect_stats(objarena_collect_stats_t *out) { *out = collect_state.stats; }
 
 void objarena_exit_collect(const objarena_scope_options_t *options, const long collections_at_enter[3],
@@ -141,7 +153,8 @@ void objarena_exit_collect(const objarena_scope_options_t *options, const long c
          * or a task that cleaned up after itself pays no collection at
          * all. collect="full" still runs the full collection it asks for. */
         if (arena_live_blocks(arena) > 0)
-            c->freelist_blocks_freed = objarena_free_arena_blocks_on_short_freelists(arena);
+            c->freelist_blocks_freed =
+                walk_freelists_uncaptured(objarena_free_arena_blocks_on_short_freelists, arena);
         if (arena_live_blocks(arena) == 0) {
             long now[3]; /* (for the scope's report: did a collection run during the phase) */
             objarena_gc_collections(now);
@@ -166,18 +179,22 @@ void objarena_exit_collect(const objarena_scope_options_t *options, const long c
         bool known = now[0] >= 0 && then[0] >= 0;
         c->promoted = !known || now[1] != then[1] || now[2] != then[2];
         c->generation = (known && !c->promoted && now[0] == then[0]) ? 0 : 1;
-        /* An interleaved phase (a task scope) whose objects were promoted
-         * shares its generations with everything the loop's other tasks
-         * made since it began: collecting them, or moving back what was
-         * promoted since entry (the phase collection), costs in proportion
-         * to the concurrency, not to the task (issue 22: 2,000 requests at
-         * 100 in flight ran 2,161-2,463 such exit collections, 5-7 ms each
-         * on 3.13/3.14). It collects nothing: CPython's own collections,
-         * which the allocations of all tasks pace as under pymalloc, free
-         * its garbage, and its chunks go with their last block. Its gen 0
-         * alone (no collection during the task) is bounded by CPython's
-         * threshold and is collected. */
-        bool skip_generations = interleaved && c->generation > 0;
+        /* An interleaved phase (a task scope) shares its generations with
+         * everything the loop's other tasks made since it began:
+         * collecting them, or moving back what was promoted since entry
+         * (the phase collection), costs in proportion to the concurrency,
+         * not to the task (issue 22: 2,000 requests at 100 in flight ran
+         * 2,161-2,463 such exit collections, 5-7 ms each on 3.13/3.14).
+         * It collects nothing: CPython's own collections, which the
+         * allocations of all tasks pace as under pymalloc (the freelist
+         * walk keeps the lists' lengths, freelists.h), free its garbage,
+         * and its chunks go with their last block. That holds for its gen
+         * 0 too: once the walk stopped emptying the lists, 1,900-2,700 of
+         * 10,000 requests saw no CPython collection and each ran a gen-0
+         * collection at exit, the only extra collections left (server CPU
+         * 1.11x plain's on 3.14.10 with them, 0.96x without; RSS growth
+         * 0.16-0.20x either way: docs/benchmarks.md). */
+        bool skip_generations = interleaved;
         if (skip_generations)
             c->generation = -1;
         /* Promoted objects of the phase, and no full collection reordered
@@ -199,7 +216,7 @@ void objarena_exit_collect(const objarena_scope_options_t *options, const long c
         if (arena_live_blocks(arena) > 0) {
             /* What the collection put on CPython's freelists, and the long
              * lists: freed directly, at the cost of the entries walked. */
-            c->freelist_blocks_freed += objarena_free_arena_blocks_on_freelists(arena);
+            c->freelist_blocks_freed += walk_freelists_uncaptured(objarena_free_arena_blocks_on_freelists, arena);
         }
         if (arena_live_blocks(arena) > 0) {
             /* A true escape, a cache or old garbage: only a full collection

@@ -18,11 +18,17 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
+
+/* Entries bigger than this are freed, not copied (freelists hold objects of
+ * at most a few hundred bytes; 3.10's frames are the biggest). */
+#define REHOME_MAX_BYTES 4096
 
 #if PY_VERSION_HEX >= 0x030E0000 && PY_VERSION_HEX < 0x03100000 && !defined(Py_GIL_DISABLED)
 #define OBJARENA_HAVE_GENERIC_FREELISTS 1
 #include "internal/pycore_freelist_state.h"
 #include "internal/pycore_interp.h"
+#include "internal/pycore_object.h"
 #elif PY_VERSION_HEX >= 0x030A0000 && PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED)
 #define OBJARENA_HAVE_FREELISTS 1
 #include "internal/pycore_context.h"
@@ -35,12 +41,66 @@
 #include "pyext/freelists.h"
 #include "pyext/layout_check.h"
 
+/* Arena entries copied to the heap, and those freed instead (rehome()). */
+static struct {
+    uint64_t rehomed, not_rehomed;
+} rehome_stats;
+
+void objarena_freelist_rehome_stats(uint64_t *rehomed, uint64_t *not_rehomed) {
+    *rehomed = rehome_stats.rehomed;
+    *not_rehomed = rehome_stats.not_rehomed;
+}
+
 #if defined(OBJARENA_HAVE_FREELISTS) || defined(OBJARENA_HAVE_GENERIC_FREELISTS)
 /* One walk over CPython's freelists, either layout below. */
 typedef struct walk {
     const arena_t *until; /* stop once it has no live block (NULL: never) */
     uint64_t freed;
 } walk_t;
+
+/* Where a kind's entries live outside the arena: the bytes before the
+ * object (the GC header, 0 for non-objects and untracked types), and the
+ * domain's allocate/free pair its own dealloc ends in. */
+typedef struct home {
+    size_t presize;
+    void *(*alloc)(size_t);
+    void (*free_block)(void *);
+} home_t;
+
+/* An arena entry of a freelist, copied to the heap so the list keeps its
+ * length: its block (header included) is copied byte for byte into a block
+ * of the kind's own domain, allocated with capture off (the hook forwards
+ * it to the saved allocator), and the arena block is freed with the
+ * domain's free, not with the kind's dealloc: no GC_Del, so CPython's gc
+ * counts (gen-0 count, 3.14's young count and heap size) see no death, as
+ * they saw no birth when the entry was parked. Why (issue 22): freeing the
+ * entries emptied the lists, the allocations that then missed them were
+ * counted as births while the deaths that refilled them were not, and a
+ * server's task exits doubled its generation-0 collections. Entries are
+ * dead (unreachable but from the list), so a copy is the same entry.
+ * Returns the copy's object pointer, or NULL (allocation failed, or the
+ * block is not a small one): the caller frees the entry as before. */
+static void *rehome(void *node, const home_t *h) {
+    char *start = (char *)node - h->presize;
+    size_t size = arena_block_readable_size(start);
+    if (size < h->presize + sizeof(void *) || size > REHOME_MAX_BYTES) {
+        rehome_stats.not_rehomed++;
+        return NULL;
+    }
+    char *copy = h->alloc(size);
+    if (copy && arena_owns(copy)) { /* capture on (never at exits or pauses): keep the old behaviour */
+        h->free_block(copy);
+        copy = NULL;
+    }
+    if (!copy) {
+        rehome_stats.not_rehomed++;
+        return NULL;
+    }
+    memcpy(copy, start, size);
+    h->free_block(start);
+    rehome_stats.rehomed++;
+    return copy + h->presize;
+}
 
 static bool walk_done(const walk_t *w) { return w->until && arena_live_blocks(w->until) == 0; }
 
@@ -67,17 +127,31 @@ static void object_free(void *p) { PyObject_Free(p); }
 static void mem_free(void *p) { PyMem_Free(p); }
 #endif
 
+static const home_t GC_OBJECT = {sizeof(PyGC_Head), PyObject_Malloc, PyObject_Free};
+static const home_t PLAIN_OBJECT = {0, PyObject_Malloc, PyObject_Free};
+#if PY_VERSION_HEX >= 0x030D0000
+static const home_t MEM_BLOCK = {0, PyMem_Malloc, PyMem_Free};
+#endif
+
 /* A singly linked freelist whose link is the pointer at `link_offset` in
- * each node; `head` is the newest entry. */
-static void walk_linked(void **head, int *numfree, size_t link_offset, void (*free_node)(void *), walk_t *w) {
+ * each node; `head` is the newest entry. Arena entries are rehomed in place
+ * (the copy carries the link), or unlinked and freed if that fails. */
+static void walk_linked(void **head, int *numfree, size_t link_offset, void (*free_node)(void *), const home_t *h,
+                        walk_t *w) {
     void **link = head;
     while (*link && !walk_done(w)) {
         char *node = *link;
         void **next = (void **)(node + link_offset);
         if (arena_owns(node)) {
-            *link = *next;
-            (*numfree)--;
-            free_node(node);
+            char *copy = rehome(node, h);
+            if (copy) {
+                *link = copy;
+                link = (void **)(copy + link_offset);
+            } else {
+                *link = *next;
+                (*numfree)--;
+                free_node(node);
+            }
             w->freed++;
         } else {
             link = next;
@@ -87,12 +161,16 @@ static void walk_linked(void **head, int *numfree, size_t link_offset, void (*fr
 
 /* An array freelist: entries [0, *numfree), the newest last. At most 80
  * entries: compacted in one pass, order kept. */
-static void walk_array(void **items, int *numfree, void (*free_node)(void *), walk_t *w) {
+static void walk_array(void **items, int *numfree, void (*free_node)(void *), const home_t *h, walk_t *w) {
     int kept = 0, n = *numfree;
     for (int i = 0; i < n; i++) {
         void *p = items[i];
         if (arena_owns(p)) {
-            free_node(p);
+            void *copy = rehome(p, h);
+            if (copy)
+                items[kept++] = copy;
+            else
+                free_node(p);
             w->freed++;
         } else {
             items[kept++] = p;
@@ -113,6 +191,7 @@ static void walk_array(void **items, int *numfree, void (*free_node)(void *), wa
 #define DICTS ((void **)FL->dicts.items), (&FL->dicts.numfree)
 #define DICTKEYS ((void **)FL->dictkeys.items), (&FL->dictkeys.numfree)
 #define DICTKEYS_FREE mem_free
+#define DICTKEYS_HOME (&MEM_BLOCK)
 #define CONTEXTS_HEAD ((void **)&FL->contexts.items)
 #define CONTEXT_LINK offsetof(PyContext, ctx_weakreflist)
 #define CONTEXTS_NUM (&FL->contexts.numfree)
@@ -131,6 +210,7 @@ static void walk_array(void **items, int *numfree, void (*free_node)(void *), wa
 #define DICTS ((void **)interp->dict_state.free_list), (&interp->dict_state.numfree)
 #define DICTKEYS ((void **)interp->dict_state.keys_free_list), (&interp->dict_state.keys_numfree)
 #define DICTKEYS_FREE object_free
+#define DICTKEYS_HOME (&PLAIN_OBJECT)
 #define CONTEXTS_HEAD ((void **)&interp->context.freelist)
 #define CONTEXT_LINK offsetof(PyContext, ctx_weakreflist)
 #if PY_VERSION_HEX < 0x030B0000
@@ -150,16 +230,16 @@ uint64_t objarena_free_arena_blocks_on_freelists(const arena_t *until_arena) {
     PyInterpreterState *interp = PyInterpreterState_Main();
     /* Most likely holders first: small tuples, lists, dicts, floats. */
     for (int i = TUPLE_FIRST_LIST; i < TUPLE_LISTS; i++)
-        walk_linked(TUPLE_HEAD(i), TUPLE_NUM(i), offsetof(PyTupleObject, ob_item), gc_del, &w);
-    walk_array(LISTS, gc_del, &w);
-    walk_array(DICTS, gc_del, &w);
-    walk_array(DICTKEYS, DICTKEYS_FREE, &w);
-    walk_linked(FLOATS_HEAD, FLOATS_NUM, offsetof(PyObject, ob_type), object_free, &w);
-    walk_linked(CONTEXTS_HEAD, CONTEXTS_NUM, CONTEXT_LINK, gc_del, &w);
-    walk_array(AGEN_VALUES, gc_del, &w);
-    walk_array(AGEN_ASENDS, gc_del, &w);
+        walk_linked(TUPLE_HEAD(i), TUPLE_NUM(i), offsetof(PyTupleObject, ob_item), gc_del, &GC_OBJECT, &w);
+    walk_array(LISTS, gc_del, &GC_OBJECT, &w);
+    walk_array(DICTS, gc_del, &GC_OBJECT, &w);
+    walk_array(DICTKEYS, DICTKEYS_FREE, DICTKEYS_HOME, &w);
+    walk_linked(FLOATS_HEAD, FLOATS_NUM, offsetof(PyObject, ob_type), object_free, &PLAIN_OBJECT, &w);
+    walk_linked(CONTEXTS_HEAD, CONTEXTS_NUM, CONTEXT_LINK, gc_del, &GC_OBJECT, &w);
+    walk_array(AGEN_VALUES, gc_del, &GC_OBJECT, &w);
+    walk_array(AGEN_ASENDS, gc_del, &GC_OBJECT, &w);
 #if PY_VERSION_HEX < 0x030B0000
-    walk_linked(FRAMES_HEAD, FRAMES_NUM, FRAME_LINK, gc_del, &w);
+    walk_linked(FRAMES_HEAD, FRAMES_NUM, FRAME_LINK, gc_del, &GC_OBJECT, &w);
 #endif
     return w.freed;
 }
@@ -283,6 +363,17 @@ static struct _Py_freelist *freelist_of(struct _Py_freelists *fls, const kind_t 
     return (struct _Py_freelist *)((char *)fls + k->offset);
 }
 
+/* An object entry's home: its type is intact (the link is the refcount
+ * word), so its pre-header (GC header, managed dict) is the type's. */
+static home_t home_of(void *node, void (*free_node)(void *)) {
+    if (free_node == mem_free)
+        return (home_t){0, PyMem_Malloc, PyMem_Free};
+    return (home_t){_PyType_PreHeaderSize(Py_TYPE((PyObject *)node)), PyObject_Malloc, PyObject_Free};
+}
+
+/* Arena entries are rehomed in place (the copy carries the link and, for
+ * _asyncio's FutureIter, the type reference), or unlinked and freed the
+ * way CPython clears them if that fails. */
 static void walk_list(struct _Py_freelist *fl, void (*free_node)(void *), walk_t *w) {
     if (fl->size <= 0)
         return;
@@ -290,9 +381,16 @@ static void walk_list(struct _Py_freelist *fl, void (*free_node)(void *), walk_t
     while (*link && !walk_done(w)) {
         void *node = *link;
         if (arena_owns(node)) {
-            *link = *(void **)node;
-            fl->size--;
-            free_node(node);
+            home_t h = home_of(node, free_node);
+            void *copy = rehome(node, &h);
+            if (copy) {
+                *link = copy;
+                link = (void **)copy;
+            } else {
+                *link = *(void **)node;
+                fl->size--;
+                free_node(node);
+            }
             w->freed++;
         } else {
             link = (void **)node;

@@ -6,16 +6,26 @@
  * reuse instead of being freed. A phase's dead objects therefore pin their
  * arena chunks after exit, and CPython empties the freelists only at the end
  * of a full collection (whose cost is the whole heap's). This walks the
- * freelists of the main interpreter and frees every entry that is an arena
- * block, the way CPython's own clear functions free entries, leaving the
- * others where they are. It reads CPython's internal structures, compiled
- * against the headers of the interpreter the extension is built for
+ * freelists of the main interpreter and moves every entry that is an arena
+ * block to the heap: the entry is copied into a block of its own domain
+ * from the saved allocator, the copy takes its place in the list and the
+ * arena block is freed. The lists keep their length, so the allocations
+ * and deaths that follow hit and refill them as they would have, and
+ * CPython's gc counts move as under plain pymalloc (emptying them instead
+ * doubled a server's generation-0 collections: docs/design.md). If the
+ * copy cannot be allocated the entry is freed the way CPython's own clear
+ * functions free entries (counted: objarena.info()). Entries that are not
+ * arena blocks stay where they are. It reads CPython's internal
+ * structures, compiled against the headers of the interpreter the
+ * extension is built for
  * (3.10-3.15 default builds; elsewhere it does nothing, and
  * objarena.version_support() says so). On 3.14+ every kind of
  * `struct _Py_freelists` is walked (39 lists on 3.14, 41 on 3.15).
  *
  * GIL held; call with capture off (the frees go through the allocator
- * chain, which routes arena blocks to the arena).
+ * chain, which routes arena blocks to the arena, and the copies come from
+ * it: a copy that still came from an arena is given back and the entry
+ * freed instead).
  */
 #ifndef OBJARENA_FREELISTS_H
 #define OBJARENA_FREELISTS_H
@@ -51,6 +61,11 @@ uint64_t objarena_free_arena_blocks_on_short_freelists(const arena_t *until_aren
  * one again. paused() calls it at entry. Returns the blocks freed (0 on
  * versions whose freelists are not read). */
 uint64_t objarena_trim_freelists(void);
+
+/* Arena entries the walks copied to the heap in place (so the lists keep
+ * their length and CPython's gc counts see no death), and those freed
+ * instead (the copy's allocation failed): process totals, GIL held. */
+void objarena_freelist_rehome_stats(uint64_t *rehomed, uint64_t *not_rehomed);
 
 /* Checks the linked freelists' layouts against their counters (tests):
  * the number of lists checked, or -1 with a description in `what`. */

@@ -5,6 +5,7 @@
 #include "pyext/module/dict_set.h"
 #include "pyext/module/fallback_report.h"
 #include "pyext/module/thread_guard.h"
+#include "pyext/freelists.h"
 #include "pyext/scope.h"
 
 PyObject *objarena_info(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored)) {
@@ -21,6 +22,8 @@ PyObject *objarena_info(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored
     objarena_trim_stats(&trims, &trims_skipped);
     objarena_collect_stats_t cs;
     objarena_collect_stats(&cs);
+    uint64_t rehomed, not_rehomed;
+    objarena_freelist_rehome_stats(&rehomed, &not_rehomed);
     PyObject *d = PyDict_New();
     if (!d)
         return NULL;
@@ -30,6 +33,8 @@ PyObject *objarena_info(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored
         set_u64(d, "exit_collections_phase", cs.phase) < 0 || set_u64(d, "exit_collections_full", cs.full) < 0 ||
         set_u64(d, "exit_collections_deferred", cs.deferred) < 0 ||
         set_u64(d, "freelist_blocks_freed", cs.freelist_blocks_freed) < 0 ||
+        set_u64(d, "freelist_entries_rehomed", rehomed) < 0 ||
+        set_u64(d, "freelist_entries_not_rehomed", not_rehomed) < 0 ||
         set_u64(d, "scopes_fell_back", scopes_fell_back) < 0 ||
         set_u64(d, "frames_orphaned", objarena_frames_orphaned()) < 0 ||
         set_u64(d, "thread_guards_foreign", objarena_thread_guards_foreign()) < 0 ||

@@ -121,3 +121,71 @@ print("DONE", total)
 """)
     result.check()
     assert "DONE" in result.stdout, result.stdout + result.stderr
+
+
+REHOME = PRELUDE + """
+def fill_dict_freelist_with_arena_entries():
+    # the first dicts pop the heap entries off the dict freelist (80 long),
+    # the rest are arena blocks; a list frees its items newest first, so the
+    # arena dicts refill the freelist and the heap ones are freed
+    made = [{} for _ in range(300)]
+    del made
+
+def dicts_made_count():
+    # gen-0 count a dict made outside any scope adds: 0 when it comes off the
+    # freelist, 1 when the freelist is empty and it is allocated
+    before = gc.get_count()[0]
+    again = [{} for _ in range(60)]
+    grew = gc.get_count()[0] - before
+    for i, d in enumerate(again):           # the entries are whole dicts
+        d["k"] = i
+    assert sum(d["k"] for d in again) == sum(range(60))
+    return grew
+
+gc.collect(); gc.disable()
+fill_every_freelist(500)
+"""
+
+
+def test_an_exit_moves_arena_entries_to_the_heap_so_the_freelists_keep_their_length(child):
+    # Emptying the lists (the walk before) made every later allocation a
+    # counted birth and every death that refilled them an uncounted one:
+    # twice the generation-0 collections in a server (issue 22).
+    result = child(REHOME + """
+info0 = objarena.info()
+with objarena.scope(collect="young") as phase:
+    fill_dict_freelist_with_arena_entries()
+assert phase.stats["freelist_blocks_freed"] >= 60, phase.stats   # (3.10 keeps a code object's zombie frame)
+info1 = objarena.info()
+rehomed = info1["freelist_entries_rehomed"] - info0["freelist_entries_rehomed"]
+assert rehomed >= 60, (info0, info1)
+assert info1["freelist_entries_not_rehomed"] == info0["freelist_entries_not_rehomed"], info1
+grew = dicts_made_count()
+assert grew <= 5, grew
+assert _objarena._freelists_check_layout() > 0
+fill_every_freelist(3000)                 # (poisoned child: a stale entry faults at once)
+print("DONE", rehomed, grew)
+""")
+    result.check()
+    assert "DONE" in result.stdout, result.stdout + result.stderr
+
+
+def test_an_inner_exit_moves_its_entries_to_the_heap_not_into_the_outer_arena(child):
+    result = child(REHOME + """
+info0 = objarena.info()
+with objarena.scope(collect="young") as outer:
+    with objarena.scope(collect="young") as inner:
+        fill_dict_freelist_with_arena_entries()
+    info1 = objarena.info()
+assert inner.stats["freelist_blocks_freed"] >= 60, inner.stats
+assert info1["freelist_entries_rehomed"] - info0["freelist_entries_rehomed"] >= 60, (info0, info1)
+# a copy made with the outer scope capturing would be an outer-arena block,
+# given back and counted here
+assert info1["freelist_entries_not_rehomed"] == info0["freelist_entries_not_rehomed"], info1
+grew = dicts_made_count()
+assert grew <= 5, grew
+fill_every_freelist(3000)
+print("DONE", grew)
+""")
+    result.check()
+    assert "DONE" in result.stdout, result.stdout + result.stderr
