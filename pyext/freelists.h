@@ -64,7 +64,9 @@ uint64_t objarena_trim_freelists(void);
 
 /* Arena entries the walks copied to the heap in place (so the lists keep
  * their length and CPython's gc counts see no death), and those freed
- * instead (the copy's allocation failed): process totals, GIL held. */
+ * instead (the copy's allocation failed, the block was over 4 KiB, or
+ * the copy came from an arena because capture was on): process totals, GIL
+ * held. */
 void objarena_freelist_rehome_stats(uint64_t *rehomed, uint64_t *not_rehomed);
 
 /* Checks the linked freelists' layouts against their counters (tests):
