@@ -2,10 +2,13 @@
  *
  * Each walk mirrors the CPython version's own clear function
  * (_PyFloat_ClearFreeList, _PyTuple_ClearFreeList, ...): the same link
- * field, the same counter, the same deallocation call; it only skips the
- * entries that are not arena blocks. Layouts per version, all per
- * interpreter (the freelists of 3.10-3.13 default builds are per
- * interpreter, not per thread):
+ * field and counter; an arena entry is copied to the heap in its place
+ * (rehome(): the block is freed with the domain's free below, GC_Del
+ * becoming PyObject_Free of the block with its GC header), or, if no copy
+ * can be made, unlinked and freed with the same deallocation call as
+ * CPython's; entries that are not arena blocks are skipped. Layouts per
+ * version, all per interpreter (the freelists of 3.10-3.13 default builds
+ * are per interpreter, not per thread):
  *   floats      linked through ob_type                       PyObject_Free
  *   tuples      one list per size, linked through ob_item[0] PyObject_GC_Del
  *   lists, dicts, async-gen values and asends: arrays        PyObject_GC_Del
