@@ -121,11 +121,10 @@ void objarena_collect_caches(void) {
  * still captures into the outer arena, and the walk's copies of arena
  * entries (freelists.h) belong on the heap, not in the outer arena. */
 static uint64_t walk_freelists_uncaptured(uint64_t (*walk)(const arena_t *), const arena_t *arena) {
-    objarena_frame_t pause = {0};
-    bool paused = objarena_thread_capture() && objarena_pause_enter(&pause) == 0;
+    objarena_frame_t pause;
+    bool paused = objarena_uncaptured_begin(&pause);
     uint64_t freed = walk(arena);
-    if (paused && objarena_pause_exit(&pause) < 0)
-        PyErr_Clear();
+    objarena_uncaptured_end(&pause, paused);
     return freed;
 }
 
@@ -191,9 +190,10 @@ void objarena_exit_collect(const objarena_scope_options_t *options, const long c
          * and its chunks go with their last block. That holds for its gen
          * 0 too: once the walk stopped emptying the lists, 1,900-2,700 of
          * 10,000 requests saw no CPython collection and each ran a gen-0
-         * collection at exit, the only extra collections left (server CPU
-         * 1.11x plain's on 3.14.10 with them, 0.96x without; RSS growth
-         * 0.16-0.20x either way: docs/benchmarks.md). */
+         * collection at exit, the only extra collections left (5,000
+         * requests x 2 bursts, gen-0 collections against plain's: 3.13.0
+         * 1.65x with them, 1.08x without; 3.14.10 2.07x, 1.21x; RSS growth
+         * 0.16-0.23x either way: docs/benchmarks.md). */
         bool skip_generations = interleaved;
         if (skip_generations)
             c->generation = -1;

@@ -61,13 +61,16 @@ typedef struct walk {
     uint64_t freed;
 } walk_t;
 
-/* Where a kind's entries live outside the arena: the bytes before the
- * object (the GC header, 0 for non-objects and untracked types), and the
- * domain's allocate/free pair its own dealloc ends in. */
+/* A kind of entry and where it lives outside the arena: the bytes before
+ * the object (the GC header, 0 for non-objects and untracked types), the
+ * domain's allocate/free pair its own dealloc ends in (rehome()'s copy),
+ * and that dealloc, as CPython's clear function calls it (the fallback
+ * when no copy can be made). */
 typedef struct home {
     size_t presize;
     void *(*alloc)(size_t);
     void (*free_block)(void *);
+    void (*dealloc)(void *);
 } home_t;
 
 /* An arena entry of a freelist, copied to the heap so the list keeps its
@@ -130,17 +133,16 @@ static void object_free(void *p) { PyObject_Free(p); }
 static void mem_free(void *p) { PyMem_Free(p); }
 #endif
 
-static const home_t GC_OBJECT = {sizeof(PyGC_Head), PyObject_Malloc, PyObject_Free};
-static const home_t PLAIN_OBJECT = {0, PyObject_Malloc, PyObject_Free};
+static const home_t GC_OBJECT = {sizeof(PyGC_Head), PyObject_Malloc, PyObject_Free, gc_del};
+static const home_t PLAIN_OBJECT = {0, PyObject_Malloc, PyObject_Free, object_free};
 #if PY_VERSION_HEX >= 0x030D0000
-static const home_t MEM_BLOCK = {0, PyMem_Malloc, PyMem_Free};
+static const home_t MEM_BLOCK = {0, PyMem_Malloc, PyMem_Free, mem_free};
 #endif
 
 /* A singly linked freelist whose link is the pointer at `link_offset` in
  * each node; `head` is the newest entry. Arena entries are rehomed in place
  * (the copy carries the link), or unlinked and freed if that fails. */
-static void walk_linked(void **head, int *numfree, size_t link_offset, void (*free_node)(void *), const home_t *h,
-                        walk_t *w) {
+static void walk_linked(void **head, int *numfree, size_t link_offset, const home_t *h, walk_t *w) {
     void **link = head;
     while (*link && !walk_done(w)) {
         char *node = *link;
@@ -153,7 +155,7 @@ static void walk_linked(void **head, int *numfree, size_t link_offset, void (*fr
             } else {
                 *link = *next;
                 (*numfree)--;
-                free_node(node);
+                h->dealloc(node);
             }
             w->freed++;
         } else {
@@ -164,7 +166,7 @@ static void walk_linked(void **head, int *numfree, size_t link_offset, void (*fr
 
 /* An array freelist: entries [0, *numfree), the newest last. At most 80
  * entries: compacted in one pass, order kept. */
-static void walk_array(void **items, int *numfree, void (*free_node)(void *), const home_t *h, walk_t *w) {
+static void walk_array(void **items, int *numfree, const home_t *h, walk_t *w) {
     int kept = 0, n = *numfree;
     for (int i = 0; i < n; i++) {
         void *p = items[i];
@@ -173,7 +175,7 @@ static void walk_array(void **items, int *numfree, void (*free_node)(void *), co
             if (copy)
                 items[kept++] = copy;
             else
-                free_node(p);
+                h->dealloc(p);
             w->freed++;
         } else {
             items[kept++] = p;
@@ -193,7 +195,6 @@ static void walk_array(void **items, int *numfree, void (*free_node)(void *), co
 #define LISTS ((void **)FL->lists.items), (&FL->lists.numfree)
 #define DICTS ((void **)FL->dicts.items), (&FL->dicts.numfree)
 #define DICTKEYS ((void **)FL->dictkeys.items), (&FL->dictkeys.numfree)
-#define DICTKEYS_FREE mem_free
 #define DICTKEYS_HOME (&MEM_BLOCK)
 #define CONTEXTS_HEAD ((void **)&FL->contexts.items)
 #define CONTEXT_LINK offsetof(PyContext, ctx_weakreflist)
@@ -212,7 +213,6 @@ static void walk_array(void **items, int *numfree, void (*free_node)(void *), co
 #define LISTS ((void **)interp->list.free_list), (&interp->list.numfree)
 #define DICTS ((void **)interp->dict_state.free_list), (&interp->dict_state.numfree)
 #define DICTKEYS ((void **)interp->dict_state.keys_free_list), (&interp->dict_state.keys_numfree)
-#define DICTKEYS_FREE object_free
 #define DICTKEYS_HOME (&PLAIN_OBJECT)
 #define CONTEXTS_HEAD ((void **)&interp->context.freelist)
 #define CONTEXT_LINK offsetof(PyContext, ctx_weakreflist)
@@ -233,16 +233,16 @@ uint64_t objarena_free_arena_blocks_on_freelists(const arena_t *until_arena) {
     PyInterpreterState *interp = PyInterpreterState_Main();
     /* Most likely holders first: small tuples, lists, dicts, floats. */
     for (int i = TUPLE_FIRST_LIST; i < TUPLE_LISTS; i++)
-        walk_linked(TUPLE_HEAD(i), TUPLE_NUM(i), offsetof(PyTupleObject, ob_item), gc_del, &GC_OBJECT, &w);
-    walk_array(LISTS, gc_del, &GC_OBJECT, &w);
-    walk_array(DICTS, gc_del, &GC_OBJECT, &w);
-    walk_array(DICTKEYS, DICTKEYS_FREE, DICTKEYS_HOME, &w);
-    walk_linked(FLOATS_HEAD, FLOATS_NUM, offsetof(PyObject, ob_type), object_free, &PLAIN_OBJECT, &w);
-    walk_linked(CONTEXTS_HEAD, CONTEXTS_NUM, CONTEXT_LINK, gc_del, &GC_OBJECT, &w);
-    walk_array(AGEN_VALUES, gc_del, &GC_OBJECT, &w);
-    walk_array(AGEN_ASENDS, gc_del, &GC_OBJECT, &w);
+        walk_linked(TUPLE_HEAD(i), TUPLE_NUM(i), offsetof(PyTupleObject, ob_item), &GC_OBJECT, &w);
+    walk_array(LISTS, &GC_OBJECT, &w);
+    walk_array(DICTS, &GC_OBJECT, &w);
+    walk_array(DICTKEYS, DICTKEYS_HOME, &w);
+    walk_linked(FLOATS_HEAD, FLOATS_NUM, offsetof(PyObject, ob_type), &PLAIN_OBJECT, &w);
+    walk_linked(CONTEXTS_HEAD, CONTEXTS_NUM, CONTEXT_LINK, &GC_OBJECT, &w);
+    walk_array(AGEN_VALUES, &GC_OBJECT, &w);
+    walk_array(AGEN_ASENDS, &GC_OBJECT, &w);
 #if PY_VERSION_HEX < 0x030B0000
-    walk_linked(FRAMES_HEAD, FRAMES_NUM, FRAME_LINK, gc_del, &GC_OBJECT, &w);
+    walk_linked(FRAMES_HEAD, FRAMES_NUM, FRAME_LINK, &GC_OBJECT, &w);
 #endif
     return w.freed;
 }
@@ -314,44 +314,52 @@ static void free_object(void *p) {
 static void gc_del(void *p) { PyObject_GC_Del(p); }
 static void mem_free(void *p) { PyMem_Free(p); }
 
+/* How CPython's clear function frees a kind's entries, which also says
+ * where a copy lives (home_of()). */
+typedef enum entry_kind {
+    OBJECT_ENTRY,  /* free_object; the pre-header is the type's */
+    BUILTIN_ENTRY, /* PyObject_GC_Del (builtin-function objects) */
+    MEM_ENTRY,     /* PyMem_Free (not objects: dict keys, writers) */
+} entry_kind_t;
+
 typedef struct kind {
     const char *name;
     size_t offset; /* of its struct _Py_freelist in struct _Py_freelists */
-    void (*free_node)(void *);
+    entry_kind_t entries;
 } kind_t;
 
 #define KIND(field, how) {#field, offsetof(struct _Py_freelists, field), how}
-#define TUPLES(i) {"tuples", offsetof(struct _Py_freelists, tuples) + (i) * sizeof(struct _Py_freelist), free_object}
+#define TUPLES(i) {"tuples", offsetof(struct _Py_freelists, tuples) + (i) * sizeof(struct _Py_freelist), OBJECT_ENTRY}
 /* Most likely holders of a phase's dead objects first: lists, dicts, their
  * keys, floats, ints, small tuples. */
 static const kind_t kinds[] = {
-    KIND(lists, free_object),
-    KIND(dicts, free_object),
-    KIND(dictkeys, mem_free),
-    KIND(floats, free_object),
-    KIND(ints, free_object),
+    KIND(lists, OBJECT_ENTRY),
+    KIND(dicts, OBJECT_ENTRY),
+    KIND(dictkeys, MEM_ENTRY),
+    KIND(floats, OBJECT_ENTRY),
+    KIND(ints, OBJECT_ENTRY),
 #if PY_VERSION_HEX >= 0x030F0000
-    KIND(complexes, free_object),
+    KIND(complexes, OBJECT_ENTRY),
 #endif
     TUPLES(0),  TUPLES(1),  TUPLES(2),  TUPLES(3),  TUPLES(4),  TUPLES(5),  TUPLES(6),
     TUPLES(7),  TUPLES(8),  TUPLES(9),  TUPLES(10), TUPLES(11), TUPLES(12), TUPLES(13),
     TUPLES(14), TUPLES(15), TUPLES(16), TUPLES(17), TUPLES(18), TUPLES(19),
-    KIND(list_iters, free_object),
-    KIND(tuple_iters, free_object),
-    KIND(slices, free_object),
-    KIND(ranges, free_object),
-    KIND(range_iters, free_object),
-    KIND(contexts, free_object),
-    KIND(async_gens, free_object),
-    KIND(async_gen_asends, free_object),
-    KIND(futureiters, free_object),
-    KIND(unicode_writers, mem_free),
+    KIND(list_iters, OBJECT_ENTRY),
+    KIND(tuple_iters, OBJECT_ENTRY),
+    KIND(slices, OBJECT_ENTRY),
+    KIND(ranges, OBJECT_ENTRY),
+    KIND(range_iters, OBJECT_ENTRY),
+    KIND(contexts, OBJECT_ENTRY),
+    KIND(async_gens, OBJECT_ENTRY),
+    KIND(async_gen_asends, OBJECT_ENTRY),
+    KIND(futureiters, OBJECT_ENTRY),
+    KIND(unicode_writers, MEM_ENTRY),
 #if PY_VERSION_HEX >= 0x030F0000
-    KIND(bytes_writers, mem_free),
+    KIND(bytes_writers, MEM_ENTRY),
 #endif
-    KIND(pycfunctionobject, gc_del),
-    KIND(pycmethodobject, gc_del),
-    KIND(pymethodobjects, free_object),
+    KIND(pycfunctionobject, BUILTIN_ENTRY),
+    KIND(pycmethodobject, BUILTIN_ENTRY),
+    KIND(pymethodobjects, OBJECT_ENTRY),
 };
 #define N_KINDS ((int)(sizeof kinds / sizeof kinds[0]))
 /* Lists up to this long are walked in the first pass (objarena_free_...). */
@@ -366,25 +374,26 @@ static struct _Py_freelist *freelist_of(struct _Py_freelists *fls, const kind_t 
     return (struct _Py_freelist *)((char *)fls + k->offset);
 }
 
-/* An object entry's home: its type is intact (the link is the refcount
+/* An entry's home. An object's type is intact (the link is the refcount
  * word), so its pre-header (GC header, managed dict) is the type's. */
-static home_t home_of(void *node, void (*free_node)(void *)) {
-    if (free_node == mem_free)
-        return (home_t){0, PyMem_Malloc, PyMem_Free};
-    return (home_t){_PyType_PreHeaderSize(Py_TYPE((PyObject *)node)), PyObject_Malloc, PyObject_Free};
+static home_t home_of(void *node, entry_kind_t entries) {
+    if (entries == MEM_ENTRY)
+        return (home_t){0, PyMem_Malloc, PyMem_Free, mem_free};
+    return (home_t){_PyType_PreHeaderSize(Py_TYPE((PyObject *)node)), PyObject_Malloc, PyObject_Free,
+                    entries == BUILTIN_ENTRY ? gc_del : free_object};
 }
 
 /* Arena entries are rehomed in place (the copy carries the link and, for
  * _asyncio's FutureIter, the type reference), or unlinked and freed the
  * way CPython clears them if that fails. */
-static void walk_list(struct _Py_freelist *fl, void (*free_node)(void *), walk_t *w) {
+static void walk_list(struct _Py_freelist *fl, entry_kind_t entries, walk_t *w) {
     if (fl->size <= 0)
         return;
     void **link = &fl->freelist;
     while (*link && !walk_done(w)) {
         void *node = *link;
         if (arena_owns(node)) {
-            home_t h = home_of(node, free_node);
+            home_t h = home_of(node, entries);
             void *copy = rehome(node, &h);
             if (copy) {
                 *link = copy;
@@ -392,7 +401,7 @@ static void walk_list(struct _Py_freelist *fl, void (*free_node)(void *), walk_t
             } else {
                 *link = *(void **)node;
                 fl->size--;
-                free_node(node);
+                h.dealloc(node);
             }
             w->freed++;
         } else {
@@ -418,7 +427,7 @@ static uint64_t walk_freelists(const arena_t *until_arena, int passes) {
         for (int i = 0; i < N_KINDS && !walk_done(&w); i++) {
             struct _Py_freelist *fl = freelist_of(fls, &kinds[i]);
             if ((fl->size > SHORT_LIST) == (pass == 1))
-                walk_list(fl, kinds[i].free_node, &w);
+                walk_list(fl, kinds[i].entries, &w);
         }
     }
     return w.freed;
@@ -437,7 +446,7 @@ int objarena_freelists_check_layout(char *what, size_t what_size) {
     struct _Py_freelists *fls = main_freelists();
     int count = 0;
     for (int i = 0; i <= N_KINDS; i++) {
-        const kind_t stack = KIND(object_stack_chunks, NULL);
+        const kind_t stack = KIND(object_stack_chunks, MEM_ENTRY); /* (never walked) */
         const kind_t *k = i < N_KINDS ? &kinds[i] : &stack;
         struct _Py_freelist *fl = freelist_of(fls, k);
         Py_ssize_t want = fl->size < 0 ? 0 : fl->size, n = 0;

@@ -253,11 +253,9 @@ int objarena_scope_enter(objarena_scope_t *s) {
          * one is still capturing here, and its limit would be charged a
          * chunk for it. */
         objarena_frame_t pause;
-        memset(&pause, 0, sizeof pause);
-        bool paused = objarena_thread_top() && objarena_pause_enter(&pause) == 0;
+        bool paused = objarena_uncaptured_begin(&pause);
         s->phase_sentinel = objarena_phase_mark();
-        if (paused && objarena_pause_exit(&pause) < 0)
-            PyErr_Clear();
+        objarena_uncaptured_end(&pause, paused);
     }
     s->entered_at = objarena_monotonic_seconds();
     s->collect_seconds_at_enter = thread_exit_collect_seconds;
@@ -396,6 +394,16 @@ int objarena_pause_exit(objarena_frame_t *pause) {
         return -1;
     }
     return 0;
+}
+
+bool objarena_uncaptured_begin(objarena_frame_t *pause) {
+    memset(pause, 0, sizeof *pause);
+    return objarena_thread_capture() && objarena_pause_enter(pause) == 0;
+}
+
+void objarena_uncaptured_end(objarena_frame_t *pause, bool paused) {
+    if (paused && objarena_pause_exit(pause) < 0)
+        PyErr_Clear();
 }
 
 void objarena_scope_stats(const objarena_scope_t *s, arena_stats_t *out) {

@@ -91,6 +91,17 @@ void objarena_scope_orphan(objarena_scope_t *scope);
 int objarena_pause_enter(objarena_frame_t *pause);
 int objarena_pause_exit(objarena_frame_t *pause);
 
+/* The extension's own allocations kept out of every arena: if a scope is
+ * capturing on this thread, pushes `pause` (zeroed by the caller) and
+ * returns true; else pushes nothing and returns false. End with
+ * objarena_uncaptured_end(pause, returned value), innermost first. Used
+ * where the extension allocates on a user's behalf during entry or exit (a
+ * phase marker, the freelist walk's heap copies), which would otherwise land
+ * in an enclosing scope's arena and be charged to its limit. Never fails:
+ * an out-of-order end is cleared, as the pause is the extension's own. */
+bool objarena_uncaptured_begin(objarena_frame_t *pause);
+void objarena_uncaptured_end(objarena_frame_t *pause, bool paused);
+
 /* Current stats of a scope: live counters while active, the exit snapshot
  * afterwards. */
 void objarena_scope_stats(const objarena_scope_t *scope, arena_stats_t *out);
