@@ -191,13 +191,23 @@ def _name_holders(wanted, first_modules=()):
     return {i: (kind, _path_name(module, steps)) for i, (kind, module, steps) in paths.items()}
 
 
+def _short_repr(key, width):
+    # A long key keeps both ends: a path's tail (the file) and its closing
+    # quote say more than its head alone, which read as a whole key.
+    text = repr(key)
+    if len(text) <= width:
+        return text
+    head = width // 3
+    return f"{text[:head]}...{text[-(width - head - 3):]}"
+
+
 def _path_name(module, steps):
     name = module
     for how, key in steps:
         if how == ".":
             name = f"{name}.{key}"
         elif how == "[]":
-            name = f"{name}[{key!r:.30}]"
+            name = f"{name}[{_short_repr(key, 30)}]"
         elif how == "lru":
             name = f"{name} (its lru_cache)"
         # "=": a class's or an instance's dict takes its owner's name
@@ -211,10 +221,10 @@ def _holder_name(holder, arena, named):
         for key, value in list(holder.items()):
             if objarena.arena_id_of(value) == arena or objarena.arena_id_of(key) == arena:
                 if name is None:
-                    return f"a dict's [{key!r:.40}]"
+                    return f"a dict's [{_short_repr(key, 40)}]"
                 if kind in ("module", "attrs") and isinstance(key, str):
                     return f"{name}.{key}"
-                return f"{name}[{key!r:.40}]"
+                return f"{name}[{_short_repr(key, 40)}]"
     if name is not None:
         return f"{name} ({type(holder).__qualname__})"
     return f"a {type(holder).__qualname__} (not reachable from a module global)"

@@ -311,6 +311,42 @@ def test_unittest_cases_are_repeated_too(pytester):
     assert "objarena: cost: 2 test(s) run again" in text, text
 
 
+LONG_KEY_SUITE = """
+BY_PATH = {}
+LONG = "/srv/batch/" + "nested-directory/" * 6 + "report-2026.csv"
+ROWS = {LONG: []}
+
+
+def test_leaks_under_a_long_key():
+    # Survivors held by a module global's item whose key is a long path.
+    ROWS[LONG].extend({"row": i} for i in range(300))
+
+
+def test_leaks_a_list_under_a_long_key():
+    # The survivor is the dict item itself (the list made here).
+    BY_PATH.setdefault(LONG + "." + str(len(BY_PATH)), [str(i) * 3 for i in range(300)])
+"""
+
+
+def test_a_long_key_is_shortened_in_the_middle_keeping_its_end(pytester):
+    # A key cut at its end read as a whole key without its closing quote
+    # ("linecache.cache['/tmp/objarena-suites/venv314/]" on pyparsing's suite).
+    pytester.makepyfile(test_long_keys=LONG_KEY_SUITE)
+    result = pytester.runpytest_subprocess("--objarena", "--objarena-repeat=0", *RUN)
+    result.assert_outcomes(passed=2)
+    text = summary(result)
+    held = re.findall(r"held by (\S+)", text)
+    assert held, text
+    named = [h for h in held if "/srv/b" in h]
+    assert len(named) == 2, text
+    for name in named:
+        # Head, "...", tail, closing quote: never a key cut at its end.
+        assert re.search(r"\['/srv/b[^\]]*\.\.\.[^\]]*'\]", name), text
+        assert len(name[name.index("[") + 1:name.index("]")]) <= 30, text
+    assert "test_long_keys.ROWS['/srv/batc.../report-2026.csv'] (list)" in named[0] + " (list)", text
+    assert named[1].startswith("test_long_keys.BY_PATH['/srv/b") and named[1].endswith(".csv.0']"), text
+
+
 RUN_COUNT_SUITE = """
 MEMO = {}
 RUNS = [0, 0]
