@@ -101,8 +101,9 @@ def test_a_task_that_saw_no_collection_collects_nothing_at_exit(child):
     # Its generation 0 holds what every in-flight task made since the last
     # collection. Collecting it at each such exit was the only extra
     # collection a server's task scopes still ran once the freelist walk kept
-    # the lists' lengths (1,900-2,700 of 10,000 requests; 3.14.10 server CPU
-    # 1.11x plain's with them, 0.96x without). Old code: "gen0" and the
+    # the lists' lengths (1,900-2,700 of 10,000 requests; gen-0 collections
+    # 1.65-2.07x plain's with them, 1.08-1.21x without on 3.13.0/3.14.10).
+    # Old code: "gen0" and the
     # gen-0 collection count moves. The task's garbage cycle goes with
     # CPython's next collection (check_released).
     out = run(child, """
