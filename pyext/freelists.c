@@ -110,6 +110,25 @@ static void *rehome(void *node, const home_t *h) {
 
 static bool walk_done(const walk_t *w) { return w->until && arena_live_blocks(w->until) == 0; }
 
+/* The arena entry at *link of a linked list whose link is the pointer at
+ * `link_offset` in each node: rehomed in place (the copy carries the link),
+ * or unlinked and freed with the kind's dealloc if that fails (*removed
+ * set; the caller decrements the list's counter). Returns where the walk
+ * goes on: the copy's link, or `link` itself. */
+static void **take_linked_entry(void **link, size_t link_offset, const home_t *h, bool *removed, walk_t *w) {
+    char *node = *link;
+    char *copy = rehome(node, h);
+    w->freed++;
+    *removed = copy == NULL;
+    if (copy) {
+        *link = copy;
+        return (void **)(copy + link_offset);
+    }
+    *link = *(void **)(node + link_offset);
+    h->dealloc(node);
+    return link;
+}
+
 /* False when there is nothing to do (the arena has no live block) or the
  * running interpreter is not the layout compiled in (layout_check.h): then
  * a full collection clears the freelists instead, and the skip is counted. */
@@ -140,27 +159,18 @@ static const home_t MEM_BLOCK = {0, PyMem_Malloc, PyMem_Free, mem_free};
 #endif
 
 /* A singly linked freelist whose link is the pointer at `link_offset` in
- * each node; `head` is the newest entry. Arena entries are rehomed in place
- * (the copy carries the link), or unlinked and freed if that fails. */
+ * each node; `head` is the newest entry (arena entries: take_linked_entry). */
 static void walk_linked(void **head, int *numfree, size_t link_offset, const home_t *h, walk_t *w) {
     void **link = head;
     while (*link && !walk_done(w)) {
         char *node = *link;
-        void **next = (void **)(node + link_offset);
-        if (arena_owns(node)) {
-            char *copy = rehome(node, h);
-            if (copy) {
-                *link = copy;
-                link = (void **)(copy + link_offset);
-            } else {
-                *link = *next;
-                (*numfree)--;
-                h->dealloc(node);
-            }
-            w->freed++;
-        } else {
-            link = next;
-        }
+        bool removed = false;
+        if (arena_owns(node))
+            link = take_linked_entry(link, link_offset, h, &removed, w);
+        else
+            link = (void **)(node + link_offset);
+        if (removed)
+            (*numfree)--;
     }
 }
 
@@ -383,30 +393,24 @@ static home_t home_of(void *node, entry_kind_t entries) {
                     entries == BUILTIN_ENTRY ? gc_del : free_object};
 }
 
-/* Arena entries are rehomed in place (the copy carries the link and, for
- * _asyncio's FutureIter, the type reference), or unlinked and freed the
- * way CPython clears them if that fails. */
+/* Linked through the entry's first word (arena entries: take_linked_entry;
+ * a copy carries the link and, for _asyncio's FutureIter, the type
+ * reference). */
 static void walk_list(struct _Py_freelist *fl, entry_kind_t entries, walk_t *w) {
     if (fl->size <= 0)
         return;
     void **link = &fl->freelist;
     while (*link && !walk_done(w)) {
         void *node = *link;
+        bool removed = false;
         if (arena_owns(node)) {
             home_t h = home_of(node, entries);
-            void *copy = rehome(node, &h);
-            if (copy) {
-                *link = copy;
-                link = (void **)copy;
-            } else {
-                *link = *(void **)node;
-                fl->size--;
-                h.dealloc(node);
-            }
-            w->freed++;
+            link = take_linked_entry(link, 0, &h, &removed, w);
         } else {
             link = (void **)node;
         }
+        if (removed)
+            fl->size--;
     }
 }
 
