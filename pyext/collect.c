@@ -194,15 +194,14 @@ void objarena_exit_collect(const objarena_scope_options_t *options, const long c
          * requests x 2 bursts, gen-0 collections against plain's: 3.13.0
          * 1.65x with them, 1.08x without; 3.14.10 2.07x, 1.21x; RSS growth
          * 0.16-0.23x either way: docs/benchmarks.md). */
-        bool skip_generations = interleaved;
-        if (skip_generations)
+        if (interleaved)
             c->generation = -1;
         /* Promoted objects of the phase, and no full collection reordered
          * generation 2: collect them with generation 1 (phase_collect.h),
          * in proportion to the phase, instead of leaving them to a full
          * collection. */
         Py_ssize_t moved = -1;
-        if (options->collect == OBJARENA_COLLECT_AUTO && !skip_generations && c->promoted && known &&
+        if (options->collect == OBJARENA_COLLECT_AUTO && !interleaved && c->promoted && known &&
             now[2] == then[2] && gc_functions() == 0)
             moved = objarena_phase_collect(phase_sentinel, gc_collect_fn);
         if (PyErr_Occurred())
@@ -210,7 +209,7 @@ void objarena_exit_collect(const objarena_scope_options_t *options, const long c
         if (moved > 0) {
             c->phase = true;
             c->phase_objects = (uint64_t)moved;
-        } else if (!skip_generations) {
+        } else if (!interleaved) {
             gc_collect_generation(c->generation);
         }
         if (arena_live_blocks(arena) > 0) {

@@ -103,9 +103,8 @@ def test_a_task_that_saw_no_collection_collects_nothing_at_exit(child):
     # collection a server's task scopes still ran once the freelist walk kept
     # the lists' lengths (1,900-2,700 of 10,000 requests; gen-0 collections
     # 1.65-2.07x plain's with them, 1.08-1.21x without on 3.13.0/3.14.10).
-    # Old code: "gen0" and the
-    # gen-0 collection count moves. The task's garbage cycle goes with
-    # CPython's next collection (check_released).
+    # Old code: "gen0" and the gen-0 collection count moves. The task's
+    # garbage cycle goes with CPython's next collection (check_released).
     out = run(child, """
 class Node:
     pass
