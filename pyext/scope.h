@@ -51,6 +51,7 @@ typedef struct objarena_scope {
     size_t effective_limit;   /* the arena's byte limit: the tightest of its own and its enclosing scopes' (0: none) */
     bool chunk_size_given;    /* options.chunk_size came from the caller (else sized to the limit at entry) */
     bool task_scope;          /* entered in an asyncio task's step (task_scope.h): parked while the task waits */
+    bool counted_open;        /* counted among the open task scopes (scope.c) until its exit */
     uint64_t arena_id;
 } objarena_scope_t;
 
@@ -111,11 +112,14 @@ void objarena_scope_stats(const objarena_scope_t *scope, arena_stats_t *out);
  * arrays, buffers) come from malloc, and glibc keeps freed heap memory below
  * its trim threshold, which grows to the largest freed mmap'd block.
  * Unconditional (Pool.trim, close); a scope's exit paces its trims so they
- * take at most ~2% of the wall time (scope.c). GIL held. */
+ * take at most ~2% of the wall time, and while other task scopes are open
+ * (requests in flight) trims at most once a second (scope.c). GIL held. */
 void objarena_trim_malloc(void);
 
-/* Trims done, and scope exits that skipped theirs to keep the pace. */
-void objarena_trim_stats(uint64_t *done, uint64_t *skipped);
+/* Trims done, scope exits that skipped theirs to keep the pace, and exits
+ * that deferred theirs because other task scopes were still open (at most
+ * one trim a second then; scope.c). */
+void objarena_trim_stats(uint64_t *done, uint64_t *skipped, uint64_t *deferred);
 
 #ifdef __cplusplus
 }

@@ -18,8 +18,8 @@ PyObject *objarena_info(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored
     int depth = 0, capturing = objarena_thread_capture() != NULL;
     for (objarena_frame_t *f = objarena_thread_top(); f; f = f->parent)
         depth += f->arena != NULL;
-    uint64_t trims, trims_skipped;
-    objarena_trim_stats(&trims, &trims_skipped);
+    uint64_t trims, trims_skipped, trims_deferred;
+    objarena_trim_stats(&trims, &trims_skipped, &trims_deferred);
     objarena_collect_stats_t cs;
     objarena_collect_stats(&cs);
     uint64_t rehomed, not_rehomed;
@@ -52,7 +52,8 @@ PyObject *objarena_info(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored
         PyDict_SetItemString(d, "capturing", capturing ? Py_True : Py_False) < 0 ||
         set_u64(d, "scope_depth", (uint64_t)depth) < 0 || set_u64(d, "chain_repairs", hs.chain_repairs) < 0 ||
         set_u64(d, "blocks_moved_out", hs.moved_out) < 0 || set_u64(d, "malloc_trims", trims) < 0 ||
-        set_u64(d, "malloc_trims_skipped", trims_skipped) < 0 || set_u64(d, "arenas_live", g.arenas_live) < 0 ||
+        set_u64(d, "malloc_trims_skipped", trims_skipped) < 0 ||
+        set_u64(d, "malloc_trims_deferred", trims_deferred) < 0 || set_u64(d, "arenas_live", g.arenas_live) < 0 ||
         set_u64(d, "arenas_created", g.arenas_created) < 0 || set_u64(d, "bytes_mapped", g.bytes_mapped) < 0 ||
         set_u64(d, "peak_mapped", g.peak_mapped) < 0 || set_u64(d, "chunks_live", g.chunks_live) < 0 ||
         set_u64(d, "large_live", g.large_live) < 0 || set_u64(d, "retained_chunks", g.chunks_retained) < 0 ||
