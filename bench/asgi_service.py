@@ -10,7 +10,8 @@ client sends two bursts of --requests at --concurrency, with --idle seconds
 between and after. Variants, alternated (--rounds): plain, middleware
 (the default: each request's pages go back when it ends), warm
 (ScopeMiddleware(warm=True): a pool of the middleware's own, trimmed when
-the service idles) and pool (a Pool of the caller's, never trimmed). Printed per
+the service idles), warm-idle0 (the same with idle_seconds=0: trimmed as
+soon as no request is in flight) and pool (a Pool of the caller's, never trimmed). Printed per
 variant: responses identical to plain's, throughput and p50/p99 latency as
 ratios of plain's in the same round, and the server's RSS before, after each
 burst (at once) and after idle, with growth over the pre-burst baseline as a
@@ -83,6 +84,9 @@ elif VARIANT == "middleware":
 elif VARIANT == "warm":
     import objarena.asgi
     app = objarena.asgi.ScopeMiddleware(handler, warm=True)
+elif VARIANT == "warm-idle0":
+    import objarena.asgi
+    app = objarena.asgi.ScopeMiddleware(handler, warm=True, idle_seconds=0)
 elif VARIANT == "pool":
     import objarena.asgi
     app = objarena.asgi.ScopeMiddleware(handler, pool=objarena.Pool())
