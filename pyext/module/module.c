@@ -47,6 +47,7 @@ static PyObject *objarena_collect(PyObject *Py_UNUSED(module), PyObject *Py_UNUS
     arena_pool_t *default_pool = arena_default_pool();
     if (default_pool)
         arena_pool_trim(default_pool, 0); /* the empty chunk bare scopes keep warm goes back too */
+    objarena_trim_malloc(); /* and the C heap's free pages, unpaced (an exit may have deferred its trim) */
     Py_RETURN_NONE;
 }
 

@@ -247,6 +247,15 @@ async def main():
     with objarena.scope(collect=False):             # no task scope open: as before
         pass
     assert trims()[1] == t3[1]
+    ev2 = asyncio.Event()
+    stays = asyncio.create_task(job(ev2))           # (a WebSocket connection's scope)
+    await asyncio.create_task(job(None))
+    t4 = trims()
+    assert t4[1] == t3[1] + 1, (t3, t4)             # deferred, and no exit comes after it:
+    objarena.collect()                              # collect() trims
+    assert trims()[0] == t4[0] + 1, (t4, trims())
+    ev2.set()
+    await stays
     print("ok", t0, t3)
 
 asyncio.run(main())
