@@ -108,12 +108,14 @@ def test_freed_big_buffers_are_uncharged():
 def test_charges_count_against_an_enclosing_limit():
     # The outer scope's charged blocks are taken off what an inner scope may
     # use, and the inner scope's own big blocks are charged to the inner one.
-    with objarena.scope(limit=8 * 2**20) as outer:
+    # adopt=False: an adopted retained chunk of an earlier test counts whole
+    # against a limit, and two of them left inner2 too little (pytest -n 2).
+    with objarena.scope(limit=8 * 2**20, adopt=False) as outer:
         held = [None] * 750_000  # 6 MB charged to the outer scope
         with pytest.raises(MemoryError):
-            with objarena.scope() as inner:
+            with objarena.scope(adopt=False) as inner:
                 [None] * 400_000  # 3.2 MB: more than the outer scope has left
-        with objarena.scope(limit=2**21) as inner2:
+        with objarena.scope(limit=2**21, adopt=False) as inner2:
             small = [None] * 100_000  # 800 kB charged to inner2
             del small
     del held
