@@ -287,18 +287,12 @@ int objarena_scope_enter(objarena_scope_t *s) {
         return -1;
     }
     s->arena_id = arena_id(arena);
-    if (s->task_scope) {
-        s->counted_open = true;
-        open_task_scopes++;
-    }
+    open_task_scopes += s->task_scope; /* (finish_exit takes it off: it runs once per entered scope) */
     return 0;
 }
 
 static void finish_exit(objarena_scope_t *s) {
-    if (s->counted_open) {
-        s->counted_open = false;
-        open_task_scopes--;
-    }
+    open_task_scopes -= s->task_scope;
     /* The exit collection lets a phase pay for a full collection out of its
      * own wall time (collect.c), less what nested exits already spent
      * (objarena_exit_pacing_start). A task scope's wall time is mostly

@@ -51,7 +51,6 @@ typedef struct objarena_scope {
     size_t effective_limit;   /* the arena's byte limit: the tightest of its own and its enclosing scopes' (0: none) */
     bool chunk_size_given;    /* options.chunk_size came from the caller (else sized to the limit at entry) */
     bool task_scope;          /* entered in an asyncio task's step (task_scope.h): parked while the task waits */
-    bool counted_open;        /* counted among the open task scopes (scope.c) until its exit */
     uint64_t arena_id;
 } objarena_scope_t;
 
